@@ -1,0 +1,46 @@
+# The two commands: `make up` (set up, then run the main job) and `make test` (set up, then
+# run the whole suite). Both create .venv with the Python found as $(PYTHON) (3.11+).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: up test lint unit integration bench proto clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("edge-runner needs Python 3.11+") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+up: $(VENV)/.installed
+	$(BIN)/edge-runner up examples/hello
+
+test: $(VENV)/.installed-dev lint
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/integration
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/tunnel.py
+
+proto: $(VENV)/.installed-dev
+	$(BIN)/python tools/gen_proto.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,11 @@
+"""edge-runner: a local-first runner for AI models.
+
+Kept light on purpose: importing ``edge_runner`` pulls in no gRPC, web or UI libraries.
+"""
+
+from __future__ import annotations
+
+from edge_runner._version import __version__
+from edge_runner.models.model_class import ModelClass
+
+__all__ = ["ModelClass", "__version__"]

@@ -1,0 +1,71 @@
+"""The Backend interface the runner's executor calls from its worker threads."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from edge_runner.proto import tunnel_pb2 as pb
+
+__all__ = ["Backend", "BackendError", "Reply", "StreamReply"]
+
+
+class BackendError(Exception):
+    """A task failure with a tunnel error code (``INVALID_ARGUMENT``, ``NOT_FOUND``, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A unary answer: JSON bytes and, where known, token usage."""
+
+    payload: bytes
+    usage: pb.Usage | None = None
+
+
+@dataclass(slots=True)
+class StreamReply:
+    """A streaming answer: an iterator of JSON chunks; ``usage`` may be set once it ends."""
+
+    chunks: Iterator[bytes]
+    usage: pb.Usage | None = None
+
+
+class Backend(abc.ABC):
+    """Something that serves models: loads them, describes them, runs their methods."""
+
+    #: short name shown in the registry ("python", "ollama", ...)
+    name: str = ""
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load models (blocking; called once in a worker thread before registering)."""
+
+    @abc.abstractmethod
+    def specs(self) -> list[pb.ModelSpec]:
+        """The models served, with their method signatures."""
+
+    @abc.abstractmethod
+    def call(
+        self, model_id: str, method: str, payload: bytes, cancel: threading.Event
+    ) -> Reply | StreamReply:
+        """Run one task in the calling worker thread.
+
+        Args:
+            model_id: which model.
+            method: the method name, or ``openai.chat.completions`` for the OpenAI adapter.
+            payload: the JSON body (keyword arguments, or the OpenAI request).
+            cancel: set when the task is cancelled; long work should check it.
+
+        Raises:
+            BackendError: the task failed in a way the client should see by code.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Release resources when the runner stops."""

@@ -1,0 +1,119 @@
+"""The Python model-folder backend: ``config.yaml`` + ``1/model.py`` with a ModelClass."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply
+from edge_runner.backends.openai_adapter import CHAT_METHOD, chat_completion
+from edge_runner.errors import InvalidArgument
+from edge_runner.models.loader import ModelFolder, load_model_folder
+from edge_runner.models.model_class import (
+    ModelClass,
+    iterate_with_cancel_event,
+    run_with_cancel_event,
+)
+from edge_runner.models.signatures import MethodKind, MethodSignature, validate_arguments
+from edge_runner.models.wire import model_spec
+from edge_runner.proto import tunnel_pb2 as pb
+
+__all__ = ["PythonModelBackend", "dump_output"]
+
+logger = logging.getLogger(__name__)
+
+
+def dump_output(value: Any, where: str) -> bytes:
+    """JSON-encode a method's output, or fail the task with a message naming the method."""
+    try:
+        return json.dumps(value).encode()
+    except (TypeError, ValueError) as exc:
+        raise BackendError(
+            "MODEL_ERROR", f"{where} returned a {type(value).__name__}, which is not JSON: {exc}"
+        ) from exc
+
+
+class PythonModelBackend(Backend):
+    """Serves one model folder; methods run in the executor's worker threads."""
+
+    name = "python"
+
+    def __init__(self, path: str | Path) -> None:
+        self.folder: ModelFolder = load_model_folder(path)
+        self.model_id = self.folder.config.model_id
+        self.methods: dict[str, MethodSignature] = {s.name: s for s in self.folder.signatures}
+        self._instance: ModelClass | None = None
+
+    @property
+    def chat_signature(self) -> MethodSignature | None:
+        """The ``chat`` method the OpenAI adapter uses, when the model has one."""
+        sig = self.methods.get("chat")
+        if sig is None or sig.kind is MethodKind.BIDI:
+            return None
+        if "messages" not in {p.name for p in sig.params}:
+            return None
+        return sig
+
+    def load(self) -> None:
+        """Instantiate the model class and run its ``load_model()``."""
+        self._instance = self.folder.instantiate()
+        logger.info("model %s loaded from %s", self.model_id, self.folder.path)
+
+    def specs(self) -> list[pb.ModelSpec]:
+        """One spec: this folder's model."""
+        return [
+            model_spec(
+                self.model_id,
+                self.folder.signatures,
+                backend=self.name,
+                chat=self.chat_signature is not None,
+                model_type_id=self.folder.config.model_type_id,
+            )
+        ]
+
+    def call(
+        self, model_id: str, method: str, payload: bytes, cancel: threading.Event
+    ) -> Reply | StreamReply:
+        """Run ``method`` with the JSON keyword arguments in ``payload``."""
+        instance = self._instance
+        if instance is None:
+            raise BackendError("UNAVAILABLE", f"model {self.model_id} is not loaded yet")
+        try:
+            args = json.loads(payload) if payload else {}
+        except ValueError as exc:
+            raise BackendError("INVALID_ARGUMENT", f"task payload is not JSON: {exc}") from exc
+        if method == CHAT_METHOD:
+            chat = self.chat_signature
+            if chat is None:
+                raise BackendError("NOT_FOUND", f"model {self.model_id} has no chat method")
+            return chat_completion(
+                instance, chat, args, cancel, model_id=self.model_id, completion_id=None
+            )
+        sig = self.methods.get(method)
+        if sig is None:
+            raise BackendError(
+                "NOT_FOUND",
+                f"model {self.model_id} has no method {method!r}; "
+                f"its methods: {', '.join(sorted(self.methods))}",
+            )
+        if sig.kind is MethodKind.BIDI:
+            raise BackendError("NOT_IMPLEMENTED", f"{method} takes an input stream")
+        try:
+            args = validate_arguments(sig, args)
+        except InvalidArgument as exc:
+            raise BackendError("INVALID_ARGUMENT", str(exc)) from exc
+        fn = getattr(instance, method)
+        where = f"{self.model_id}.{method}()"
+        if sig.kind is MethodKind.UNARY:
+            return Reply(dump_output(run_with_cancel_event(cancel, fn, **args), where))
+        iterator = run_with_cancel_event(cancel, fn, **args)
+        return StreamReply(_json_chunks(iterate_with_cancel_event(cancel, iterator), where))
+
+
+def _json_chunks(items: Iterator[Any], where: str) -> Iterator[bytes]:
+    for item in items:
+        yield dump_output(item, where)

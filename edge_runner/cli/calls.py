@@ -1,0 +1,196 @@
+"""Client commands: ``predict``, ``generate``, ``models``, ``runners``.
+
+Method arguments come as ``--NAME VALUE`` pairs parsed by the method's signature types (int,
+float, bool, str; lists and dicts as JSON), or all at once with ``--json '{...}'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from edge_runner.cli.output import add_output_option, ago, print_json, print_table
+from edge_runner.client import Client
+from edge_runner.errors import ConfigError, InvalidArgument
+from edge_runner.models.signatures import MethodSignature, parse_cli_value
+
+__all__ = ["parse_method_args", "register"]
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--context", help="context to use (default: the active one)")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the client commands."""
+    for name, default_method, helptext in (
+        ("predict", "predict", "call a model method and print its answer"),
+        ("generate", "generate", "call a streaming method and print chunks as they come"),
+    ):
+        p = sub.add_parser(
+            name,
+            help=helptext,
+            description=f"{helptext[0].upper()}{helptext[1:]}. Method arguments: --NAME VALUE "
+            "(typed by the method's signature) or --json '{...}'.",
+        )
+        p.add_argument("model", help="model id")
+        p.add_argument(
+            "--method", default=default_method, help=f"method (default {default_method})"
+        )
+        p.add_argument("--json", dest="json_args", help="all arguments as one JSON object")
+        add_output_option(p)
+        _client_options(p)
+        p.set_defaults(func=_predict if name == "predict" else _generate, accepts_extra=True)
+    models = sub.add_parser("models", help="list the models the control plane knows")
+    add_output_option(models)
+    _client_options(models)
+    models.set_defaults(func=_models)
+    runners = sub.add_parser("runners", help="list your runners")
+    add_output_option(runners)
+    _client_options(runners)
+    runners.set_defaults(func=_runners)
+
+
+def parse_method_args(
+    signature: MethodSignature, extra: list[str], json_args: str | None
+) -> dict[str, Any]:
+    """Turn ``--NAME VALUE`` pairs (and ``--json``) into keyword arguments for ``signature``."""
+    args: dict[str, Any] = {}
+    if json_args:
+        try:
+            loaded = json.loads(json_args)
+        except ValueError as exc:
+            raise InvalidArgument(f"--json is not valid JSON: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise InvalidArgument("--json must be a JSON object of keyword arguments")
+        args.update(loaded)
+    params = {p.name: p for p in signature.params}
+    known = ", ".join(f"--{name}" for name in params) or "none"
+    i = 0
+    while i < len(extra):
+        token = extra[i]
+        if not token.startswith("--") or len(token) == 2:
+            raise InvalidArgument(f"unexpected {token!r}; arguments look like --NAME VALUE")
+        name, eq, value = token[2:].partition("=")
+        name = name.replace("-", "_")
+        param = params.get(name)
+        if param is None:
+            raise InvalidArgument(
+                f"{signature.name}() has no argument {name!r}; its arguments: {known}", name
+            )
+        if not eq:
+            following = extra[i + 1] if i + 1 < len(extra) else None
+            if param.base_type == "bool" and (following is None or following.startswith("--")):
+                value = "true"
+            elif following is None:
+                raise InvalidArgument(f"--{name} needs a value", name)
+            else:
+                value = following
+                i += 1
+        args[name] = parse_cli_value(param, value)
+        i += 1
+    return args
+
+
+def _signature(client: Client, model_id: str, method: str) -> MethodSignature:
+    model = client.model(model_id)
+    for doc in model.get("methods", []):
+        if doc.get("name") == method:
+            return MethodSignature.from_dict(doc)
+    names = ", ".join(m.get("name", "?") for m in model.get("methods", []))
+    raise ConfigError(f"model {model_id!r} has no method {method!r}; its methods: {names}")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    with Client.from_context(args.context, timeout=None) as client:
+        signature = _signature(client, args.model, args.method)
+        kwargs = parse_method_args(signature, args.extra, args.json_args)
+        if signature.kind.value != "unary":
+            printer = _StreamPrinter(args.output)
+            for item in client.generate(args.model, args.method, **kwargs):
+                printer(item)
+            printer.end()
+            return 0
+        output = client.predict(args.model, args.method, **kwargs)
+    if args.output == "json" or not isinstance(output, str):
+        print_json(output)
+    else:
+        print(output)
+    return 0
+
+
+class _StreamPrinter:
+    """Prints streamed outputs as they come: text as-is, anything else as JSON lines."""
+
+    def __init__(self, output: str) -> None:
+        self._json = output == "json"
+        self._last = "\n"
+
+    def __call__(self, item: Any) -> None:
+        text = json.dumps(item) + "\n" if self._json or not isinstance(item, str) else item
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            self._last = text[-1]
+
+    def end(self) -> None:
+        """End the output with a newline."""
+        if self._last != "\n":
+            sys.stdout.write("\n")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    with Client.from_context(args.context, timeout=None) as client:
+        signature = _signature(client, args.model, args.method)
+        kwargs = parse_method_args(signature, args.extra, args.json_args)
+        printer = _StreamPrinter(args.output)
+        if signature.kind.value == "unary":
+            printer(client.predict(args.model, args.method, **kwargs))
+        else:
+            for item in client.generate(args.model, args.method, **kwargs):
+                printer(item)
+    printer.end()
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    with Client.from_context(args.context) as client:
+        models = client.models()
+    if args.output == "json":
+        print_json(models)
+        return 0
+    rows = [
+        (
+            m["id"],
+            m.get("status", "?"),
+            m.get("runners", 0),
+            m.get("backend", ""),
+            ", ".join(method["name"] for method in m.get("methods", [])),
+        )
+        for m in models
+    ]
+    print_table(("MODEL", "STATUS", "RUNNERS", "BACKEND", "METHODS"), rows)
+    return 0
+
+
+def _runners(args: argparse.Namespace) -> int:
+    with Client.from_context(args.context) as client:
+        runners = client.runners()
+    if args.output == "json":
+        print_json(runners)
+        return 0
+    rows = [
+        (
+            r["id"],
+            r.get("hostname", ""),
+            r.get("status", "?"),
+            ", ".join(r.get("models", [])),
+            f"{r.get('busy', 0)}/{r.get('pool_size', 0)}",
+            ago(float(r.get("last_seen", 0))),
+        )
+        for r in runners
+    ]
+    print_table(("RUNNER", "HOST", "STATUS", "MODELS", "BUSY", "SEEN"), rows)
+    return 0

@@ -1,0 +1,241 @@
+"""Long-running commands: ``control`` (control plane), ``runner`` (one runner), ``up`` (both).
+
+``--ready-fd N`` (used by ``up``) makes the process write one JSON line to file descriptor N
+once it is serving, so the supervisor learns the chosen ports and ids without polling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge_runner.errors import ConfigError
+
+__all__ = ["register", "write_ready"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 7070
+DEFAULT_GRPC_PORT = 7071
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``up``, ``control`` and ``runner``."""
+    from edge_runner.cli import up
+
+    control = sub.add_parser(
+        "control",
+        help="run the control plane alone",
+        description="Run the control plane (HTTP API + gRPC tunnel endpoint). On first start "
+        "it creates an admin token and writes it to a 0600 file whose path it prints.",
+    )
+    _listen_options(control)
+    _control_options(control)
+    control.set_defaults(func=_control)
+
+    runner = sub.add_parser(
+        "runner",
+        help="run a runner for a model folder",
+        description="Serve a model folder through the active context's control plane. The "
+        "runner only dials out; it keeps retrying with backoff until the control plane answers.",
+    )
+    runner.add_argument("model_path", nargs="?", default=".", help="model folder (default .)")
+    _runner_options(runner)
+    runner.add_argument("--context", help="context to use (default: the active one)")
+    runner.add_argument(
+        "--host", help="control plane host (with --port, overrides the context's api_base)"
+    )
+    runner.add_argument("--port", type=int, help="control plane HTTP port")
+    runner.add_argument("--runner-id", help="use this runner id instead of the persisted one")
+    runner.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    runner.set_defaults(func=_runner)
+    up.register(sub)
+
+
+def _listen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"HTTP API port (default {DEFAULT_PORT}; 0 = any free)",
+    )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=DEFAULT_GRPC_PORT,
+        help=f"gRPC tunnel port (default {DEFAULT_GRPC_PORT}; 0 = any free)",
+    )
+
+
+def _control_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="registry and admin token location")
+    parser.add_argument(
+        "--request-timeout", type=float, default=60.0, help="per-request deadline, s (default 60)"
+    )
+    parser.add_argument(
+        "--max-queue", type=int, default=1024, help="waiting requests per model before 429"
+    )
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=32 * 1024 * 1024, help="request body limit (413)"
+    )
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+
+def _runner_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pool-size", type=int, default=32, help="worker threads = tasks at once (default 32)"
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=30.0,
+        help="seconds a stop waits for in-flight tasks (default 30)",
+    )
+
+
+def write_ready(fd: int | None, info: dict[str, Any]) -> None:
+    """Tell a supervisor we are serving (one JSON line on ``fd``), then close it."""
+    if fd is None:
+        return
+    try:
+        os.write(fd, json.dumps(info).encode() + b"\n")
+    finally:
+        os.close(fd)
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value:g}")
+
+
+def _port(name: str, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{name} must be a port number 0-65535, got {value}")
+
+
+# -- control ----------------------------------------------------------------------------------
+
+
+def _control(args: argparse.Namespace) -> int:
+    from edge_runner.config.paths import data_dir
+    from edge_runner.control import ControlPlane, ControlSettings
+
+    _port("--port", args.port)
+    _port("--grpc-port", args.grpc_port)
+    _positive("--request-timeout", args.request_timeout)
+    _positive("--max-queue", args.max_queue)
+    _positive("--max-body-bytes", args.max_body_bytes)
+    settings = ControlSettings(
+        host=args.host,
+        port=args.port,
+        grpc_port=args.grpc_port,
+        data_dir=(args.data_dir or data_dir() / "control").expanduser().resolve(),
+        request_timeout=args.request_timeout,
+        max_queue=args.max_queue,
+        max_body_bytes=args.max_body_bytes,
+    )
+
+    async def serve() -> None:
+        try:
+            plane = await ControlPlane(settings).__aenter__()
+        except OSError as exc:
+            raise ConfigError(f"{exc}; pick another with --port/--grpc-port (0 = any)") from exc
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, plane.stop)
+        try:
+            if args.ready_fd is None:
+                print(f"control plane: {plane.api_base}  (tunnel: grpc {plane.state.grpc_address})")  # type: ignore[union-attr]
+                print(f"admin token file: {settings.admin_token_file} (mode 0600)")
+                sys.stdout.flush()
+            write_ready(
+                args.ready_fd,
+                {
+                    "api_base": plane.api_base,
+                    "grpc": plane.state.grpc_address if plane.state else "",
+                    "admin_token_file": str(settings.admin_token_file),
+                    "created_admin_token": plane.created_admin_token,
+                },
+            )
+            await plane.wait_closed()
+            logger.info("stopping the control plane")
+        finally:
+            await plane.close()
+
+    asyncio.run(serve())
+    return 0
+
+
+# -- runner -----------------------------------------------------------------------------------
+
+
+def _runner(args: argparse.Namespace) -> int:
+    from edge_runner.backends.python_model import PythonModelBackend
+    from edge_runner.config.paths import data_dir, runtime_dir
+    from edge_runner.config.resolve import resolve_credentials
+    from edge_runner.runner import Runner, RunnerSettings
+    from edge_runner.runner.identity import claim_runner_id
+
+    _positive("--pool-size", args.pool_size)
+    _positive("--grace-period", args.grace_period)
+    api_base = None
+    if args.host or args.port:
+        api_base = f"http://{args.host or '127.0.0.1'}:{args.port or DEFAULT_PORT}"
+    creds = resolve_credentials(context=args.context, api_base=api_base)
+    model_path = Path(args.model_path).expanduser().resolve()
+    backend = PythonModelBackend(model_path)
+    identity = None
+    if args.runner_id:
+        runner_id = args.runner_id
+    else:
+        identity = claim_runner_id(creds.api_base, str(model_path), data_dir(), runtime_dir())
+        runner_id = identity.runner_id
+    settings = RunnerSettings(
+        api_base=creds.api_base,
+        token=creds.token,
+        pool_size=args.pool_size,
+        grace_period=args.grace_period,
+    )
+    runner = Runner(settings, backend, runner_id)
+
+    def ready(r: Runner) -> None:
+        specs = backend.specs()
+        write_ready(
+            args.ready_fd,
+            {
+                "runner_id": r.runner_id,
+                "model_id": backend.model_id,
+                "methods": [sig.to_dict() for sig in backend.folder.signatures],
+                "chat": bool(specs and specs[0].chat),
+                "pool_size": settings.pool_size,
+            },
+        )
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runner.request_stop)
+        logger.info(
+            "runner %s serving %s from %s with %d worker(s)",
+            runner_id,
+            backend.model_id,
+            model_path,
+            settings.pool_size,
+        )
+        await runner.run(on_ready=ready)
+        logger.debug("runner stopped")
+
+    try:
+        asyncio.run(serve())
+    finally:
+        if identity is not None:
+            identity.release()
+    return 0

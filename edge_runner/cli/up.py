@@ -1,0 +1,248 @@
+"""``edge-runner up``: an embedded control plane and a runner, as two supervised children.
+
+The supervisor starts ``edge-runner control`` (loopback, SQLite under the user data dir), makes
+the ``local`` context from its admin token (token to the secret store, never to a command line),
+starts ``edge-runner runner MODEL_PATH --context local``, and prints the banner once the runner
+is registered. Children run in their own sessions, so Ctrl-C reaches only the supervisor, which
+forwards one SIGTERM per Ctrl-C to the runner (drain → cancel → exit) and then stops the
+control plane.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge_runner.cli.banner import render_banner
+from edge_runner.errors import ConfigError
+
+__all__ = ["LOCAL_CONTEXT", "register"]
+
+logger = logging.getLogger(__name__)
+
+LOCAL_CONTEXT = "local"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``up`` command."""
+    from edge_runner.cli.serve import _control_options, _listen_options, _runner_options
+
+    up = sub.add_parser(
+        "up",
+        help="run a control plane and a runner for a model folder on this machine",
+        description="Start an embedded control plane on this machine and a runner for "
+        "MODEL_PATH connected to it through the tunnel; write the `local` context; print "
+        "how to call the model. Ctrl-C stops everything.",
+    )
+    up.add_argument("model_path", nargs="?", default=".", help="model folder (default .)")
+    _listen_options(up)
+    _control_options(up)
+    _runner_options(up)
+    up.add_argument("-v", "--verbose", action="store_true", help="show the children's INFO logs")
+    up.set_defaults(func=_up)
+
+
+async def _spawn(args: list[str], verbose: bool) -> tuple[asyncio.subprocess.Process, int]:
+    """Start ``edge-runner ARGS --ready-fd W`` in its own session; returns (process, read fd)."""
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if not verbose:
+        env["EDGE_RUNNER_LOG_LEVEL"] = "WARNING"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "edge_runner",
+            *args,
+            "--ready-fd",
+            str(write_fd),
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
+    finally:
+        os.close(write_fd)
+    return proc, read_fd
+
+
+async def _ready(proc: asyncio.subprocess.Process, read_fd: int, what: str) -> dict[str, Any]:
+    """Read the child's ready line; its exit before that is an error."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb")
+    )
+    try:
+        line = await reader.readline()
+    finally:
+        transport.close()
+    if not line:
+        code = await proc.wait()
+        raise ConfigError(f"the {what} exited with code {code} before it was ready (see above)")
+    return dict(json.loads(line))
+
+
+def _store_local_context(api_base: str, token_file: Path) -> str:
+    """Write the ``local`` context and put the admin token in the secret store."""
+    from edge_runner.config.contexts import Context, ContextsFile
+    from edge_runner.config.secrets import secret_store
+
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the admin token file {token_file}: {exc.strerror}; "
+            "if the data dir was copied without it, remove the data dir to bootstrap again"
+        ) from exc
+    store = secret_store()
+    if store.get(LOCAL_CONTEXT) != token:
+        store.set(LOCAL_CONTEXT, token)
+    contexts = ContextsFile.load()
+    contexts.put(Context(LOCAL_CONTEXT, api_base, "admin"), make_current=True)
+    contexts.save()
+    return store.backend_name
+
+
+async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Path) -> int:
+    from edge_runner.models.config import load_config
+
+    config = load_config(model_path)  # fail fast on a bad folder, before starting anything
+    loop = asyncio.get_running_loop()
+    signals: asyncio.Queue[int] = asyncio.Queue()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
+
+    control, fd = await _spawn(
+        [
+            "control",
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--grpc-port",
+            str(args.grpc_port),
+            "--data-dir",
+            str(control_dir),
+            "--request-timeout",
+            str(args.request_timeout),
+            "--max-queue",
+            str(args.max_queue),
+            "--max-body-bytes",
+            str(args.max_body_bytes),
+        ],
+        args.verbose,
+    )
+    runner: asyncio.subprocess.Process | None = None
+    try:
+        ready = await _race(_ready(control, fd, "control plane"), signals)
+        if ready is None:
+            return 130
+        backend = _store_local_context(ready["api_base"], Path(ready["admin_token_file"]))
+        runner, fd = await _spawn(
+            [
+                "runner",
+                str(model_path),
+                "--context",
+                LOCAL_CONTEXT,
+                "--pool-size",
+                str(args.pool_size),
+                "--grace-period",
+                str(args.grace_period),
+            ],
+            args.verbose,
+        )
+        runner_ready = await _race(_ready(runner, fd, "runner"), signals)
+        if runner_ready is None:
+            return 130
+        print(
+            render_banner(
+                api_base=ready["api_base"],
+                model_path=model_path,
+                model_id=config.model_id,
+                runner=runner_ready,
+                secret_backend=backend,
+                data_dir=control_dir,
+            ),
+            flush=True,
+        )
+        return await _wait(control, runner, signals)
+    finally:
+        if runner is not None:
+            await _stop(runner, args.grace_period + 5)
+        await _stop(control, 10)
+
+
+async def _race(coro: Any, signals: asyncio.Queue[int]) -> Any:
+    """Await ``coro`` unless a stop signal comes first (then return None)."""
+    work = asyncio.ensure_future(coro)
+    stop = asyncio.ensure_future(signals.get())
+    done, _ = await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if work in done:
+        stop.cancel()
+        return work.result()
+    work.cancel()
+    return None
+
+
+async def _wait(
+    control: asyncio.subprocess.Process,
+    runner: asyncio.subprocess.Process,
+    signals: asyncio.Queue[int],
+) -> int:
+    """Run until Ctrl-C (forwarded to the runner, one SIGTERM each) or a child dies."""
+    control_exit = asyncio.ensure_future(control.wait())
+    runner_exit = asyncio.ensure_future(runner.wait())
+    stopping = False
+    while True:
+        sig = asyncio.ensure_future(signals.get())
+        done, _ = await asyncio.wait(
+            {control_exit, runner_exit, sig}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if sig in done:
+            if not stopping:
+                print("\nstopping (Ctrl-C again to cancel in-flight requests)...", file=sys.stderr)
+            stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                runner.send_signal(signal.SIGTERM)
+            continue
+        sig.cancel()
+        if runner_exit in done:
+            if stopping:
+                return 0
+            print(f"edge-runner: the runner exited with code {runner.returncode}", file=sys.stderr)
+            return 1
+        print(
+            f"edge-runner: the control plane exited with code {control.returncode}", file=sys.stderr
+        )
+        return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    from edge_runner.config.paths import data_dir
+
+    model_path = Path(args.model_path).expanduser().resolve()
+    control_dir = (args.data_dir or data_dir() / "control").expanduser().resolve()
+    return asyncio.run(_supervise(args, model_path, control_dir))

@@ -1,0 +1,282 @@
+"""The one Python client for a control plane, sync and async (the CLI, TUI and MCP use it).
+
+    from edge_runner.client import Client
+    client = Client.from_context()          # or Client(api_base, token)
+    client.predict("hello", text="hi")      # -> "Hello, hi!"
+    for piece in client.generate("hello", text="hi"):
+        print(piece)
+
+httpx errors and error answers are translated here, at one boundary, into the
+:mod:`edge_runner.errors` tree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+
+from edge_runner.errors import (
+    ApiError,
+    BadRequest,
+    ConnectionFailed,
+    NotFound,
+    Overloaded,
+    TaskFailed,
+    Unauthorized,
+)
+
+__all__ = ["AsyncClient", "Client", "SSEParser", "parse_sse"]
+
+_STATUS_ERRORS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    404: NotFound,
+    413: BadRequest,
+    422: BadRequest,
+    429: Overloaded,
+    501: BadRequest,
+    503: Overloaded,
+}
+
+
+def _api_error(response: httpx.Response, body: bytes) -> ApiError:
+    try:
+        error = json.loads(body)["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "HTTP_ERROR", body.decode(errors="replace")[:500] or response.reason_phrase
+    retry = response.headers.get("retry-after")
+    retry_after = float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
+    cls = _STATUS_ERRORS.get(response.status_code, TaskFailed)
+    return cls(response.status_code, code, message, retry_after)
+
+
+def _connection_failed(api_base: str, exc: httpx.HTTPError) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"cannot reach the control plane at {api_base} ({type(exc).__name__}: {exc}); "
+        "is it running? (`edge-runner up` or `edge-runner control`)"
+    )
+
+
+class SSEParser:
+    """Incremental Server-Sent Events parser: feed text lines, get ``(event, data)`` pairs."""
+
+    def __init__(self) -> None:
+        self._event = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        """Consume one line; returns a complete event at a blank line."""
+        if not line:
+            if not self._data:
+                return None
+            event, data = self._event, "\n".join(self._data)
+            self._event, self._data = "message", []
+            return event, data
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+    def end(self) -> tuple[str, str] | None:
+        """Flush an event not followed by a blank line."""
+        return self.feed("")
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """Parse Server-Sent Events from text lines into ``(event, data)`` pairs."""
+    parser = SSEParser()
+    for line in lines:
+        item = parser.feed(line)
+        if item is not None:
+            yield item
+    last = parser.end()
+    if last is not None:
+        yield last
+
+
+def _stream_item(event: str, data: str) -> Any:
+    """Turn one native SSE event into an output, None at the end, or an error."""
+    doc = json.loads(data)
+    if event == "chunk":
+        return doc["output"]
+    if event == "error":
+        raise TaskFailed(0, str(doc.get("code")), str(doc.get("message")))
+    return None
+
+
+class _Base:
+    def __init__(self, api_base: str, token: str, timeout: float | None) -> None:
+        self.api_base = api_base.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._timeout = httpx.Timeout(timeout, connect=10.0)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.api_base!r})"
+
+
+class Client(_Base):
+    """A blocking client. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, api_base: str, token: str, *, timeout: float | None = 120.0) -> None:
+        super().__init__(api_base, token, timeout)
+        self._http = httpx.Client(
+            base_url=self.api_base, headers=self._headers, timeout=self._timeout
+        )
+
+    @classmethod
+    def from_context(cls, context: str | None = None, **overrides: Any) -> Client:
+        """Build a client from flags/env/the active context (see ``resolve_credentials``)."""
+        from edge_runner.config.resolve import resolve_credentials
+
+        creds = resolve_credentials(
+            context=context,
+            api_base=overrides.pop("api_base", None),
+            token=overrides.pop("token", None),
+        )
+        return cls(creds.api_base, creds.token, **overrides)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _connection_failed(self.api_base, exc) from exc
+        if response.status_code >= 400:
+            raise _api_error(response, response.content)
+        return response.json()
+
+    def info(self) -> dict[str, Any]:
+        """Version, protocol version and tunnel addresses."""
+        return dict(self._request("GET", "/v2/info"))
+
+    def models(self) -> list[dict[str, Any]]:
+        """The models of this token's user, with method signatures."""
+        return list(self._request("GET", "/v2/models")["models"])
+
+    def model(self, model_id: str) -> dict[str, Any]:
+        """One model with its methods."""
+        return dict(self._request("GET", f"/v2/models/{model_id}"))
+
+    def runners(self) -> list[dict[str, Any]]:
+        """This user's runners and their state."""
+        return list(self._request("GET", "/v2/runners")["runners"])
+
+    def predict(self, model_id: str, method: str = "predict", /, **kwargs: Any) -> Any:
+        """Call a unary method and return its output."""
+        return self._request("POST", f"/v2/models/{model_id}/{method}", json=kwargs)["output"]
+
+    def generate(self, model_id: str, method: str = "generate", /, **kwargs: Any) -> Iterator[Any]:
+        """Call a streaming method; yields outputs as they arrive."""
+        path = f"/v2/models/{model_id}/{method}"
+        try:
+            with self._http.stream("POST", path, json=kwargs) as response:
+                if response.status_code >= 400:
+                    raise _api_error(response, response.read())
+                for event, data in parse_sse(response.iter_lines()):
+                    item = _stream_item(event, data)
+                    if event == "done":
+                        return
+                    yield item
+        except httpx.HTTPError as exc:
+            raise _connection_failed(self.api_base, exc) from exc
+
+
+class AsyncClient(_Base):
+    """The asyncio twin of :class:`Client`."""
+
+    def __init__(self, api_base: str, token: str, *, timeout: float | None = 120.0) -> None:
+        super().__init__(api_base, token, timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.api_base, headers=self._headers, timeout=self._timeout
+        )
+
+    @classmethod
+    def from_context(cls, context: str | None = None, **overrides: Any) -> AsyncClient:
+        """Build a client from flags/env/the active context."""
+        from edge_runner.config.resolve import resolve_credentials
+
+        creds = resolve_credentials(
+            context=context,
+            api_base=overrides.pop("api_base", None),
+            token=overrides.pop("token", None),
+        )
+        return cls(creds.api_base, creds.token, **overrides)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _connection_failed(self.api_base, exc) from exc
+        if response.status_code >= 400:
+            raise _api_error(response, response.content)
+        return response.json()
+
+    async def info(self) -> dict[str, Any]:
+        """Version, protocol version and tunnel addresses."""
+        return dict(await self._request("GET", "/v2/info"))
+
+    async def models(self) -> list[dict[str, Any]]:
+        """The models of this token's user."""
+        return list((await self._request("GET", "/v2/models"))["models"])
+
+    async def model(self, model_id: str) -> dict[str, Any]:
+        """One model with its methods."""
+        return dict(await self._request("GET", f"/v2/models/{model_id}"))
+
+    async def runners(self) -> list[dict[str, Any]]:
+        """This user's runners."""
+        return list((await self._request("GET", "/v2/runners"))["runners"])
+
+    async def predict(self, model_id: str, method: str = "predict", /, **kwargs: Any) -> Any:
+        """Call a unary method and return its output."""
+        doc = await self._request("POST", f"/v2/models/{model_id}/{method}", json=kwargs)
+        return doc["output"]
+
+    async def generate(
+        self, model_id: str, method: str = "generate", /, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Call a streaming method; yields outputs as they arrive."""
+        path = f"/v2/models/{model_id}/{method}"
+        try:
+            async with self._http.stream("POST", path, json=kwargs) as response:
+                if response.status_code >= 400:
+                    raise _api_error(response, await response.aread())
+                parser = SSEParser()
+                async for line in response.aiter_lines():
+                    parsed = parser.feed(line)
+                    if parsed is None:
+                        continue
+                    item = _stream_item(*parsed)
+                    if parsed[0] == "done":
+                        return
+                    yield item
+        except httpx.HTTPError as exc:
+            raise _connection_failed(self.api_base, exc) from exc

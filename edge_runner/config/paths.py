@@ -1,0 +1,132 @@
+"""Where edge-runner keeps its files.
+
+Every function reads the environment when called and creates nothing, so tests (and several
+daemons on one machine) can point edge-runner elsewhere with ``EDGE_RUNNER_HOME``:
+
+- :func:`config_dir`: ``user_config_dir("edge-runner")``, or ``$EDGE_RUNNER_HOME/config``;
+- :func:`data_dir`: ``user_data_dir("edge-runner")``, or ``$EDGE_RUNNER_HOME/data``;
+- :func:`runtime_dir`: ``user_runtime_dir("edge-runner")``, or ``$EDGE_RUNNER_HOME/run``;
+- :func:`config_file`: ``config_dir()/config.yaml``.
+
+``EDGE_RUNNER_CONFIG`` (a full path) overrides :func:`config_file` in both cases. Only
+:func:`ensure_private_dir` touches the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import platformdirs
+
+from edge_runner.errors import ConfigError
+
+__all__ = [
+    "APP_NAME",
+    "ENV_CONFIG",
+    "ENV_HOME",
+    "config_dir",
+    "config_file",
+    "data_dir",
+    "ensure_private_dir",
+    "runtime_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "edge-runner"
+ENV_HOME = "EDGE_RUNNER_HOME"
+ENV_CONFIG = "EDGE_RUNNER_CONFIG"
+
+_PRIVATE_DIR_MODE = 0o700
+
+
+def _env_path(name: str) -> Path | None:
+    """Return the path in environment variable ``name``, or None when unset or empty."""
+    value = os.environ.get(name, "")
+    if not value:
+        return None
+    # Absolute, so a daemon that changes directory still finds the same files.
+    return Path(value).expanduser().absolute()
+
+
+def config_dir() -> Path:
+    """Return the directory that holds ``config.yaml``."""
+    home = _env_path(ENV_HOME)
+    if home is not None:
+        return home / "config"
+    # appauthor=False: on Windows the default would nest "edge-runner\edge-runner".
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    """Return the directory for persistent data (registry database, secrets file store)."""
+    home = _env_path(ENV_HOME)
+    if home is not None:
+        return home / "data"
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def runtime_dir() -> Path:
+    """Return the directory for per-process files (sockets, pid files, ports).
+
+    The platform runtime directory (``/run/user/UID/edge-runner`` on Linux) is used when it
+    exists or could be created; otherwise (containers, ssh sessions without systemd) a ``run/``
+    folder under :func:`data_dir`.
+    """
+    home = _env_path(ENV_HOME)
+    if home is not None:
+        return home / "run"
+    preferred = Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+    if _could_create(preferred):
+        return preferred
+    fallback = data_dir() / "run"
+    logger.debug("runtime dir %s cannot be created; using %s", preferred, fallback)
+    return fallback
+
+
+def config_file() -> Path:
+    """Return the contexts file: ``$EDGE_RUNNER_CONFIG`` or ``config_dir()/config.yaml``."""
+    override = _env_path(ENV_CONFIG)
+    if override is not None:
+        return override
+    return config_dir() / "config.yaml"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) readable by the owner only.
+
+    An existing directory whose mode lets group or others in is tightened to 0700. Parents that
+    have to be created get the default mode, like ``mkdir -p``.
+
+    Args:
+        path: the directory.
+
+    Returns:
+        ``path``, so calls can be chained.
+
+    Raises:
+        ConfigError: the directory cannot be created or its mode cannot be changed.
+    """
+    try:
+        path.mkdir(mode=_PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if os.name == "posix" and mode & 0o077:
+            path.chmod(_PRIVATE_DIR_MODE)
+            logger.info("tightened %s from mode %04o to 0700", path, mode)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot create the private directory {path}: {exc.strerror or exc}. "
+            f"Check that its parent exists and is writable, or set {ENV_HOME}."
+        ) from exc
+    return path
+
+
+def _could_create(path: Path) -> bool:
+    """Tell whether ``path`` exists as a writable directory or its nearest ancestor allows it."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+    return False

@@ -1,0 +1,316 @@
+"""The HTTP API: native ``/v2`` routes and ``/healthz``; OpenAI routes live in :mod:`.openai_api`.
+
+Handlers take the raw :class:`Request` and build bytes themselves: the predict path is the hot
+path, and FastAPI's body models and response validation would cost more than the tunnel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from edge_runner._version import __version__
+from edge_runner.control.dispatch import (
+    QueueFull,
+    Task,
+    TaskDone,
+    TaskEvent,
+    TaskFailedEvent,
+    TaskOutput,
+    TaskState,
+)
+from edge_runner.control.http_errors import (
+    TASK_ERROR_STATUS,
+    ApiProblem,
+    error_body,
+    problem_response,
+)
+from edge_runner.control.registry import TokenInfo
+from edge_runner.control.state import ControlState
+from edge_runner.errors import InvalidArgument
+from edge_runner.models.signatures import MethodKind, validate_arguments
+from edge_runner.protocol import PROTOCOL_VERSION, format_version
+
+__all__ = ["create_app", "read_json_object", "wait_event"]
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def create_app(state: ControlState) -> FastAPI:
+    """Build the FastAPI application over a :class:`ControlState`."""
+    app = FastAPI(
+        title="edge-runner control plane",
+        version=__version__,
+        docs_url=None,  # the Swagger UI loads assets from a CDN; offline sites have none
+        redoc_url=None,
+    )
+    app.add_exception_handler(ApiProblem, problem_response)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    settings = state.settings
+
+    def principal(request: Request) -> TokenInfo:
+        info = state.auth.verify_header(request.headers.get("authorization"))
+        if info is None:
+            raise ApiProblem(
+                401,
+                "UNAUTHENTICATED",
+                "missing or invalid token: send `Authorization: Bearer <token>` "
+                '(`eval "$(edge-runner context env)"` puts it in $EDGE_RUNNER_PAT)',
+            )
+        return info
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v2/info")
+    async def info(request: Request) -> dict[str, Any]:
+        principal(request)
+        return {
+            "version": __version__,
+            "protocol_version": format_version(PROTOCOL_VERSION),
+            "tunnel": {"grpc": state.grpc_address, "websocket": "/v2/tunnel"},
+            "uptime_s": round(time.time() - state.started, 3),
+        }
+
+    @app.get("/v2/models")
+    async def list_models(request: Request) -> dict[str, Any]:
+        user = principal(request).user_id
+        return {
+            "models": [_model_view(state, e.user_id, e.spec) for e in state.catalog.for_user(user)]
+        }
+
+    @app.get("/v2/models/{model_id}")
+    async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+        user = principal(request).user_id
+        entry = state.catalog.get(user, model_id)
+        if entry is None:
+            raise _unknown_model(state, user, model_id)
+        return _model_view(state, user, entry.spec)
+
+    @app.get("/v2/runners")
+    async def list_runners(request: Request) -> dict[str, Any]:
+        return {"runners": state.runners_view(principal(request).user_id)}
+
+    @app.post("/v2/models/{model_id}/{method}")
+    async def call_method(model_id: str, method: str, request: Request) -> Response:
+        user = principal(request).user_id
+        entry = state.catalog.get(user, model_id)
+        if entry is None:
+            raise _unknown_model(state, user, model_id)
+        signature = entry.methods.get(method)
+        if signature is None:
+            raise ApiProblem(
+                404,
+                "UNKNOWN_METHOD",
+                f"model {model_id!r} has no method {method!r}; "
+                f"its methods: {', '.join(sorted(entry.methods))}",
+            )
+        if signature.kind is MethodKind.BIDI:
+            raise ApiProblem(
+                501,
+                "NOT_IMPLEMENTED",
+                f"{model_id}.{method} takes an input stream, which this control plane "
+                "cannot carry yet",
+            )
+        args = await read_json_object(request, settings.max_body_bytes)
+        try:
+            args = validate_arguments(signature, args)
+        except InvalidArgument as exc:
+            raise ApiProblem(400, "INVALID_ARGUMENT", str(exc), param=exc.argument) from exc
+        task = state.new_task(user, model_id, method, json.dumps(args).encode())
+        _submit(state, task)
+        headers = {"X-Task-Id": task.task_id}
+        if signature.kind is MethodKind.UNARY:
+            try:
+                event = await wait_event(state, task, settings.request_timeout)
+            finally:
+                if not task.finished:
+                    state.dispatcher.cancel(task, "client went away")
+            if isinstance(event, TaskFailedEvent):
+                raise _task_problem(event)
+            assert isinstance(event, TaskDone)
+            body = b'{"task_id":"%s","output":%s%s}' % (
+                task.task_id.encode(),
+                event.payload or b"null",
+                _usage_suffix(event),
+            )
+            return Response(body, headers=headers, media_type="application/json")
+        first = await _first_event(state, task)
+        return StreamingResponse(
+            _native_sse(state, task, first),
+            media_type="text/event-stream",
+            headers={**headers, **SSE_HEADERS},
+        )
+
+    from edge_runner.control.openai_api import add_openai_routes
+
+    add_openai_routes(app, state, principal)
+    return app
+
+
+# -- helpers shared with the OpenAI routes ----------------------------------------------------
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """Read a JSON object body of at most ``limit`` bytes (an empty body is ``{}``)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _too_large(int(length), limit)
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise _too_large(len(body), limit)
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except ValueError as exc:
+        raise ApiProblem(400, "INVALID_JSON", f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ApiProblem(
+            400,
+            "INVALID_BODY",
+            "the request body must be a JSON object of keyword arguments, "
+            f"got a JSON {type(value).__name__.replace('dict', 'object').replace('list', 'array')}",
+        )
+    return value
+
+
+async def wait_event(state: ControlState, task: Task, deadline_s: float) -> TaskEvent:
+    """Wait for the task's next event, turning a missed deadline into 503 or 504."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            return await task.events.get()
+    except TimeoutError as exc:
+        never_ran = task.state is TaskState.QUEUED
+        state.dispatcher.cancel(task, "deadline exceeded")
+        if never_ran and state.dispatcher.online(task.user_id, task.model_id) == 0:
+            raise ApiProblem(
+                503,
+                "NO_RUNNER",
+                f"no runner is serving model {task.model_id!r} (waited {deadline_s:g} s); "
+                "start one with `edge-runner runner PATH`",
+                retry_after=5,
+            ) from exc
+        raise ApiProblem(
+            504,
+            "DEADLINE_EXCEEDED",
+            f"model {task.model_id!r} did not answer within {deadline_s:g} s; "
+            "the task was cancelled",
+        ) from exc
+
+
+async def _first_event(state: ControlState, task: Task) -> TaskEvent:
+    """Wait for a stream's first event so that early failures get a proper status code."""
+    try:
+        event = await wait_event(state, task, state.settings.request_timeout)
+    except BaseException:
+        if not task.finished:
+            state.dispatcher.cancel(task, "client went away")
+        raise
+    if isinstance(event, TaskFailedEvent):
+        raise _task_problem(event)
+    return event
+
+
+async def stream_events(
+    state: ControlState, task: Task, first: TaskEvent
+) -> AsyncIterator[TaskEvent]:
+    """Yield a task's events until its terminal one; cancels the task if abandoned."""
+    try:
+        event = first
+        while True:
+            yield event
+            if not isinstance(event, TaskOutput):
+                return
+            try:
+                event = await wait_event(state, task, state.settings.request_timeout)
+            except ApiProblem as exc:
+                yield TaskFailedEvent(exc.code, exc.message)
+                return
+    finally:
+        if not task.finished:
+            state.dispatcher.cancel(task, "client went away")
+
+
+def _submit(state: ControlState, task: Task) -> None:
+    try:
+        state.dispatcher.submit(task)
+    except QueueFull as exc:
+        raise ApiProblem(429, "QUEUE_FULL", f"{exc}; retry in a moment", retry_after=1) from exc
+
+
+async def _native_sse(state: ControlState, task: Task, first: TaskEvent) -> AsyncIterator[bytes]:
+    index = 0
+    async for event in stream_events(state, task, first):
+        if isinstance(event, TaskOutput):
+            yield b'event: chunk\ndata: {"index":%d,"output":%s}\n\n' % (index, event.payload)
+            index += 1
+        elif isinstance(event, TaskDone):
+            yield b'event: done\ndata: {"task_id":"%s"%s}\n\n' % (
+                task.task_id.encode(),
+                _usage_suffix(event),
+            )
+        else:
+            data = json.dumps({"code": event.code, "message": event.message}).encode()
+            yield b"event: error\ndata: %s\n\n" % data
+
+
+def _usage_suffix(event: TaskDone) -> bytes:
+    if event.usage is None:
+        return b""
+    return b',"usage":{"prompt_tokens":%d,"completion_tokens":%d}' % (
+        event.usage.prompt_tokens,
+        event.usage.completion_tokens,
+    )
+
+
+def _task_problem(event: TaskFailedEvent) -> ApiProblem:
+    status = TASK_ERROR_STATUS.get(event.code, 500)
+    return ApiProblem(status, event.code, event.message, retry_after=5 if status == 503 else None)
+
+
+def _too_large(size: int, limit: int) -> ApiProblem:
+    return ApiProblem(
+        413,
+        "BODY_TOO_LARGE",
+        f"the request body has {size} bytes, over the {limit}-byte limit "
+        "(raise it with `edge-runner control --max-body-bytes`)",
+    )
+
+
+def _unknown_model(state: ControlState, user_id: str, model_id: str) -> ApiProblem:
+    known = [e.model_id for e in state.catalog.for_user(user_id)]
+    hint = f"known models: {', '.join(known)}" if known else "no model is registered yet"
+    return ApiProblem(404, "UNKNOWN_MODEL", f"no model {model_id!r}; {hint}")
+
+
+def _model_view(state: ControlState, user_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    online = state.dispatcher.online(user_id, spec["id"])
+    return {
+        **spec,
+        "status": "online" if online else "offline",
+        "runners": online,
+        "queued": state.dispatcher.queued(user_id, spec["id"]),
+    }
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+    return Response(
+        error_body(code, str(exc.detail), exc.status_code),
+        exc.status_code,
+        headers=getattr(exc, "headers", None),
+        media_type="application/json",
+    )

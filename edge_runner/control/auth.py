@@ -1,0 +1,75 @@
+"""Token checks with an in-memory cache, and the first-start bootstrap of the admin token."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from edge_runner.control.registry import Registry, TokenInfo, hash_token
+
+__all__ = ["ADMIN_USER", "Authenticator", "bootstrap_admin"]
+
+logger = logging.getLogger(__name__)
+
+ADMIN_USER = "admin"
+
+
+class Authenticator:
+    """Verifies bearer tokens against the registry, caching hits and misses by hash."""
+
+    def __init__(self, registry: Registry, *, max_cached_misses: int = 10_000) -> None:
+        self._registry = registry
+        self._hits: dict[str, TokenInfo] = {}
+        self._misses: set[str] = set()
+        self._max_misses = max_cached_misses
+
+    def verify(self, token: str) -> TokenInfo | None:
+        """Return who ``token`` belongs to, or None when it is unknown or revoked."""
+        digest = hash_token(token)
+        info = self._hits.get(digest)
+        if info is not None:
+            return info
+        if digest in self._misses:
+            return None
+        info = self._registry.lookup_token(digest)
+        if info is None:
+            if len(self._misses) >= self._max_misses:
+                self._misses.clear()
+            self._misses.add(digest)
+            return None
+        self._hits[digest] = info
+        return info
+
+    def verify_header(self, header: str | None) -> TokenInfo | None:
+        """Verify an ``Authorization: Bearer <token>`` header value."""
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self.verify(token.strip())
+
+    def forget_misses(self) -> None:
+        """Drop cached misses (after a token is created)."""
+        self._misses.clear()
+
+
+def bootstrap_admin(registry: Registry, token_file: Path) -> bool:
+    """On first start create the admin user and token, writing the token to a 0600 file.
+
+    Returns:
+        True when a token was created (first start), False when users already existed.
+    """
+    if registry.has_users():
+        return False
+    registry.create_user(ADMIN_USER)
+    token = registry.create_token(ADMIN_USER, name="bootstrap-admin")
+    token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = token_file.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.replace(tmp, token_file)
+    logger.info("created the admin token; it is in %s (mode 0600)", token_file)
+    return True

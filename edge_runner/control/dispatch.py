@@ -1,0 +1,307 @@
+"""Dispatch: per-model queues, credit-based admission, least-loaded runner choice.
+
+A request becomes a :class:`Task`. If a runner serving the model has a free slot (credit), the
+task goes straight to the runner with the most free slots; otherwise it waits in its model's
+bounded FIFO and is sent when a slot frees up. Nothing is ever sent to a runner beyond the slots
+it granted, so nothing queues blind on the runner. Events from the runner (chunks, result,
+error) are delivered to the task's own queue, which the HTTP handler reads.
+
+Queued tasks live in memory only (no write per request). This class is the seam for a
+multi-replica dispatcher over a message bus later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.protocol import ControlEvent, ControlSession, SessionState
+
+__all__ = [
+    "Dispatcher",
+    "QueueFull",
+    "RunnerLink",
+    "Task",
+    "TaskDone",
+    "TaskEvent",
+    "TaskFailedEvent",
+    "TaskOutput",
+    "TaskState",
+]
+
+logger = logging.getLogger(__name__)
+
+#: attempts a task gets when its runner disappears before it produced output
+MAX_ATTEMPTS = 3
+
+ModelKey = tuple[str, str]  # (user id, model id)
+TaskKey = tuple[str, int]  # (task id, attempt)
+
+
+class QueueFull(Exception):
+    """The model's queue is at its bound; the client should retry later (429)."""
+
+
+class TaskState(enum.Enum):
+    """Where a task is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutput:
+    """One streamed piece of output (JSON bytes)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDone:
+    """The task finished; ``payload`` is the unary output (JSON bytes), empty for streams."""
+
+    payload: bytes
+    usage: pb.Usage | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailedEvent:
+    """The task failed with an error code and a message for a person."""
+
+    code: str
+    message: str
+
+
+TaskEvent = TaskOutput | TaskDone | TaskFailedEvent
+
+
+@dataclass(eq=False, slots=True)
+class Task:
+    """One request on its way through the control plane."""
+
+    task_id: str
+    user_id: str
+    model_id: str
+    method: str
+    payload: bytes
+    deadline_unix_ms: int = 0
+    attempt: int = 1
+    state: TaskState = TaskState.QUEUED
+    link: RunnerLink | None = None
+    produced_output: bool = False
+    created: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    events: asyncio.Queue[TaskEvent] = field(default_factory=asyncio.Queue)
+
+    @property
+    def finished(self) -> bool:
+        """Whether a terminal event was delivered (or the task was cancelled)."""
+        return self.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
+
+
+class RunnerLink:
+    """One connected runner as dispatch sees it: its session, its tasks, its outbox."""
+
+    def __init__(self, runner_id: str, user_id: str, session: ControlSession) -> None:
+        self.runner_id = runner_id
+        self.user_id = user_id
+        self.session = session
+        self.model_ids: tuple[str, ...] = ()
+        self.tasks: dict[TaskKey, Task] = {}
+        self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.last_seen = time.monotonic()
+        self.busy_reported = 0
+
+    def flush(self) -> None:
+        """Move frames the session queued into the transport's outbox."""
+        for frame in self.session.data_to_send():
+            self.outbox.put_nowait(frame)
+
+    def free_slots(self, model_id: str) -> int:
+        """Credits left for ``model_id`` (0 unless the tunnel is open)."""
+        if self.session.state is not SessionState.OPEN:
+            return 0
+        return self.session.credits[model_id]
+
+
+class Dispatcher:
+    """Routes tasks to runners by credit; see the module docstring."""
+
+    def __init__(self, *, max_queue: int = 1024) -> None:
+        self.max_queue = max_queue
+        self._queues: defaultdict[ModelKey, deque[Task]] = defaultdict(deque)
+        self._links: defaultdict[ModelKey, list[RunnerLink]] = defaultdict(list)
+        self.links: dict[str, RunnerLink] = {}
+
+    # -- runners ----------------------------------------------------------------------------
+
+    def attach(self, link: RunnerLink, model_ids: tuple[str, ...]) -> None:
+        """Start routing ``model_ids`` to a runner whose tunnel just opened."""
+        link.model_ids = model_ids
+        self.links[link.runner_id] = link
+        for model_id in model_ids:
+            self._links[(link.user_id, model_id)].append(link)
+
+    def detach(self, link: RunnerLink) -> None:
+        """Stop routing to a runner whose tunnel closed; re-queue or fail its tasks."""
+        if self.links.get(link.runner_id) is link:
+            del self.links[link.runner_id]
+        for model_id in link.model_ids:
+            links = self._links[(link.user_id, model_id)]
+            if link in links:
+                links.remove(link)
+        orphans, link.tasks = list(link.tasks.values()), {}
+        for task in orphans:
+            if task.finished:
+                continue
+            if not task.produced_output and task.attempt < MAX_ATTEMPTS:
+                task.attempt += 1
+                task.state = TaskState.QUEUED
+                task.link = None
+                self._queues[(task.user_id, task.model_id)].appendleft(task)
+                logger.info(
+                    "task %s re-queued (attempt %d): runner %s went away",
+                    task.task_id,
+                    task.attempt,
+                    link.runner_id,
+                )
+            else:
+                self._finish(
+                    task,
+                    TaskState.FAILED,
+                    TaskFailedEvent(
+                        "RUNNER_LOST",
+                        f"runner {link.runner_id} went away while running the task"
+                        + (" after it had streamed output" if task.produced_output else "")
+                        + "; retry the request",
+                    ),
+                )
+        for model_id in link.model_ids:
+            self._pump((link.user_id, model_id))
+
+    def online(self, user_id: str, model_id: str) -> int:
+        """How many runners with an open tunnel serve this model."""
+        return sum(
+            1
+            for link in self._links.get((user_id, model_id), ())
+            if link.session.state is SessionState.OPEN
+        )
+
+    def runners_for(self, user_id: str, model_id: str) -> list[RunnerLink]:
+        """Connected runners serving a model (any session state)."""
+        return list(self._links.get((user_id, model_id), ()))
+
+    def queued(self, user_id: str, model_id: str) -> int:
+        """Tasks waiting for a slot."""
+        queue = self._queues.get((user_id, model_id))
+        return len(queue) if queue else 0
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def submit(self, task: Task) -> None:
+        """Send the task to a runner now, or queue it.
+
+        Raises:
+            QueueFull: the model's queue is at ``max_queue``.
+        """
+        key = (task.user_id, task.model_id)
+        queue = self._queues[key]
+        if not queue:
+            link = self._pick(key)
+            if link is not None:
+                self._send(link, task)
+                return
+        if len(queue) >= self.max_queue:
+            raise QueueFull(f"{len(queue)} requests are already waiting for {task.model_id}")
+        queue.append(task)
+
+    def cancel(self, task: Task, reason: str) -> None:
+        """Cancel a task: remove it from its queue, or tell its runner to stop it."""
+        if task.finished:
+            return
+        if task.state is TaskState.QUEUED:
+            queue = self._queues.get((task.user_id, task.model_id))
+            if queue is not None and task in queue:
+                queue.remove(task)
+        elif task.link is not None:
+            task.link.session.send_cancel(task.task_id, task.attempt, reason)
+            task.link.flush()
+        task.state = TaskState.CANCELLED
+
+    def on_event(self, link: RunnerLink, event: ControlEvent) -> None:
+        """Apply one event from a runner's session."""
+        link.last_seen = time.monotonic()
+        if isinstance(event, pb.Chunk):
+            task = link.tasks.get((event.task_id, event.attempt))
+            if task is not None and not task.finished:
+                task.produced_output = True
+                task.events.put_nowait(TaskOutput(event.payload))
+        elif isinstance(event, pb.Result):
+            task = link.tasks.pop((event.task_id, event.attempt), None)
+            if task is not None:
+                usage = event.usage if event.HasField("usage") else None
+                self._finish(task, TaskState.DONE, TaskDone(event.payload, usage))
+            self._pump_link(link)
+        elif isinstance(event, pb.TaskError):
+            task = link.tasks.pop((event.task_id, event.attempt), None)
+            if task is not None:
+                self._finish(task, TaskState.FAILED, TaskFailedEvent(event.code, event.message))
+            self._pump_link(link)
+        elif isinstance(event, pb.Credit):
+            for model_id in event.grant:
+                self._pump((link.user_id, model_id))
+        elif isinstance(event, pb.Heartbeat):
+            link.busy_reported = event.busy
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _finish(self, task: Task, state: TaskState, event: TaskEvent) -> None:
+        if task.state is not TaskState.CANCELLED:
+            task.state = state
+        task.events.put_nowait(event)
+
+    def _pick(self, key: ModelKey) -> RunnerLink | None:
+        best: RunnerLink | None = None
+        best_free = 0
+        for link in self._links.get(key, ()):
+            free = link.free_slots(key[1])
+            if free > best_free:
+                best, best_free = link, free
+        return best
+
+    def _send(self, link: RunnerLink, task: Task) -> None:
+        link.session.send_task(
+            task.task_id,
+            task.attempt,
+            task.model_id,
+            task.method,
+            task.payload,
+            task.deadline_unix_ms,
+        )
+        task.state = TaskState.RUNNING
+        task.link = link
+        task.started = time.monotonic()
+        link.tasks[(task.task_id, task.attempt)] = task
+        link.flush()
+
+    def _pump_link(self, link: RunnerLink) -> None:
+        for model_id in link.model_ids:
+            self._pump((link.user_id, model_id))
+
+    def _pump(self, key: ModelKey) -> None:
+        queue = self._queues.get(key)
+        while queue:
+            link = self._pick(key)
+            if link is None:
+                return
+            task = queue.popleft()
+            if task.state is TaskState.QUEUED:
+                self._send(link, task)

@@ -1,0 +1,71 @@
+"""HTTP error answers: one JSON shape everywhere, OpenAI-compatible.
+
+``{"error": {"code": "...", "message": "...", "type": "...", "param": ...}}``
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = ["ApiProblem", "TASK_ERROR_STATUS", "error_body", "problem_response"]
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+#: HTTP status for each TaskError code a runner can send.
+TASK_ERROR_STATUS = {
+    "MODEL_ERROR": 500,
+    "INVALID_ARGUMENT": 400,
+    "BAD_REQUEST": 400,
+    "NOT_FOUND": 404,
+    "NOT_IMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "RUNNER_LOST": 502,
+    "DEADLINE_EXCEEDED": 504,
+    "CANCELLED": 409,
+}
+
+
+class ApiProblem(Exception):
+    """An error answer: raised anywhere in a route, rendered by :func:`problem_response`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+
+
+def error_body(code: str, message: str, status: int, param: str | None = None) -> bytes:
+    """The JSON error document."""
+    error = {"code": code, "message": message, "type": _TYPES.get(status, "api_error")}
+    if param is not None:
+        error["param"] = param
+    return json.dumps({"error": error}).encode()
+
+
+async def problem_response(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler for :class:`ApiProblem`."""
+    assert isinstance(exc, ApiProblem)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    body = error_body(exc.code, exc.message, exc.status, exc.param)
+    return Response(body, exc.status, headers=headers, media_type="application/json")

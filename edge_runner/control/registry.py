@@ -1,0 +1,211 @@
+"""The registry: users, hashed tokens, models and runners, in SQLite.
+
+Versioned migrations run on open (``PRAGMA user_version``). Calls are short and rare (a runner
+registering, a token seen for the first time), so they run on the event loop's thread; the hot
+path (token checks, model lookups) is served from memory by :mod:`.auth` and :mod:`.dispatch`.
+The class is the seam for a PostgreSQL registry later: nothing else touches SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ModelRecord", "Registry", "RunnerRecord", "TokenInfo", "hash_token", "new_token"]
+
+ALL_SCOPES = ("admin", "predict", "runner", "read")
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE models (
+        user_id TEXT NOT NULL REFERENCES users(id),
+        model_id TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        signature_hash TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (user_id, model_id)
+    );
+    CREATE TABLE runners (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        info TEXT NOT NULL,
+        status TEXT NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    """,
+)
+
+
+def new_token(prefix: str = "er_pat_") -> str:
+    """Return a fresh token: a recognisable prefix and 32 random bytes, URL-safe."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a token: tokens are random, so no slow password hash is needed."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """Who a valid token belongs to and what it may do."""
+
+    user_id: str
+    scopes: frozenset[str]
+    name: str
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model as registered by its runners: ``spec`` is the JSON-able ModelSpec."""
+
+    user_id: str
+    model_id: str
+    spec: dict[str, Any]
+    signature_hash: str
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class RunnerRecord:
+    """A runner as last seen: ``info`` holds hostname, version, pool size, models, GPUs."""
+
+    runner_id: str
+    user_id: str
+    info: dict[str, Any]
+    status: str
+    last_seen: float
+
+
+class Registry:
+    """SQLite-backed registry. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            with self._db:
+                self._db.execute("BEGIN")
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        """The applied migration count."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- users and tokens -------------------------------------------------------------------
+
+    def has_users(self) -> bool:
+        """Whether any user exists (false only before bootstrap)."""
+        return self._db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+    def create_user(self, user_id: str) -> None:
+        """Create a user (no-op if it exists)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)", (user_id, time.time())
+        )
+
+    def create_token(self, user_id: str, name: str, scopes: tuple[str, ...] = ALL_SCOPES) -> str:
+        """Create a token for ``user_id``; the plaintext is returned once and never stored."""
+        token = new_token()
+        self._db.execute(
+            "INSERT INTO tokens (hash, user_id, name, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+            (hash_token(token), user_id, name, ",".join(scopes), time.time()),
+        )
+        return token
+
+    def lookup_token(self, token_hash: str) -> TokenInfo | None:
+        """Find a live token by its hash."""
+        row = self._db.execute(
+            "SELECT user_id, scopes, name FROM tokens WHERE hash = ? AND revoked = 0",
+            (token_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        return TokenInfo(user_id=row[0], scopes=frozenset(row[1].split(",")), name=row[2])
+
+    # -- models -----------------------------------------------------------------------------
+
+    def upsert_model(self, user_id: str, spec: dict[str, Any], signature_hash: str) -> None:
+        """Record (or refresh) a model's spec as registered by a runner."""
+        self._db.execute(
+            "INSERT INTO models (user_id, model_id, spec, signature_hash, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, model_id) DO UPDATE SET "
+            "spec = excluded.spec, signature_hash = excluded.signature_hash, "
+            "updated_at = excluded.updated_at",
+            (user_id, spec["id"], json.dumps(spec), signature_hash, time.time()),
+        )
+
+    def models(self) -> list[ModelRecord]:
+        """Every registered model of every user."""
+        rows = self._db.execute(
+            "SELECT user_id, model_id, spec, signature_hash, updated_at FROM models"
+        ).fetchall()
+        return [ModelRecord(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    # -- runners ----------------------------------------------------------------------------
+
+    def upsert_runner(self, record: RunnerRecord) -> None:
+        """Record a runner's latest info and status."""
+        self._db.execute(
+            "INSERT INTO runners (id, user_id, info, status, last_seen) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, info = excluded.info, "
+            "status = excluded.status, last_seen = excluded.last_seen",
+            (
+                record.runner_id,
+                record.user_id,
+                json.dumps(record.info),
+                record.status,
+                record.last_seen,
+            ),
+        )
+
+    def set_runner_status(self, runner_id: str, status: str, last_seen: float) -> None:
+        """Update a runner's status and last-seen time."""
+        self._db.execute(
+            "UPDATE runners SET status = ?, last_seen = ? WHERE id = ?",
+            (status, last_seen, runner_id),
+        )
+
+    def runners(self) -> list[RunnerRecord]:
+        """Every runner ever registered, most recently seen first."""
+        rows = self._db.execute(
+            "SELECT id, user_id, info, status, last_seen FROM runners ORDER BY last_seen DESC"
+        ).fetchall()
+        return [RunnerRecord(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]

@@ -1,0 +1,152 @@
+"""The control plane process: registry + HTTP API (uvicorn) + gRPC tunnel endpoint, on one loop.
+
+async with ControlPlane(settings) as cp:
+    print(cp.api_base)          # http://127.0.0.1:7070
+    await cp.wait_closed()      # until stop() is called (e.g. from a signal handler)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from types import TracebackType
+
+import uvicorn
+
+from edge_runner.control.api import create_app
+from edge_runner.control.auth import bootstrap_admin
+from edge_runner.control.registry import Registry
+from edge_runner.control.state import ControlSettings, ControlState
+from edge_runner.control.tunnel_grpc import GrpcTunnelServer
+
+__all__ = ["ControlPlane", "ControlSettings"]
+
+logger = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owner decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this on Linux: without it a response split over two writes
+    # waits for the client's delayed ACK (~40 ms per request).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class ControlPlane:
+    """A running control plane; an async context manager that drains on exit."""
+
+    def __init__(self, settings: ControlSettings) -> None:
+        self.settings = settings
+        self.state: ControlState | None = None
+        self.created_admin_token = False
+        self._registry: Registry | None = None
+        self._grpc: GrpcTunnelServer | None = None
+        self._http: _EmbeddedServer | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self.port = 0
+        self.grpc_port = 0
+
+    @property
+    def api_base(self) -> str:
+        """The HTTP base URL clients use."""
+        return f"http://{_format_host(self.settings.host)}:{self.port}"
+
+    async def __aenter__(self) -> ControlPlane:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._registry = Registry(settings.database)
+        self.created_admin_token = bootstrap_admin(self._registry, settings.admin_token_file)
+        state = self.state = ControlState(settings, self._registry)
+        sock = _bind(settings.host, settings.port)
+        try:
+            self._grpc = GrpcTunnelServer(state)
+            self.grpc_port = await self._grpc.start(settings.host, settings.grpc_port)
+        except BaseException:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
+        state.grpc_address = f"{_format_host(settings.host)}:{self.grpc_port}"
+        config = uvicorn.Config(
+            create_app(state),
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=2,
+            timeout_keep_alive=30,
+        )
+        self._http = _EmbeddedServer(config)
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()  # surfaces the start-up error
+                raise RuntimeError("the HTTP server stopped during start-up")
+            await asyncio.sleep(0.005)
+        logger.info(
+            "control plane listening: api %s, tunnel grpc %s", self.api_base, state.grpc_address
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def stop(self) -> None:
+        """Ask :meth:`wait_closed` to return (safe from a signal handler)."""
+        self._stopped.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`stop` is called."""
+        await self._stopped.wait()
+
+    async def close(self) -> None:
+        """Planned stop: tell runners when to come back, stop both servers, close the DB."""
+        state = self.state
+        if state is not None:
+            for link in list(state.dispatcher.links.values()):
+                link.session.send_goodbye(
+                    "control plane is restarting", self.settings.reconnect_after_ms
+                )
+                link.flush()
+                link.outbox.put_nowait(None)
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+            self._http = None
+        if self._grpc is not None:
+            await self._grpc.stop(grace=1.0)
+            self._grpc = None
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+        self._stopped.set()

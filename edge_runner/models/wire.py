@@ -1,0 +1,91 @@
+"""Method signatures on the wire: conversions between our dataclasses and tunnel protobufs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edge_runner.models.signatures import MethodKind, MethodSignature, Param, signature_hash
+from edge_runner.proto import tunnel_pb2 as pb
+
+__all__ = ["model_spec", "signatures_from_spec", "spec_to_dict"]
+
+_KIND_TO_PB = {
+    MethodKind.UNARY: pb.UNARY,
+    MethodKind.SERVER_STREAM: pb.SERVER_STREAM,
+    MethodKind.BIDI: pb.BIDI,
+}
+_KIND_FROM_PB = {value: key for key, value in _KIND_TO_PB.items()}
+
+
+def model_spec(
+    model_id: str,
+    signatures: tuple[MethodSignature, ...],
+    *,
+    backend: str,
+    chat: bool,
+    model_type_id: str = "",
+) -> pb.ModelSpec:
+    """Build the ModelSpec a runner registers in its Hello."""
+    methods = [
+        pb.MethodSpec(
+            name=sig.name,
+            kind=_KIND_TO_PB[sig.kind],
+            params=[
+                pb.ParamSpec(
+                    name=p.name,
+                    type=p.type,
+                    required=p.required,
+                    default_json="" if p.required else json.dumps(p.default),
+                )
+                for p in sig.params
+            ],
+            returns=sig.returns,
+            description=sig.description,
+        )
+        for sig in signatures
+    ]
+    return pb.ModelSpec(
+        model_id=model_id,
+        methods=methods,
+        signature_hash=signature_hash(signatures),
+        chat=chat,
+        backend=backend,
+        model_type_id=model_type_id,
+    )
+
+
+def signatures_from_spec(spec: pb.ModelSpec) -> tuple[MethodSignature, ...]:
+    """Rebuild method signatures from a registered ModelSpec."""
+    return tuple(
+        MethodSignature(
+            name=m.name,
+            kind=_KIND_FROM_PB.get(m.kind, MethodKind.UNARY),
+            params=tuple(
+                Param(
+                    name=p.name,
+                    type=p.type,
+                    required=p.required,
+                    default=None
+                    if p.required or not p.default_json
+                    else json.loads(p.default_json),
+                )
+                for p in m.params
+            ),
+            returns=m.returns,
+            description=m.description,
+        )
+        for m in spec.methods
+    )
+
+
+def spec_to_dict(spec: pb.ModelSpec) -> dict[str, Any]:
+    """The JSON form of a ModelSpec, as the HTTP API shows and the registry stores it."""
+    return {
+        "id": spec.model_id,
+        "backend": spec.backend,
+        "model_type_id": spec.model_type_id,
+        "chat": spec.chat,
+        "signature_hash": spec.signature_hash,
+        "methods": [sig.to_dict() for sig in signatures_from_spec(spec)],
+    }

@@ -1,0 +1,408 @@
+"""Tunnel session state machines, one per side, with no I/O.
+
+Each side feeds received frames to ``receive_frame()`` and gets back the events they carry (the
+protobuf sub-messages themselves: ``pb.Task``, ``pb.Result``, ...); calls like ``send_task()``
+queue outgoing frames that the transport collects with ``data_to_send()``.
+
+Flow control is credit-based: the runner *grants* slots per model (``Credit.grant``, additive),
+the control plane spends one per ``Task`` and never sends a task without one, and every terminal
+message (``Result`` or ``TaskError``) gives its slot back. A violation of these rules — a message
+out of order, a task over credit, a chunk for an unknown task — queues an ``Error`` frame for the
+peer, closes the session and raises :class:`~edge_runner.errors.ProtocolError`; the transport
+then closes that one tunnel.
+
+Session states::
+
+    control:  AWAITING_HELLO --Hello/accept()--> OPEN --Draining--> DRAINING --> CLOSED
+    runner:   AWAITING_WELCOME --Welcome--> OPEN --draining()--> DRAINING --> CLOSED
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from edge_runner.errors import ProtocolError, VersionMismatch
+from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.protocol.codec import decode_control, decode_runner, encode
+from edge_runner.protocol.version import PROTOCOL_VERSION, check_version
+
+__all__ = ["ControlEvent", "ControlSession", "RunnerEvent", "RunnerSession", "SessionState"]
+
+TaskKey = tuple[str, int]
+
+#: What the control plane's session hands up: messages sent by a runner.
+ControlEvent = (
+    pb.Hello
+    | pb.Credit
+    | pb.Heartbeat
+    | pb.Accepted
+    | pb.Chunk
+    | pb.Result
+    | pb.TaskError
+    | pb.Logs
+    | pb.Draining
+    | pb.Goodbye
+    | pb.ModelStatus
+)
+#: What the runner's session hands up: messages sent by the control plane.
+RunnerEvent = pb.Welcome | pb.Task | pb.Cancel | pb.Drain | pb.Goodbye | pb.Error | pb.Heartbeat
+
+
+class SessionState(enum.Enum):
+    """Lifecycle of one tunnel session."""
+
+    AWAITING_HELLO = "awaiting_hello"
+    AWAITING_WELCOME = "awaiting_welcome"
+    OPEN = "open"
+    DRAINING = "draining"
+    CLOSED = "closed"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Session:
+    def __init__(self) -> None:
+        self._out: list[bytes] = []
+        self.state = SessionState.CLOSED
+        self.close_reason = ""
+
+    def data_to_send(self) -> list[bytes]:
+        """Return and clear the frames queued for the peer."""
+        out, self._out = self._out, []
+        return out
+
+    def _fail(
+        self, code: str, message: str, cls: type[ProtocolError] = ProtocolError
+    ) -> ProtocolError:
+        """Queue an Error for the peer, close, and build the exception to raise."""
+        self._queue_error(code, message)
+        self.state = SessionState.CLOSED
+        self.close_reason = message
+        return cls(message)
+
+    def _queue_error(self, code: str, message: str) -> None:
+        raise NotImplementedError
+
+
+class ControlSession(_Session):
+    """The control plane's side of one runner's tunnel."""
+
+    def __init__(
+        self, *, server_version: str, heartbeat_interval_ms: int, lease_ttl_ms: int
+    ) -> None:
+        super().__init__()
+        self.state = SessionState.AWAITING_HELLO
+        self.hello: pb.Hello | None = None
+        self.minor_mismatch = False
+        self._server_version = server_version
+        self._heartbeat_interval_ms = heartbeat_interval_ms
+        self._lease_ttl_ms = lease_ttl_ms
+        self.credits: defaultdict[str, int] = defaultdict(int)
+        #: tasks sent and not yet finished: key -> (model id, next expected chunk seq)
+        self.inflight: dict[TaskKey, list[str | int]] = {}
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive_frame(self, data: bytes) -> list[ControlEvent]:
+        """Decode one frame from the runner and return the events it carries.
+
+        Raises:
+            ProtocolError: the frame is malformed or not allowed now; the session is closed.
+        """
+        if self.state is SessionState.CLOSED:
+            raise ProtocolError("session is closed")
+        try:
+            envelope = decode_runner(data)
+        except ProtocolError as exc:
+            raise self._fail("MALFORMED_FRAME", str(exc)) from exc
+        kind = envelope.WhichOneof("kind")
+        if self.state is SessionState.AWAITING_HELLO:
+            if kind != "hello":
+                raise self._fail("PROTOCOL", f"expected Hello as the first message, got {kind}")
+            return [self._on_hello(envelope.hello)]
+        handler = _CONTROL_HANDLERS.get(kind or "")
+        if handler is None or kind is None:
+            raise self._fail("PROTOCOL", f"unexpected {kind} on an open tunnel")
+        return handler(self, getattr(envelope, kind))
+
+    def _on_hello(self, hello: pb.Hello) -> pb.Hello:
+        try:
+            self.minor_mismatch = check_version(hello.protocol)
+        except ProtocolError as exc:
+            raise self._fail("VERSION_MISMATCH", str(exc), VersionMismatch) from exc
+        if not hello.runner_id:
+            raise self._fail("PROTOCOL", "Hello carries no runner_id")
+        self.hello = hello
+        return hello
+
+    def _on_credit(self, credit: pb.Credit) -> list[ControlEvent]:
+        for model_id, n in credit.grant.items():
+            self.credits[model_id] += n
+        return [credit]
+
+    def _on_passthrough(self, message: ControlEvent) -> list[ControlEvent]:
+        return [message]
+
+    def _on_chunk(self, chunk: pb.Chunk) -> list[ControlEvent]:
+        entry = self.inflight.get((chunk.task_id, chunk.attempt))
+        if entry is None:
+            return []  # a late chunk for a task already finished or cancelled: drop it
+        if chunk.seq != entry[1]:
+            raise self._fail(
+                "PROTOCOL",
+                f"chunk {chunk.seq} of task {chunk.task_id} arrived, expected {entry[1]}",
+            )
+        entry[1] = chunk.seq + 1
+        return [chunk]
+
+    def _on_terminal(self, message: pb.Result | pb.TaskError) -> list[ControlEvent]:
+        entry = self.inflight.pop((message.task_id, message.attempt), None)
+        if entry is None:
+            return []
+        self.credits[str(entry[0])] += 1
+        return [message]
+
+    def _on_draining(self, message: pb.Draining) -> list[ControlEvent]:
+        if self.state is SessionState.OPEN:
+            self.state = SessionState.DRAINING
+        return [message]
+
+    def _on_goodbye(self, message: pb.Goodbye) -> list[ControlEvent]:
+        self.state = SessionState.CLOSED
+        self.close_reason = message.reason or "runner said goodbye"
+        return [message]
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def accept(self, runner_id: str) -> None:
+        """Welcome the runner whose Hello the application validated."""
+        if self.state is not SessionState.AWAITING_HELLO or self.hello is None:
+            raise ProtocolError("accept() needs a received Hello")
+        self.state = SessionState.OPEN
+        welcome = pb.Welcome(
+            runner_id=runner_id,
+            protocol=pb.ProtocolVersion(major=PROTOCOL_VERSION[0], minor=PROTOCOL_VERSION[1]),
+            heartbeat_interval_ms=self._heartbeat_interval_ms,
+            lease_ttl_ms=self._lease_ttl_ms,
+            server_version=self._server_version,
+        )
+        self._out.append(encode(pb.ControlMessage(welcome=welcome)))
+
+    def reject(self, code: str, message: str) -> None:
+        """Refuse the runner (conflicting signatures, bad Hello) and close."""
+        self._queue_error(code, message)
+        self.state = SessionState.CLOSED
+        self.close_reason = message
+
+    def has_credit(self, model_id: str) -> bool:
+        """Whether a task for ``model_id`` may be sent now."""
+        return self.state is SessionState.OPEN and self.credits[model_id] > 0
+
+    def send_task(
+        self,
+        task_id: str,
+        attempt: int,
+        model_id: str,
+        method: str,
+        payload: bytes,
+        deadline_unix_ms: int = 0,
+    ) -> None:
+        """Queue a task, spending one credit of its model.
+
+        Raises:
+            ProtocolError: no credit for the model or the session is not open (a caller bug).
+        """
+        if not self.has_credit(model_id):
+            raise ProtocolError(f"no credit for model {model_id!r} on this tunnel")
+        self.credits[model_id] -= 1
+        self.inflight[(task_id, attempt)] = [model_id, 0]
+        task = pb.Task(
+            task_id=task_id,
+            attempt=attempt,
+            model_id=model_id,
+            method=method,
+            payload=payload,
+            deadline_unix_ms=deadline_unix_ms,
+        )
+        self._out.append(encode(pb.ControlMessage(task=task)))
+
+    def send_cancel(self, task_id: str, attempt: int, reason: str) -> None:
+        """Ask the runner to cancel a task it holds."""
+        if (task_id, attempt) in self.inflight and self.state is not SessionState.CLOSED:
+            cancel = pb.Cancel(task_id=task_id, attempt=attempt, reason=reason)
+            self._out.append(encode(pb.ControlMessage(cancel=cancel)))
+
+    def send_heartbeat(self) -> None:
+        """Queue a heartbeat so the runner can detect a half-open tunnel."""
+        hb = pb.Heartbeat(sent_unix_ms=_now_ms())
+        self._out.append(encode(pb.ControlMessage(heartbeat=hb)))
+
+    def send_goodbye(self, reason: str, reconnect_after_ms: int = 0) -> None:
+        """Tell the runner we are going away and when to come back; closes the session."""
+        bye = pb.Goodbye(reason=reason, reconnect_after_ms=reconnect_after_ms)
+        self._out.append(encode(pb.ControlMessage(goodbye=bye)))
+        self.state = SessionState.CLOSED
+        self.close_reason = reason
+
+    def _queue_error(self, code: str, message: str) -> None:
+        self._out.append(encode(pb.ControlMessage(error=pb.Error(code=code, message=message))))
+
+
+_CONTROL_HANDLERS: dict[str, Callable[[ControlSession, Any], list[ControlEvent]]] = {
+    "credit": ControlSession._on_credit,
+    "heartbeat": ControlSession._on_passthrough,
+    "accepted": ControlSession._on_passthrough,
+    "chunk": ControlSession._on_chunk,
+    "result": ControlSession._on_terminal,
+    "task_error": ControlSession._on_terminal,
+    "logs": ControlSession._on_passthrough,
+    "draining": ControlSession._on_draining,
+    "goodbye": ControlSession._on_goodbye,
+    "model_status": ControlSession._on_passthrough,
+}
+
+
+class RunnerSession(_Session):
+    """The runner's side of its tunnel; ``hello`` is sent as soon as the session starts."""
+
+    def __init__(self, hello: pb.Hello) -> None:
+        super().__init__()
+        if not hello.HasField("protocol"):
+            hello.protocol.major, hello.protocol.minor = PROTOCOL_VERSION
+        self.state = SessionState.AWAITING_WELCOME
+        self.welcome: pb.Welcome | None = None
+        self.minor_mismatch = False
+        self._granted: defaultdict[str, int] = defaultdict(int)
+        #: tasks held: key -> [model id, next chunk seq]
+        self.tasks: dict[TaskKey, list[str | int]] = {}
+        self._out.append(encode(pb.RunnerMessage(hello=hello)))
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive_frame(self, data: bytes) -> list[RunnerEvent]:
+        """Decode one frame from the control plane and return the events it carries.
+
+        A duplicate ``(task_id, attempt)`` is dropped here, so a task never runs twice.
+
+        Raises:
+            ProtocolError: the frame is malformed or not allowed now; the session is closed.
+        """
+        if self.state is SessionState.CLOSED:
+            raise ProtocolError("session is closed")
+        try:
+            envelope = decode_control(data)
+        except ProtocolError as exc:
+            raise self._fail("MALFORMED_FRAME", str(exc)) from exc
+        kind = envelope.WhichOneof("kind")
+        if kind == "error":
+            self.state = SessionState.CLOSED
+            self.close_reason = envelope.error.message
+            return [envelope.error]
+        if self.state is SessionState.AWAITING_WELCOME:
+            if kind != "welcome":
+                raise self._fail("PROTOCOL", f"expected Welcome as the first message, got {kind}")
+            try:
+                self.minor_mismatch = check_version(envelope.welcome.protocol)
+            except ProtocolError as exc:
+                raise self._fail("VERSION_MISMATCH", str(exc), VersionMismatch) from exc
+            self.welcome = envelope.welcome
+            self.state = SessionState.OPEN
+            return [envelope.welcome]
+        if kind == "task":
+            return self._on_task(envelope.task)
+        if kind == "cancel":
+            held = (envelope.cancel.task_id, envelope.cancel.attempt) in self.tasks
+            return [envelope.cancel] if held else []
+        if kind == "goodbye":
+            self.state = SessionState.CLOSED
+            self.close_reason = envelope.goodbye.reason or "control plane said goodbye"
+            return [envelope.goodbye]
+        if kind == "drain":
+            return [envelope.drain]
+        if kind == "heartbeat":
+            return [envelope.heartbeat]
+        raise self._fail("PROTOCOL", f"unexpected {kind} on an open tunnel")
+
+    def _on_task(self, task: pb.Task) -> list[RunnerEvent]:
+        key = (task.task_id, task.attempt)
+        if key in self.tasks:
+            return []  # at-least-once delivery: a duplicate never runs twice
+        if self._granted[task.model_id] <= 0:
+            raise self._fail(
+                "PROTOCOL", f"task {task.task_id} for {task.model_id!r} exceeds the granted credit"
+            )
+        self._granted[task.model_id] -= 1
+        self.tasks[key] = [task.model_id, 0]
+        return [task]
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def grant(self, model_id: str, slots: int) -> None:
+        """Grant the control plane ``slots`` more tasks for ``model_id``."""
+        if slots <= 0 or self.state is SessionState.CLOSED:
+            return
+        self._granted[model_id] += slots
+        self._out.append(encode(pb.RunnerMessage(credit=pb.Credit(grant={model_id: slots}))))
+
+    def send_chunk(self, task_id: str, attempt: int, payload: bytes) -> None:
+        """Queue the next piece of a streaming task's output."""
+        entry = self.tasks.get((task_id, attempt))
+        if entry is None:
+            return
+        seq = int(entry[1])
+        entry[1] = seq + 1
+        chunk = pb.Chunk(task_id=task_id, attempt=attempt, seq=seq, payload=payload)
+        self._out.append(encode(pb.RunnerMessage(chunk=chunk)))
+
+    def send_result(
+        self, task_id: str, attempt: int, payload: bytes, usage: pb.Usage | None = None
+    ) -> None:
+        """Finish a task with its output; its slot goes back to the control plane."""
+        entry = self.tasks.pop((task_id, attempt), None)
+        if entry is None:
+            return
+        result = pb.Result(task_id=task_id, attempt=attempt, payload=payload, usage=usage)
+        self._granted[str(entry[0])] += 1  # the slot returns with the terminal message
+        self._out.append(encode(pb.RunnerMessage(result=result)))
+
+    def send_error(
+        self, task_id: str, attempt: int, code: str, message: str, retryable: bool = False
+    ) -> None:
+        """Finish a task with an error; its slot goes back to the control plane."""
+        entry = self.tasks.pop((task_id, attempt), None)
+        if entry is None:
+            return
+        err = pb.TaskError(
+            task_id=task_id, attempt=attempt, code=code, message=message, retryable=retryable
+        )
+        self._granted[str(entry[0])] += 1  # the slot returns with the terminal message
+        self._out.append(encode(pb.RunnerMessage(task_error=err)))
+
+    def send_heartbeat(self, busy: int) -> None:
+        """Queue a heartbeat carrying the number of busy slots."""
+        hb = pb.Heartbeat(sent_unix_ms=_now_ms(), busy=busy)
+        self._out.append(encode(pb.RunnerMessage(heartbeat=hb)))
+
+    def send_draining(self) -> None:
+        """Tell the control plane to stop routing here; in-flight tasks still finish."""
+        if self.state is SessionState.OPEN:
+            self.state = SessionState.DRAINING
+        msg = pb.Draining(inflight=len(self.tasks))
+        self._out.append(encode(pb.RunnerMessage(draining=msg)))
+
+    def send_goodbye(self, reason: str) -> None:
+        """Close the session politely."""
+        self._out.append(encode(pb.RunnerMessage(goodbye=pb.Goodbye(reason=reason))))
+        self.state = SessionState.CLOSED
+        self.close_reason = reason
+
+    def _queue_error(self, code: str, message: str) -> None:
+        # The runner has no Error message; a Goodbye with the reason tells the control plane why.
+        bye = pb.Goodbye(reason=f"{code}: {message}")
+        self._out.append(encode(pb.RunnerMessage(goodbye=bye)))

@@ -1,0 +1,218 @@
+"""Malformed HTTP input gets a clear JSON error and loses nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import MS, Stack, write_model
+
+
+def _post(stack: Stack, path: str, **kwargs: object) -> httpx.Response:
+    headers = {**stack.headers, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+    return httpx.post(f"{stack.api_base}{path}", headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+def _error(r: httpx.Response) -> dict[str, str]:
+    assert r.headers["content-type"].startswith("application/json")
+    return dict(r.json()["error"])
+
+
+def test_malformed_json_is_400(hello_stack: Stack) -> None:
+    """A body that is not JSON is 400 INVALID_JSON."""
+    r = _post(
+        hello_stack,
+        "/v2/models/hello/predict",
+        content=b'{"text": ',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400
+    assert _error(r)["code"] == "INVALID_JSON"
+    assert "not valid JSON" in _error(r)["message"]
+
+
+@pytest.mark.parametrize(("body", "kind"), [(b"[1, 2]", "array"), (b'"hi"', "str"), (b"3", "int")])
+def test_body_not_an_object_is_400(hello_stack: Stack, body: bytes, kind: str) -> None:
+    """A JSON body that is not an object is 400 naming what it got."""
+    r = _post(hello_stack, "/v2/models/hello/predict", content=body)
+    assert r.status_code == 400
+    assert _error(r)["code"] == "INVALID_BODY"
+    assert kind in _error(r)["message"]
+
+
+def test_unknown_model_is_404_listing_known(hello_stack: Stack) -> None:
+    """An unknown model id is 404 and the message lists the known ones."""
+    r = _post(hello_stack, "/v2/models/nope/predict", json={})
+    assert r.status_code == 404
+    assert _error(r)["code"] == "UNKNOWN_MODEL"
+    assert "hello" in _error(r)["message"]
+
+
+def test_unknown_method_is_404_listing_methods(hello_stack: Stack) -> None:
+    """An unknown method is 404 and the message lists the model's methods."""
+    r = _post(hello_stack, "/v2/models/hello/shout", json={"text": "x"})
+    assert r.status_code == 404
+    assert _error(r)["code"] == "UNKNOWN_METHOD"
+    assert "chat, generate, predict" in _error(r)["message"]
+
+
+@pytest.mark.parametrize(
+    ("args", "param", "words"),
+    [
+        ({"text": 5}, "text", "must be str"),
+        ({"text": "x", "n": "three"}, "n", "must be int"),
+        ({"text": "x", "n": True}, "n", "must be int"),
+        ({}, "text", "missing"),
+        ({"text": "x", "colour": "red"}, "colour", "unknown"),
+    ],
+)
+def test_bad_arguments_are_400_naming_the_argument(
+    hello_stack: Stack, args: dict[str, object], param: str, words: str
+) -> None:
+    """Wrong type, missing or unknown arguments are 400 naming the argument."""
+    r = _post(hello_stack, "/v2/models/hello/generate", json=args)
+    assert r.status_code == 400
+    error = _error(r)
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert error["param"] == param
+    assert param in error["message"] and words in error["message"].lower()
+
+
+def test_huge_body_is_413(stack: Stack) -> None:
+    """A body over the limit is 413 before anything is queued."""
+    stack.stop_control()
+    stack.start_control(max_body_bytes=1024)
+    stack.start_runner()
+    r = _post(stack, "/v2/models/hello/predict", json={"text": "x" * 2048})
+    assert r.status_code == 413
+    assert _error(r)["code"] == "BODY_TOO_LARGE"
+    ok = _post(stack, "/v2/models/hello/predict", json={"text": "small"})
+    assert ok.json()["output"] == "Hello, small!"
+
+
+def test_huge_chunked_body_is_413(stack: Stack) -> None:
+    """A body without Content-Length is cut off at the limit too."""
+    stack.stop_control()
+    stack.start_control(max_body_bytes=1024)
+    stack.start_runner()
+
+    def pieces():  # type: ignore[no-untyped-def]
+        for _ in range(64):
+            yield b"x" * 64
+
+    r = _post(stack, "/v2/models/hello/predict", content=pieces())
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer er_pat_wrong"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer"},
+    ],
+)
+def test_missing_or_wrong_token_is_401_json(hello_stack: Stack, headers: dict[str, str]) -> None:
+    """Every API route but /healthz needs a valid bearer token."""
+    for method, path in (
+        ("POST", "/v2/models/hello/predict"),
+        ("GET", "/v2/models"),
+        ("GET", "/v2/runners"),
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+    ):
+        r = httpx.request(method, f"{hello_stack.api_base}{path}", headers=headers, json={})
+        assert r.status_code == 401, path
+        assert _error(r)["code"] == "UNAUTHENTICATED"
+
+
+def test_unknown_route_is_json_404(stack: Stack) -> None:
+    """Even routing errors answer in the JSON error shape."""
+    r = httpx.get(f"{stack.api_base}/v9/nothing", headers=stack.headers)
+    assert r.status_code == 404
+    assert _error(r)["code"] == "NOT_FOUND"
+
+
+def test_bidi_method_is_501(stack: Stack, tmp_path: Path) -> None:
+    """A method that takes an input stream is registered but answers 501 for now."""
+    folder = write_model(
+        tmp_path,
+        "duplex",
+        "    @ModelClass.method\n"
+        "    def stream(self, items: Iterator[str]) -> Iterator[str]:\n"
+        "        for item in items:\n"
+        "            yield item\n",
+    )
+    stack.start_runner(folder)
+    model = httpx.get(f"{stack.api_base}/v2/models/duplex", headers=stack.headers).json()
+    assert model["methods"][0]["kind"] == "bidi"
+    r = _post(stack, "/v2/models/duplex/stream", json={"items": ["a"]})
+    assert r.status_code == 501
+    assert _error(r)["code"] == "NOT_IMPLEMENTED"
+
+
+_SLOW = (
+    "    @ModelClass.method\n"
+    "    def wait(self, seconds: float) -> str:\n"
+    "        '''Block until cancelled or the time is up.'''\n"
+    "        end = time.monotonic() + seconds\n"
+    "        while not self.cancelled() and time.monotonic() < end:\n"
+    "            time.sleep(0.005)\n"
+    "        return 'cancelled' if self.cancelled() else 'done'\n"
+)
+
+
+def test_deadline_is_504_and_frees_the_slot(stack: Stack, tmp_path: Path) -> None:
+    """A task slower than the deadline is 504; it is cancelled and its slot serves the next."""
+    stack.stop_control()
+    stack.start_control(request_timeout=300 * MS)
+    stack.start_runner(write_model(tmp_path, "slow", _SLOW), pool_size=1)
+    r = _post(stack, "/v2/models/slow/wait", json={"seconds": 30})
+    assert r.status_code == 504
+    assert _error(r)["code"] == "DEADLINE_EXCEEDED"
+    assert "did not answer within" in _error(r)["message"]
+    quick = _post(stack, "/v2/models/slow/wait", json={"seconds": 0})
+    assert quick.json()["output"] == "done"
+
+
+def test_no_runner_online_is_503_with_retry_after(stack: Stack) -> None:
+    """A known model with no runner waits out the deadline, then 503 + Retry-After."""
+    running = stack.start_runner()
+    stack.stop_runner(running)
+    stack.stop_control()
+    stack.start_control(request_timeout=200 * MS)  # same data dir: the model stays known
+    r = _post(stack, "/v2/models/hello/predict", json={"text": "x"})
+    assert r.status_code == 503
+    assert _error(r)["code"] == "NO_RUNNER"
+    assert int(r.headers["retry-after"]) > 0
+
+
+def test_full_queue_is_429_with_retry_after(stack: Stack, tmp_path: Path) -> None:
+    """Past max_queue waiting requests, the control plane answers 429 at once."""
+    import concurrent.futures
+
+    stack.stop_control()
+    stack.start_control(max_queue=1, request_timeout=10_000 * MS)
+    stack.start_runner(write_model(tmp_path, "slow", _SLOW), pool_size=1)
+    url = f"{stack.api_base}/v2/models/slow/wait"
+    with (
+        httpx.Client(headers=stack.headers, timeout=30) as client,
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
+    ):
+        running = pool.submit(client.post, url, json={"seconds": 2})
+        from tests.conftest import wait_for
+
+        wait_for(lambda: stack.plane.state.dispatcher.links, "runner link")  # type: ignore[union-attr]
+        link = next(iter(stack.plane.state.dispatcher.links.values()))  # type: ignore[union-attr]
+        wait_for(lambda: link.tasks, "first task running")
+        queued = pool.submit(client.post, url, json={"seconds": 0})
+        wait_for(lambda: stack.plane.state.dispatcher.queued("admin", "slow") == 1, "queued task")  # type: ignore[union-attr]
+        rejected = client.post(url, json={"seconds": 0})
+        assert rejected.status_code == 429
+        assert _error(rejected)["code"] == "QUEUE_FULL"
+        assert rejected.headers["retry-after"] == "1"
+        assert running.result().json()["output"] == "done"
+        assert queued.result().json()["output"] == "done"

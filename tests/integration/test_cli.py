@@ -1,0 +1,238 @@
+"""The ``edge-runner`` command as a user runs it: real processes, real ports, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HELLO, MS, ROOT, write_model
+
+pytestmark = pytest.mark.slow
+
+CLI = [sys.executable, "-m", "edge_runner"]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30_000 * MS
+) -> subprocess.CompletedProcess[str]:
+    """Run one CLI command to completion."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or dict(os.environ),
+        cwd=ROOT,
+    )
+
+
+class UpProcess:
+    """``edge-runner up`` in the background, with its banner parsed."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [*CLI, "up", *args, "--port", "0", "--grpc-port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.banner: list[str] = []
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.banner.append(line.rstrip("\n"))
+            if "Ctrl-C" in line:
+                break
+        else:
+            raise AssertionError(f"up exited early: {self.proc.wait()} {self.proc.stderr.read()}")  # type: ignore[union-attr]
+        match = re.search(r"control plane\s+(http://\S+)", "\n".join(self.banner))
+        assert match, self.banner
+        self.api_base = match.group(1)
+
+    def stop(self) -> int:
+        """Ctrl-C, then wait."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(10_000 * MS)
+
+
+@pytest.fixture
+def up() -> Iterator[UpProcess]:
+    """`edge-runner up examples/hello` on free ports."""
+    process = UpProcess(str(HELLO))
+    yield process
+    if process.proc.poll() is None:
+        process.proc.kill()
+        process.proc.wait()
+
+
+def test_up_prints_banner_and_serves_the_cli(up: UpProcess, er_home: Path) -> None:
+    """After `up`, predict/generate/models/runners work with no flags, through the local context."""
+    text = "\n".join(up.banner)
+    assert "predict(text: str) -> str" in text
+    assert "generate(text: str, n: int = 5) -> Iterator[str]" in text
+    assert "edge-runner predict hello --text hi" in text
+    assert f"{up.api_base}/v1" in text and "EDGE_RUNNER_PAT" in text
+    token = (er_home / "data" / "control" / "admin-token").read_text().strip()
+    assert token not in text
+    predict = run_cli("predict", "hello", "--text", "hi")
+    assert predict.returncode == 0, predict.stderr
+    assert predict.stdout == "Hello, hi!\n"
+    generate = run_cli("generate", "hello", "--text", "hi", "--n", "2")
+    assert generate.stdout == "0: Hello, hi!\n1: Hello, hi!\n"
+    models = json.loads(run_cli("models", "-o", "json").stdout)
+    assert [m["id"] for m in models] == ["hello"]
+    runners = json.loads(run_cli("runners", "-o", "json").stdout)
+    assert len(runners) == 1 and runners[0]["status"] == "connected"
+    table = run_cli("runners").stdout
+    assert table.splitlines()[0].split()[:3] == ["RUNNER", "HOST", "STATUS"]
+
+
+def test_up_keeps_secrets_out_of_files_and_output(up: UpProcess, er_home: Path) -> None:
+    """The token lives only in 0600 files; the contexts file holds api_base and user only."""
+    token = (er_home / "data" / "control" / "admin-token").read_text().strip()
+    config = (er_home / "config" / "config.yaml").read_text()
+    assert "current-context: local" in config and up.api_base in config
+    assert token not in config
+    secret_files = list((er_home / "data" / "secrets").iterdir())
+    assert secret_files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in secret_files)
+    env_lines = run_cli("context", "env").stdout
+    assert f"export EDGE_RUNNER_API_BASE={up.api_base}" in env_lines
+    assert "export EDGE_RUNNER_PAT=" in env_lines
+
+
+def test_banner_openai_snippet_runs(up: UpProcess) -> None:
+    """The OpenAI snippet `up` prints works when pasted, with the token from the environment."""
+    lines = up.banner[up.banner.index("OpenAI SDK (pip install openai):") + 1 :]
+    snippet = "\n".join(line[2:] for line in lines if line.startswith("  "))
+    env_lines = run_cli("context", "env").stdout
+    env = dict(os.environ)
+    for line in env_lines.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value.strip("'")
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Hello! You said: hi"
+
+
+def test_ctrl_c_stops_everything(up: UpProcess) -> None:
+    """Ctrl-C stops `up`, its control plane and its runner; exit code 0."""
+    assert up.stop() == 0
+    result = run_cli("models", timeout=10_000 * MS)
+    assert result.returncode == 2
+    assert "cannot reach the control plane" in result.stderr
+
+
+def test_runner_before_control_connects_when_control_starts(tmp_path: Path, er_home: Path) -> None:
+    """`runner` started first keeps retrying; `control` started later gets it registered."""
+    data_dir = tmp_path / "cp"
+    # First start bootstraps the admin token, which the runner needs.
+    first = subprocess.Popen(
+        [*CLI, "control", "--port", "0", "--grpc-port", "0", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdout is not None
+    line = first.stdout.readline()
+    port = int(re.search(r"http://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(10_000 * MS) == 0
+    env = dict(os.environ)
+    env["EDGE_RUNNER_API_BASE"] = f"http://127.0.0.1:{port}"
+    env["EDGE_RUNNER_PAT"] = (data_dir / "admin-token").read_text().strip()
+    runner = subprocess.Popen(
+        [*CLI, "runner", str(HELLO), "--pool-size", "2"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    control = None
+    try:
+        assert runner.stderr is not None
+        outage = runner.stderr.readline()
+        while "unreachable" not in outage:
+            outage = runner.stderr.readline()
+            assert outage, "the runner exited"
+        control = subprocess.Popen(
+            [*CLI, "control", "--port", str(port), "--grpc-port", "0", "--data-dir", str(data_dir)],
+            stdout=subprocess.DEVNULL,
+        )
+        back = runner.stderr.readline()
+        while "is back" not in back:
+            back = runner.stderr.readline()
+            assert back, "the runner exited"
+        result = run_cli("predict", "hello", "--text", "late", env=env)
+        assert result.stdout == "Hello, late!\n", result.stderr
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(10_000 * MS) == 0
+        if control is not None:
+            control.send_signal(signal.SIGTERM)
+            assert control.wait(10_000 * MS) == 0
+
+
+@pytest.mark.parametrize(
+    ("setup", "words"),
+    [
+        ("missing", "does not exist"),
+        ("no_model_py", "1/model.py"),
+        ("syntax", "syntax error"),
+        ("no_class", "ModelClass"),
+        ("untyped", "type hint"),
+    ],
+)
+def test_bad_model_folder_is_one_clear_line(tmp_path: Path, setup: str, words: str) -> None:
+    """A broken model folder is one line on stderr naming the file, exit code 2, no traceback."""
+    folder = tmp_path / "m"
+    if setup != "missing":
+        folder = write_model(tmp_path, "m", "    pass\n")
+    model_py = folder / "1" / "model.py"
+    if setup == "no_model_py":
+        model_py.unlink()
+    elif setup == "syntax":
+        model_py.write_text("def broken(:\n")
+    elif setup == "no_class":
+        model_py.write_text("x = 1\n")
+    elif setup == "untyped":
+        model_py.write_text(
+            "from edge_runner import ModelClass\n"
+            "class M(ModelClass):\n"
+            "    @ModelClass.method\n"
+            "    def predict(self, text):\n"
+            "        return text\n"
+        )
+    env = dict(os.environ, EDGE_RUNNER_API_BASE="http://127.0.0.1:9", EDGE_RUNNER_PAT="er_pat_x")
+    result = run_cli("runner", str(folder), env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert words.lower() in lines[0].lower()
+
+
+def test_cli_errors_without_context_and_with_bad_arguments(up: UpProcess) -> None:
+    """CLI mistakes are one line on stderr with exit code 2."""
+    unknown = run_cli("predict", "hello", "--colour", "red")
+    assert unknown.returncode == 2
+    assert "no argument 'colour'" in unknown.stderr and "--text" in unknown.stderr
+    wrong = run_cli("generate", "hello", "--text", "x", "--n", "many")
+    assert wrong.returncode == 2 and "'n'" in wrong.stderr
+    env = dict(os.environ, EDGE_RUNNER_HOME=str(Path(os.environ["EDGE_RUNNER_HOME"]) / "empty"))
+    nothing = run_cli("models", env=env)
+    assert nothing.returncode == 2
+    assert "edge-runner up" in nothing.stderr
+    assert len(nothing.stderr.strip().splitlines()) == 1
+
+
+def test_version_names_protocol() -> None:
+    """--version prints the package and protocol versions."""
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert re.fullmatch(r"edge-runner \d+\.\d+\.\d+\S* \(protocol \d+\.\d+\)\n", result.stdout)

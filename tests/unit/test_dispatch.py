@@ -1,0 +1,130 @@
+"""Dispatch over real sessions (no sockets): credit admission, least-loaded choice, re-queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from edge_runner.control.dispatch import (
+    Dispatcher,
+    QueueFull,
+    RunnerLink,
+    Task,
+    TaskDone,
+    TaskFailedEvent,
+    TaskState,
+)
+from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.protocol import ControlSession, RunnerSession
+
+
+def _link(runner_id: str, slots: int, model: str = "m") -> tuple[RunnerLink, RunnerSession]:
+    runner = RunnerSession(pb.Hello(runner_id=runner_id, pool_size=slots))
+    control = ControlSession(server_version="t", heartbeat_interval_ms=1000, lease_ttl_ms=1000)
+    for frame in runner.data_to_send():
+        control.receive_frame(frame)
+    control.accept(runner_id)
+    for frame in control.data_to_send():
+        runner.receive_frame(frame)
+    runner.grant(model, slots)
+    for frame in runner.data_to_send():
+        control.receive_frame(frame)
+    return RunnerLink(runner_id, "u", control), runner
+
+
+def _task(n: int) -> Task:
+    return Task(f"t{n}", "u", "m", "predict", b"{}")
+
+
+def _sent(link: RunnerLink) -> list[str]:
+    out = []
+    while not link.outbox.empty():
+        frame = link.outbox.get_nowait()
+        assert frame is not None
+        msg = pb.ControlMessage.FromString(frame)
+        if msg.WhichOneof("kind") == "task":
+            out.append(msg.task.task_id)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _loop() -> object:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+def test_tasks_go_to_the_runner_with_most_free_slots() -> None:
+    """Least-loaded choice: the runner with more free slots gets the task."""
+    dispatcher = Dispatcher()
+    small, _ = _link("small", 1)
+    big, _ = _link("big", 3)
+    dispatcher.attach(small, ("m",))
+    dispatcher.attach(big, ("m",))
+    for n in range(4):
+        dispatcher.submit(_task(n))
+    # 3 vs 1 free -> big, 2 vs 1 -> big, 1 vs 1 -> the first attached, then big's last slot.
+    assert _sent(big) == ["t0", "t1", "t3"]
+    assert _sent(small) == ["t2"]
+    assert big.free_slots("m") == 0 and small.free_slots("m") == 0
+
+
+def test_overflow_waits_then_flows_when_a_slot_frees() -> None:
+    """Beyond the credits tasks queue; a Result sends the next one."""
+    dispatcher = Dispatcher()
+    link, runner = _link("r", 1)
+    dispatcher.attach(link, ("m",))
+    first, second = _task(1), _task(2)
+    dispatcher.submit(first)
+    dispatcher.submit(second)
+    assert _sent(link) == ["t1"] and dispatcher.queued("u", "m") == 1
+    result = pb.Result(task_id="t1", attempt=1, payload=b"1")
+    for event in link.session.receive_frame(pb.RunnerMessage(result=result).SerializeToString()):
+        dispatcher.on_event(link, event)
+    assert isinstance(first.events.get_nowait(), TaskDone)
+    assert _sent(link) == ["t2"] and second.state is TaskState.RUNNING
+    del runner
+
+
+def test_queue_is_bounded() -> None:
+    """Past max_queue, submit raises QueueFull."""
+    dispatcher = Dispatcher(max_queue=2)
+    dispatcher.submit(_task(1))
+    dispatcher.submit(_task(2))
+    with pytest.raises(QueueFull):
+        dispatcher.submit(_task(3))
+
+
+def test_lost_runner_requeues_silent_tasks_and_fails_streaming_ones() -> None:
+    """A runner that goes away: tasks without output re-queue (attempt+1), others fail."""
+    dispatcher = Dispatcher()
+    link, _ = _link("r", 2)
+    dispatcher.attach(link, ("m",))
+    quiet, chatty = _task(1), _task(2)
+    dispatcher.submit(quiet)
+    dispatcher.submit(chatty)
+    chunk = pb.RunnerMessage(chunk=pb.Chunk(task_id="t2", attempt=1, seq=0, payload=b"1"))
+    for event in link.session.receive_frame(chunk.SerializeToString()):
+        dispatcher.on_event(link, event)
+    dispatcher.detach(link)
+    assert quiet.state is TaskState.QUEUED and quiet.attempt == 2
+    assert dispatcher.queued("u", "m") == 1
+    chatty.events.get_nowait()  # the chunk
+    failure = chatty.events.get_nowait()
+    assert isinstance(failure, TaskFailedEvent) and failure.code == "RUNNER_LOST"
+    replacement, _ = _link("r2", 1)
+    dispatcher.attach(replacement, ("m",))
+    dispatcher.on_event(replacement, pb.Credit(grant={"m": 1}))
+    assert _sent(replacement) == ["t1"]
+
+
+def test_cancel_removes_a_queued_task() -> None:
+    """Cancelling a queued task takes it out of the queue."""
+    dispatcher = Dispatcher()
+    task = _task(1)
+    dispatcher.submit(task)
+    dispatcher.cancel(task, "client went away")
+    assert dispatcher.queued("u", "m") == 0 and task.state is TaskState.CANCELLED

@@ -1,0 +1,187 @@
+"""The sans-I/O tunnel sessions, driven frame by frame with no sockets or event loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_runner.errors import ProtocolError, VersionMismatch
+from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.protocol import (
+    ControlSession,
+    RunnerSession,
+    SessionState,
+    check_version,
+    decode_control,
+    decode_runner,
+    encode,
+)
+
+
+def _pair(pool: int = 2) -> tuple[RunnerSession, ControlSession]:
+    runner = RunnerSession(pb.Hello(runner_id="r1", pool_size=pool))
+    control = ControlSession(server_version="t", heartbeat_interval_ms=5000, lease_ttl_ms=10000)
+    return runner, control
+
+
+def _pump(src: RunnerSession | ControlSession, dst: RunnerSession | ControlSession) -> list[object]:
+    events: list[object] = []
+    for frame in src.data_to_send():
+        events.extend(dst.receive_frame(frame))
+    return events
+
+
+def _open(pool: int = 2, model: str = "m") -> tuple[RunnerSession, ControlSession]:
+    runner, control = _pair(pool)
+    (hello,) = _pump(runner, control)
+    assert isinstance(hello, pb.Hello) and hello.runner_id == "r1"
+    control.accept("r1")
+    (welcome,) = _pump(control, runner)
+    assert isinstance(welcome, pb.Welcome)
+    runner.grant(model, pool)
+    _pump(runner, control)
+    return runner, control
+
+
+def test_handshake_opens_both_sides() -> None:
+    """Hello then Welcome opens both sessions and carries the protocol version."""
+    runner, control = _open()
+    assert runner.state is SessionState.OPEN and control.state is SessionState.OPEN
+    assert control.hello is not None and control.hello.protocol.major == 1
+    assert runner.welcome is not None and runner.welcome.heartbeat_interval_ms == 5000
+
+
+def test_control_never_sends_beyond_credit() -> None:
+    """Tasks spend credits; with none left send_task refuses and has_credit is false."""
+    runner, control = _open(pool=2)
+    control.send_task("t1", 1, "m", "predict", b"{}")
+    control.send_task("t2", 1, "m", "predict", b"{}")
+    assert not control.has_credit("m")
+    with pytest.raises(ProtocolError, match="no credit"):
+        control.send_task("t3", 1, "m", "predict", b"{}")
+    assert len(_pump(control, runner)) == 2
+
+
+def test_terminal_messages_return_the_slot() -> None:
+    """A Result or TaskError gives the task's credit back on both sides."""
+    runner, control = _open(pool=1)
+    control.send_task("t1", 1, "m", "predict", b"{}")
+    _pump(control, runner)
+    runner.send_result("t1", 1, b'"ok"')
+    (result,) = _pump(runner, control)
+    assert isinstance(result, pb.Result) and result.payload == b'"ok"'
+    assert control.credits["m"] == 1 and not control.inflight
+    control.send_task("t2", 1, "m", "predict", b"{}")
+    assert _pump(control, runner)[0].task_id == "t2"  # type: ignore[attr-defined]
+    runner.send_error("t2", 1, "MODEL_ERROR", "boom")
+    (error,) = _pump(runner, control)
+    assert isinstance(error, pb.TaskError) and error.message == "boom"
+    assert control.credits["m"] == 1
+
+
+def test_runner_refuses_tasks_over_its_grant() -> None:
+    """A control plane that sends more tasks than granted breaks the protocol."""
+    runner, _ = _open(pool=1)
+    task = encode(pb.ControlMessage(task=pb.Task(task_id="a", attempt=1, model_id="m")))
+    runner.receive_frame(task)
+    extra = encode(pb.ControlMessage(task=pb.Task(task_id="b", attempt=1, model_id="m")))
+    with pytest.raises(ProtocolError, match="exceeds the granted credit"):
+        runner.receive_frame(extra)
+    assert runner.state is SessionState.CLOSED
+
+
+def test_duplicate_task_is_dropped() -> None:
+    """The same (task_id, attempt) twice runs once; a new attempt is a new task."""
+    runner, _ = _open(pool=3)
+    frame = encode(pb.ControlMessage(task=pb.Task(task_id="a", attempt=1, model_id="m")))
+    assert len(runner.receive_frame(frame)) == 1
+    assert runner.receive_frame(frame) == []
+    retry = encode(pb.ControlMessage(task=pb.Task(task_id="a", attempt=2, model_id="m")))
+    assert len(runner.receive_frame(retry)) == 1
+
+
+def test_chunks_are_numbered_and_checked() -> None:
+    """Chunks carry consecutive seq numbers; a gap is a protocol error."""
+    runner, control = _open()
+    control.send_task("s", 1, "m", "generate", b"{}")
+    _pump(control, runner)
+    runner.send_chunk("s", 1, b"1")
+    runner.send_chunk("s", 1, b"2")
+    chunks = _pump(runner, control)
+    assert [c.seq for c in chunks] == [0, 1]  # type: ignore[attr-defined]
+    gap = encode(pb.RunnerMessage(chunk=pb.Chunk(task_id="s", attempt=1, seq=5)))
+    with pytest.raises(ProtocolError, match="expected 2"):
+        control.receive_frame(gap)
+
+
+def test_late_messages_for_finished_tasks_are_ignored() -> None:
+    """A chunk or result for a task the control plane no longer tracks is dropped."""
+    _, control = _open()
+    late = encode(pb.RunnerMessage(result=pb.Result(task_id="gone", attempt=1)))
+    assert control.receive_frame(late) == []
+    assert control.credits["m"] == 2
+
+
+@pytest.mark.parametrize(
+    "frame", [b"\xff\xff\xff", b"\x0a\x05abc", b"", encode(pb.RunnerMessage())]
+)
+def test_garbage_frame_closes_with_an_error_frame(frame: bytes) -> None:
+    """Malformed or empty frames raise ProtocolError and queue an Error for the peer."""
+    _, control = _pair()
+    with pytest.raises(ProtocolError):
+        control.receive_frame(frame)
+    assert control.state is SessionState.CLOSED
+    (out,) = control.data_to_send()
+    assert decode_control(out).error.code == "MALFORMED_FRAME"
+
+
+def test_first_message_must_be_hello() -> None:
+    """Anything before Hello is refused."""
+    _, control = _pair()
+    with pytest.raises(ProtocolError, match="expected Hello"):
+        control.receive_frame(encode(pb.RunnerMessage(heartbeat=pb.Heartbeat())))
+
+
+def test_runner_needs_welcome_first() -> None:
+    """A task before Welcome is refused by the runner."""
+    runner, _ = _pair()
+    with pytest.raises(ProtocolError, match="expected Welcome"):
+        runner.receive_frame(encode(pb.ControlMessage(task=pb.Task(task_id="x"))))
+    assert runner.state is SessionState.CLOSED
+    goodbye = decode_runner(runner.data_to_send()[-1])
+    assert goodbye.WhichOneof("kind") == "goodbye"
+
+
+def test_major_mismatch_refused_minor_accepted() -> None:
+    """Protocol majors must match (message names both); a minor difference is flagged only."""
+    with pytest.raises(VersionMismatch, match=r"2\.3.*1\.0"):
+        check_version(pb.ProtocolVersion(major=2, minor=3))
+    assert check_version(pb.ProtocolVersion(major=1, minor=7)) is True
+    assert check_version(pb.ProtocolVersion(major=1, minor=0)) is False
+    runner = RunnerSession(pb.Hello(runner_id="r", protocol=pb.ProtocolVersion(major=9)))
+    _, control = _pair()
+    with pytest.raises(VersionMismatch):
+        for frame in runner.data_to_send():
+            control.receive_frame(frame)
+
+
+def test_draining_and_goodbye_change_state() -> None:
+    """Draining stops credit use; Goodbye closes; the hint travels."""
+    runner, control = _open()
+    runner.send_draining()
+    _pump(runner, control)
+    assert control.state is SessionState.DRAINING and not control.has_credit("m")
+    control.send_goodbye("restart", reconnect_after_ms=1500)
+    (bye,) = _pump(control, runner)
+    assert isinstance(bye, pb.Goodbye) and bye.reconnect_after_ms == 1500
+    assert runner.state is SessionState.CLOSED
+
+
+def test_cancel_only_for_held_tasks() -> None:
+    """Cancel reaches the runner for tasks it holds; unknown ones are ignored."""
+    runner, control = _open()
+    control.send_task("c", 1, "m", "predict", b"{}")
+    _pump(control, runner)
+    control.send_cancel("c", 1, "client went away")
+    control.send_cancel("unknown", 1, "x")
+    events = _pump(control, runner)
+    assert [e.task_id for e in events] == ["c"]  # type: ignore[attr-defined]
