@@ -6,7 +6,6 @@ path, and FastAPI's body models and response validation would cost more than the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -18,30 +17,25 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from edge_runner._version import __version__
-from edge_runner.control.dispatch import (
-    QueueFull,
-    Task,
-    TaskDone,
-    TaskEvent,
-    TaskFailedEvent,
-    TaskOutput,
-    TaskState,
+from edge_runner.control.dispatch import Task, TaskDone, TaskEvent, TaskFailedEvent, TaskOutput
+from edge_runner.control.http_common import (
+    SSE_HEADERS,
+    first_event,
+    read_json_object,
+    stream_events,
+    submit_task,
+    task_problem,
+    wait_event,
 )
-from edge_runner.control.http_errors import (
-    TASK_ERROR_STATUS,
-    ApiProblem,
-    error_body,
-    problem_response,
-)
+from edge_runner.control.http_errors import ApiProblem, error_body, problem_response
+from edge_runner.control.openai_api import add_openai_routes
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 from edge_runner.errors import InvalidArgument
 from edge_runner.models.signatures import MethodKind, validate_arguments
 from edge_runner.protocol import PROTOCOL_VERSION, format_version
 
-__all__ = ["create_app", "read_json_object", "wait_event"]
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+__all__ = ["create_app"]
 
 
 def create_app(state: ControlState) -> FastAPI:
@@ -127,7 +121,7 @@ def create_app(state: ControlState) -> FastAPI:
         except InvalidArgument as exc:
             raise ApiProblem(400, "INVALID_ARGUMENT", str(exc), param=exc.argument) from exc
         task = state.new_task(user, model_id, method, json.dumps(args).encode())
-        _submit(state, task)
+        submit_task(state, task)
         headers = {"X-Task-Id": task.task_id}
         if signature.kind is MethodKind.UNARY:
             try:
@@ -136,7 +130,7 @@ def create_app(state: ControlState) -> FastAPI:
                 if not task.finished:
                     state.dispatcher.cancel(task, "client went away")
             if isinstance(event, TaskFailedEvent):
-                raise _task_problem(event)
+                raise task_problem(event)
             assert isinstance(event, TaskDone)
             body = b'{"task_id":"%s","output":%s%s}' % (
                 task.task_id.encode(),
@@ -144,149 +138,15 @@ def create_app(state: ControlState) -> FastAPI:
                 _usage_suffix(event),
             )
             return Response(body, headers=headers, media_type="application/json")
-        first = await _first_event(state, task)
+        first = await first_event(state, task)
         return StreamingResponse(
             _native_sse(state, task, first),
             media_type="text/event-stream",
             headers={**headers, **SSE_HEADERS},
         )
 
-    from edge_runner.control.openai_api import add_openai_routes
-
     add_openai_routes(app, state, principal)
     return app
-
-
-# -- helpers shared with the OpenAI routes ----------------------------------------------------
-
-
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """Read a JSON object body of at most ``limit`` bytes (an empty body is ``{}``)."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise _too_large(int(length), limit)
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise _too_large(len(body), limit)
-    if not body.strip():
-        return {}
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise ApiProblem(400, "INVALID_JSON", f"the request body is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ApiProblem(
-            400,
-            "INVALID_BODY",
-            "the request body must be a JSON object of keyword arguments, "
-            f"got a JSON {type(value).__name__.replace('dict', 'object').replace('list', 'array')}",
-        )
-    return value
-
-
-async def wait_event(state: ControlState, task: Task, deadline_s: float) -> TaskEvent:
-    """Wait for the task's next event, turning a missed deadline into 503 or 504."""
-    try:
-        async with asyncio.timeout(deadline_s):
-            return await task.events.get()
-    except TimeoutError as exc:
-        never_ran = task.state is TaskState.QUEUED
-        state.dispatcher.cancel(task, "deadline exceeded")
-        if never_ran and state.dispatcher.online(task.user_id, task.model_id) == 0:
-            raise ApiProblem(
-                503,
-                "NO_RUNNER",
-                f"no runner is serving model {task.model_id!r} (waited {deadline_s:g} s); "
-                "start one with `edge-runner runner PATH`",
-                retry_after=5,
-            ) from exc
-        raise ApiProblem(
-            504,
-            "DEADLINE_EXCEEDED",
-            f"model {task.model_id!r} did not answer within {deadline_s:g} s; "
-            "the task was cancelled",
-        ) from exc
-
-
-async def _first_event(state: ControlState, task: Task) -> TaskEvent:
-    """Wait for a stream's first event so that early failures get a proper status code."""
-    try:
-        event = await wait_event(state, task, state.settings.request_timeout)
-    except BaseException:
-        if not task.finished:
-            state.dispatcher.cancel(task, "client went away")
-        raise
-    if isinstance(event, TaskFailedEvent):
-        raise _task_problem(event)
-    return event
-
-
-async def stream_events(
-    state: ControlState, task: Task, first: TaskEvent
-) -> AsyncIterator[TaskEvent]:
-    """Yield a task's events until its terminal one; cancels the task if abandoned."""
-    try:
-        event = first
-        while True:
-            yield event
-            if not isinstance(event, TaskOutput):
-                return
-            try:
-                event = await wait_event(state, task, state.settings.request_timeout)
-            except ApiProblem as exc:
-                yield TaskFailedEvent(exc.code, exc.message)
-                return
-    finally:
-        if not task.finished:
-            state.dispatcher.cancel(task, "client went away")
-
-
-def _submit(state: ControlState, task: Task) -> None:
-    try:
-        state.dispatcher.submit(task)
-    except QueueFull as exc:
-        raise ApiProblem(429, "QUEUE_FULL", f"{exc}; retry in a moment", retry_after=1) from exc
-
-
-async def _native_sse(state: ControlState, task: Task, first: TaskEvent) -> AsyncIterator[bytes]:
-    index = 0
-    async for event in stream_events(state, task, first):
-        if isinstance(event, TaskOutput):
-            yield b'event: chunk\ndata: {"index":%d,"output":%s}\n\n' % (index, event.payload)
-            index += 1
-        elif isinstance(event, TaskDone):
-            yield b'event: done\ndata: {"task_id":"%s"%s}\n\n' % (
-                task.task_id.encode(),
-                _usage_suffix(event),
-            )
-        else:
-            data = json.dumps({"code": event.code, "message": event.message}).encode()
-            yield b"event: error\ndata: %s\n\n" % data
-
-
-def _usage_suffix(event: TaskDone) -> bytes:
-    if event.usage is None:
-        return b""
-    return b',"usage":{"prompt_tokens":%d,"completion_tokens":%d}' % (
-        event.usage.prompt_tokens,
-        event.usage.completion_tokens,
-    )
-
-
-def _task_problem(event: TaskFailedEvent) -> ApiProblem:
-    status = TASK_ERROR_STATUS.get(event.code, 500)
-    return ApiProblem(status, event.code, event.message, retry_after=5 if status == 503 else None)
-
-
-def _too_large(size: int, limit: int) -> ApiProblem:
-    return ApiProblem(
-        413,
-        "BODY_TOO_LARGE",
-        f"the request body has {size} bytes, over the {limit}-byte limit "
-        "(raise it with `edge-runner control --max-body-bytes`)",
-    )
 
 
 def _unknown_model(state: ControlState, user_id: str, model_id: str) -> ApiProblem:
@@ -313,4 +173,29 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         exc.status_code,
         headers=getattr(exc, "headers", None),
         media_type="application/json",
+    )
+
+
+async def _native_sse(state: ControlState, task: Task, first: TaskEvent) -> AsyncIterator[bytes]:
+    index = 0
+    async for event in stream_events(state, task, first):
+        if isinstance(event, TaskOutput):
+            yield b'event: chunk\ndata: {"index":%d,"output":%s}\n\n' % (index, event.payload)
+            index += 1
+        elif isinstance(event, TaskDone):
+            yield b'event: done\ndata: {"task_id":"%s"%s}\n\n' % (
+                task.task_id.encode(),
+                _usage_suffix(event),
+            )
+        else:
+            data = json.dumps({"code": event.code, "message": event.message}).encode()
+            yield b"event: error\ndata: %s\n\n" % data
+
+
+def _usage_suffix(event: TaskDone) -> bytes:
+    if event.usage is None:
+        return b""
+    return b',"usage":{"prompt_tokens":%d,"completion_tokens":%d}' % (
+        event.usage.prompt_tokens,
+        event.usage.completion_tokens,
     )

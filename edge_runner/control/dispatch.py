@@ -246,15 +246,19 @@ class Dispatcher:
                 task.events.put_nowait(TaskOutput(event.payload))
         elif isinstance(event, pb.Result):
             task = link.tasks.pop((event.task_id, event.attempt), None)
-            if task is not None:
-                usage = event.usage if event.HasField("usage") else None
-                self._finish(task, TaskState.DONE, TaskDone(event.payload, usage))
-            self._pump_link(link)
+            if task is None:
+                self._pump_link(link)
+                return
+            usage = event.usage if event.HasField("usage") else None
+            self._finish(task, TaskState.DONE, TaskDone(event.payload, usage))
+            self._pump((task.user_id, task.model_id))
         elif isinstance(event, pb.TaskError):
             task = link.tasks.pop((event.task_id, event.attempt), None)
-            if task is not None:
-                self._finish(task, TaskState.FAILED, TaskFailedEvent(event.code, event.message))
-            self._pump_link(link)
+            if task is None:
+                self._pump_link(link)
+                return
+            self._finish(task, TaskState.FAILED, TaskFailedEvent(event.code, event.message))
+            self._pump((task.user_id, task.model_id))
         elif isinstance(event, pb.Credit):
             for model_id in event.grant:
                 self._pump((link.user_id, model_id))

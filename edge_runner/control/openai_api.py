@@ -15,16 +15,16 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from edge_runner.control.api import (
+from edge_runner.control.dispatch import Task, TaskDone, TaskFailedEvent, TaskOutput
+from edge_runner.control.http_common import (
     SSE_HEADERS,
-    _first_event,
-    _submit,
-    _task_problem,
+    first_event,
     read_json_object,
     stream_events,
+    submit_task,
+    task_problem,
     wait_event,
 )
-from edge_runner.control.dispatch import Task, TaskDone, TaskFailedEvent, TaskOutput
 from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
@@ -97,7 +97,7 @@ def add_openai_routes(
             raise ApiProblem(400, "INVALID_ARGUMENT", "`stream` must be a boolean", param="stream")
         body["model"] = model_id
         task = state.new_task(user, model_id, CHAT_METHOD, json.dumps(body).encode())
-        _submit(state, task)
+        submit_task(state, task)
         headers = {"X-Task-Id": task.task_id}
         if not stream:
             try:
@@ -106,10 +106,10 @@ def add_openai_routes(
                 if not task.finished:
                     state.dispatcher.cancel(task, "client went away")
             if isinstance(event, TaskFailedEvent):
-                raise _task_problem(event)
+                raise task_problem(event)
             assert isinstance(event, TaskDone)
             return Response(event.payload, headers=headers, media_type="application/json")
-        first = await _first_event(state, task)
+        first = await first_event(state, task)
         return StreamingResponse(
             _openai_sse(state, task, first),
             media_type="text/event-stream",

@@ -13,6 +13,8 @@ from edge_runner.control.auth import Authenticator
 from edge_runner.control.catalog import Catalog
 from edge_runner.control.dispatch import Dispatcher, RunnerLink, Task
 from edge_runner.control.registry import Registry, RunnerRecord
+from edge_runner.models.config import MODEL_ID_PATTERN
+from edge_runner.models.wire import signatures_from_spec
 from edge_runner.protocol import ControlSession, SessionState
 
 __all__ = ["ControlSettings", "ControlState"]
@@ -91,6 +93,11 @@ class ControlState:
             self.unregister_runner(old)
             old.outbox.put_nowait(None)
         for spec in hello.models:
+            problem = _spec_problem(spec)
+            if problem is not None:
+                logger.warning("refused runner %s: %s", hello.runner_id, problem)
+                session.reject("INVALID_SPEC", problem)
+                return None
             served = any(
                 link.runner_id != hello.runner_id
                 for link in self.dispatcher.runners_for(user_id, spec.model_id)
@@ -158,6 +165,20 @@ class ControlState:
                 }
             )
         return out
+
+
+def _spec_problem(spec: Any) -> str | None:
+    """Why a runner's model spec cannot be registered, or None when it is well-formed."""
+    if not MODEL_ID_PATTERN.fullmatch(spec.model_id):
+        return (
+            f"model id {spec.model_id!r} is not valid: use letters, digits and . _ : - "
+            "(at most 128 characters, starting with a letter or digit)"
+        )
+    try:
+        signatures_from_spec(spec)
+    except ValueError as exc:
+        return f"model {spec.model_id!r} has a malformed method signature: {exc}"
+    return None
 
 
 def _runner_info(hello: Any) -> dict[str, Any]:

@@ -168,3 +168,25 @@ def test_runner_id_reconnect_replaces_the_old_tunnel(hello_stack: Stack) -> None
         headers=hello_stack.headers,
     )
     assert r.json()["output"] == "Hello, again!"
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        (pb.ModelSpec(model_id="bad id/with space"), "not valid"),
+        (
+            pb.ModelSpec(
+                model_id="m",
+                methods=[pb.MethodSpec(name="f", params=[pb.ParamSpec(name="x", type="matrix")])],
+            ),
+            "malformed method signature",
+        ),
+    ],
+)
+def test_malformed_model_spec_is_refused(stack: Stack, spec: pb.ModelSpec, words: str) -> None:
+    """A Hello with an invalid model id or signature is refused with a reason; nothing breaks."""
+    hello = pb.Hello(runner_id="odd", protocol=pb.ProtocolVersion(major=1), models=[spec])
+    received, error = _raw_tunnel(stack, [encode(pb.RunnerMessage(hello=hello))])
+    assert error is not None and error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert words in decode_control(received[-1]).error.message
+    assert httpx.get(f"{stack.api_base}/v2/models", headers=stack.headers).json() == {"models": []}

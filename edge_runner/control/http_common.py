@@ -1,0 +1,137 @@
+"""Pieces both HTTP APIs share: reading bodies, submitting tasks, waiting for their events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+
+from edge_runner.control.dispatch import (
+    QueueFull,
+    Task,
+    TaskEvent,
+    TaskFailedEvent,
+    TaskOutput,
+    TaskState,
+)
+from edge_runner.control.http_errors import TASK_ERROR_STATUS, ApiProblem
+from edge_runner.control.state import ControlState
+
+__all__ = [
+    "SSE_HEADERS",
+    "first_event",
+    "read_json_object",
+    "stream_events",
+    "submit_task",
+    "task_problem",
+    "wait_event",
+]
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """Read a JSON object body of at most ``limit`` bytes (an empty body is ``{}``)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _too_large(int(length), limit)
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise _too_large(len(body), limit)
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except ValueError as exc:
+        raise ApiProblem(400, "INVALID_JSON", f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ApiProblem(
+            400,
+            "INVALID_BODY",
+            "the request body must be a JSON object of keyword arguments, "
+            f"got a JSON {type(value).__name__.replace('dict', 'object').replace('list', 'array')}",
+        )
+    return value
+
+
+async def wait_event(state: ControlState, task: Task, deadline_s: float) -> TaskEvent:
+    """Wait for the task's next event, turning a missed deadline into 503 or 504."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            return await task.events.get()
+    except TimeoutError as exc:
+        never_ran = task.state is TaskState.QUEUED
+        state.dispatcher.cancel(task, "deadline exceeded")
+        if never_ran and state.dispatcher.online(task.user_id, task.model_id) == 0:
+            raise ApiProblem(
+                503,
+                "NO_RUNNER",
+                f"no runner is serving model {task.model_id!r} (waited {deadline_s:g} s); "
+                "start one with `edge-runner runner PATH`",
+                retry_after=5,
+            ) from exc
+        raise ApiProblem(
+            504,
+            "DEADLINE_EXCEEDED",
+            f"model {task.model_id!r} did not answer within {deadline_s:g} s; "
+            "the task was cancelled",
+        ) from exc
+
+
+async def first_event(state: ControlState, task: Task) -> TaskEvent:
+    """Wait for a stream's first event so that early failures get a proper status code."""
+    try:
+        event = await wait_event(state, task, state.settings.request_timeout)
+    except BaseException:
+        if not task.finished:
+            state.dispatcher.cancel(task, "client went away")
+        raise
+    if isinstance(event, TaskFailedEvent):
+        raise task_problem(event)
+    return event
+
+
+async def stream_events(
+    state: ControlState, task: Task, first: TaskEvent
+) -> AsyncIterator[TaskEvent]:
+    """Yield a task's events until its terminal one; cancels the task if abandoned."""
+    try:
+        event = first
+        while True:
+            yield event
+            if not isinstance(event, TaskOutput):
+                return
+            try:
+                event = await wait_event(state, task, state.settings.request_timeout)
+            except ApiProblem as exc:
+                yield TaskFailedEvent(exc.code, exc.message)
+                return
+    finally:
+        if not task.finished:
+            state.dispatcher.cancel(task, "client went away")
+
+
+def submit_task(state: ControlState, task: Task) -> None:
+    try:
+        state.dispatcher.submit(task)
+    except QueueFull as exc:
+        raise ApiProblem(429, "QUEUE_FULL", f"{exc}; retry in a moment", retry_after=1) from exc
+
+
+def task_problem(event: TaskFailedEvent) -> ApiProblem:
+    status = TASK_ERROR_STATUS.get(event.code, 500)
+    return ApiProblem(status, event.code, event.message, retry_after=5 if status == 503 else None)
+
+
+def _too_large(size: int, limit: int) -> ApiProblem:
+    return ApiProblem(
+        413,
+        "BODY_TOO_LARGE",
+        f"the request body has {size} bytes, over the {limit}-byte limit "
+        "(raise it with `edge-runner control --max-body-bytes`)",
+    )

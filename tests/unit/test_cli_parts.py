@@ -1,0 +1,86 @@
+"""CLI pieces without processes: argument parsing by signature, the banner, runner ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_runner.cli.banner import render_banner
+from edge_runner.cli.calls import parse_method_args
+from edge_runner.errors import InvalidArgument
+from edge_runner.models.loader import load_model_folder
+from edge_runner.models.signatures import MethodSignature
+from edge_runner.runner.identity import claim_runner_id
+from tests.conftest import HELLO
+
+
+def _sig(name: str) -> MethodSignature:
+    return {s.name: s for s in load_model_folder(HELLO).signatures}[name]
+
+
+def test_arguments_are_typed_by_the_signature() -> None:
+    """--n 3 becomes an int, --text stays a string, --json merges a whole object."""
+    assert parse_method_args(_sig("generate"), ["--text", "hi", "--n", "3"], None) == {
+        "text": "hi",
+        "n": 3,
+    }
+    assert parse_method_args(_sig("generate"), ["--n=4"], '{"text": "j"}') == {"text": "j", "n": 4}
+    messages = parse_method_args(_sig("chat"), ["--messages", '[{"role": "user"}]'], None)
+    assert messages == {"messages": [{"role": "user"}]}
+
+
+@pytest.mark.parametrize(
+    ("argv", "json_args", "words"),
+    [
+        (["--colour", "red"], None, "no argument 'colour'"),
+        (["--n", "many"], None, "'n'"),
+        (["--text"], None, "needs a value"),
+        (["stray"], None, "--NAME VALUE"),
+        ([], "[1]", "JSON object"),
+        ([], "{oops", "not valid JSON"),
+    ],
+)
+def test_bad_cli_arguments_name_the_problem(
+    argv: list[str], json_args: str | None, words: str
+) -> None:
+    """Unknown, mistyped or valueless arguments raise InvalidArgument saying which."""
+    with pytest.raises(InvalidArgument, match=words):
+        parse_method_args(_sig("generate"), argv, json_args)
+
+
+def test_banner_shows_methods_and_snippets_without_secrets(tmp_path: Path) -> None:
+    """The banner lists signatures and snippets that read the token from the environment."""
+    folder = load_model_folder(HELLO)
+    text = render_banner(
+        api_base="http://127.0.0.1:7070",
+        model_path=HELLO,
+        model_id="hello",
+        runner={
+            "runner_id": "runner-1",
+            "methods": [s.to_dict() for s in folder.signatures],
+            "chat": True,
+            "pool_size": 32,
+        },
+        secret_backend="file:/x/secrets",
+        data_dir=tmp_path,
+    )
+    assert "predict(text: str) -> str" in text
+    assert "edge-runner predict hello --text hi" in text
+    assert "edge-runner generate hello --text hi" in text
+    assert '"Authorization: Bearer $EDGE_RUNNER_PAT"' in text
+    assert 'api_key=os.environ["EDGE_RUNNER_PAT"]' in text
+    assert "er_pat_" not in text
+
+
+def test_runner_id_persists_and_is_not_shared(tmp_path: Path) -> None:
+    """The same folder keeps its id across restarts; a second live runner gets another."""
+    first = claim_runner_id("http://cp", "/models/a", tmp_path / "data", tmp_path / "run")
+    second = claim_runner_id("http://cp", "/models/a", tmp_path / "data", tmp_path / "run")
+    assert first.runner_id != second.runner_id
+    first_id = first.runner_id
+    first.release()
+    second.release()
+    again = claim_runner_id("http://cp", "/models/a", tmp_path / "data", tmp_path / "run")
+    assert again.runner_id == first_id
+    again.release()
