@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from edge_runner.cli.output import add_output_option, ago, print_json, print_table
@@ -155,42 +156,47 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _models(args: argparse.Namespace) -> int:
+def _list(
+    args: argparse.Namespace,
+    fetch: Callable[[Client], list[dict[str, Any]]],
+    headers: tuple[str, ...],
+    row: Callable[[dict[str, Any]], tuple[Any, ...]],
+) -> int:
     with Client.from_context(args.context) as client:
-        models = client.models()
+        items = fetch(client)
     if args.output == "json":
-        print_json(models)
-        return 0
-    rows = [
-        (
+        print_json(items)
+    else:
+        print_table(headers, [row(item) for item in items])
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    return _list(
+        args,
+        Client.models,
+        ("MODEL", "STATUS", "RUNNERS", "BACKEND", "METHODS"),
+        lambda m: (
             m["id"],
             m.get("status", "?"),
             m.get("runners", 0),
             m.get("backend", ""),
             ", ".join(method["name"] for method in m.get("methods", [])),
-        )
-        for m in models
-    ]
-    print_table(("MODEL", "STATUS", "RUNNERS", "BACKEND", "METHODS"), rows)
-    return 0
+        ),
+    )
 
 
 def _runners(args: argparse.Namespace) -> int:
-    with Client.from_context(args.context) as client:
-        runners = client.runners()
-    if args.output == "json":
-        print_json(runners)
-        return 0
-    rows = [
-        (
+    return _list(
+        args,
+        Client.runners,
+        ("RUNNER", "HOST", "STATUS", "MODELS", "BUSY", "SEEN"),
+        lambda r: (
             r["id"],
             r.get("hostname", ""),
             r.get("status", "?"),
             ", ".join(r.get("models", [])),
             f"{r.get('busy', 0)}/{r.get('pool_size', 0)}",
             ago(float(r.get("last_seen", 0))),
-        )
-        for r in runners
-    ]
-    print_table(("RUNNER", "HOST", "STATUS", "MODELS", "BUSY", "SEEN"), rows)
-    return 0
+        ),
+    )

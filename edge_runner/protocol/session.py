@@ -23,7 +23,7 @@ import enum
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_runner.errors import ProtocolError, VersionMismatch
 from edge_runner.proto import tunnel_pb2 as pb
@@ -33,6 +33,7 @@ from edge_runner.protocol.version import PROTOCOL_VERSION, check_version
 __all__ = ["ControlEvent", "ControlSession", "RunnerEvent", "RunnerSession", "SessionState"]
 
 TaskKey = tuple[str, int]
+_E = TypeVar("_E", pb.RunnerMessage, pb.ControlMessage)
 
 #: What the control plane's session hands up: messages sent by a runner.
 ControlEvent = (
@@ -77,6 +78,15 @@ class _Session:
         out, self._out = self._out, []
         return out
 
+    def _decode(self, data: bytes, decode: Callable[[bytes], _E]) -> _E:
+        """Decode a frame; a malformed one closes the session."""
+        if self.state is SessionState.CLOSED:
+            raise ProtocolError("session is closed")
+        try:
+            return decode(data)
+        except ProtocolError as exc:
+            raise self._fail("MALFORMED_FRAME", str(exc)) from exc
+
     def _fail(
         self, code: str, message: str, cls: type[ProtocolError] = ProtocolError
     ) -> ProtocolError:
@@ -115,12 +125,7 @@ class ControlSession(_Session):
         Raises:
             ProtocolError: the frame is malformed or not allowed now; the session is closed.
         """
-        if self.state is SessionState.CLOSED:
-            raise ProtocolError("session is closed")
-        try:
-            envelope = decode_runner(data)
-        except ProtocolError as exc:
-            raise self._fail("MALFORMED_FRAME", str(exc)) from exc
+        envelope = self._decode(data, decode_runner)
         kind = envelope.WhichOneof("kind")
         if self.state is SessionState.AWAITING_HELLO:
             if kind != "hello":
@@ -293,12 +298,7 @@ class RunnerSession(_Session):
         Raises:
             ProtocolError: the frame is malformed or not allowed now; the session is closed.
         """
-        if self.state is SessionState.CLOSED:
-            raise ProtocolError("session is closed")
-        try:
-            envelope = decode_control(data)
-        except ProtocolError as exc:
-            raise self._fail("MALFORMED_FRAME", str(exc)) from exc
+        envelope = self._decode(data, decode_control)
         kind = envelope.WhichOneof("kind")
         if kind == "error":
             self.state = SessionState.CLOSED

@@ -101,10 +101,17 @@ class Executor:
             if isinstance(outcome, Reply):
                 post(sink.result, key, outcome.payload, outcome.usage)
                 return
-            for chunk in outcome.chunks:
-                post(sink.chunk, key, chunk)
-                if cancel.is_set():
-                    break
+            try:
+                for chunk in outcome.chunks:
+                    post(sink.chunk, key, chunk)
+                    if cancel.is_set():
+                        break
+            finally:
+                # Run the generator's own clean-up (finally blocks, closing a file) now, in
+                # this thread, rather than whenever the garbage collector gets to it.
+                close = getattr(outcome.chunks, "close", None)
+                if close is not None:
+                    close()
             if cancel.is_set():
                 post(sink.error, key, "CANCELLED", "the task was cancelled")
             else:
