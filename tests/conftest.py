@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
@@ -229,3 +233,34 @@ def write_model(root: Path, model_id: str, body: str, *, imports: str = "") -> P
     )
     (folder / "1" / "model.py").write_text(source)
     return folder
+
+
+def spawn_ready(
+    args: list[str], env: dict[str, str], *, stderr: int | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start ``python -m edge_runner ARGS --ready-fd N`` and wait for its ready line."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_runner", *args, "--ready-fd", str(write_fd)],
+        pass_fds=(write_fd,),
+        env=env,
+        stderr=stderr,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as ready:
+        line = ready.readline()
+    if not line:
+        raise AssertionError(f"{args[0]} exited with {proc.wait()} before it was ready")
+    return proc, json.loads(line)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10_000 * MS) -> int:
+    """SIGTERM, wait; SIGKILL if it does not stop (and fail the test by the exit code)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return -9

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     runner.add_argument("--port", type=int, help="control plane HTTP port")
     runner.add_argument("--runner-id", help="use this runner id instead of the persisted one")
     runner.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    runner.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)
     runner.set_defaults(func=_runner)
     up.register(sub)
 
@@ -87,6 +89,7 @@ def _control_options(parser: argparse.ArgumentParser) -> None:
         "--max-body-bytes", type=int, default=32 * 1024 * 1024, help="request body limit (413)"
     )
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)
 
 
 def _runner_options(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +112,33 @@ def write_ready(fd: int | None, info: dict[str, Any]) -> None:
         os.write(fd, json.dumps(info).encode() + b"\n")
     finally:
         os.close(fd)
+
+
+def watch_lifeline(fd: int | None, on_lost: Callable[[], None]) -> None:
+    """Call ``on_lost`` when the supervisor holding the other end of pipe ``fd`` goes away.
+
+    ``up`` gives each child the read end of a pipe whose write end only it holds; if the
+    supervisor dies (even by SIGKILL) the child sees end-of-file and stops itself, so no
+    control plane or runner is left behind.
+    """
+    if fd is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        if data:
+            return
+        loop.remove_reader(fd)
+        os.close(fd)
+        logger.warning("the supervising `edge-runner up` went away; stopping")
+        on_lost()
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
 
 
 def _positive(name: str, value: float) -> None:
@@ -151,6 +181,7 @@ def _control(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, plane.stop)
+        watch_lifeline(args.lifeline_fd, plane.stop)
         try:
             if args.ready_fd is None:
                 print(f"control plane: {plane.api_base}  (tunnel: grpc {plane.state.grpc_address})")  # type: ignore[union-attr]
@@ -223,6 +254,7 @@ def _runner(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runner.request_stop)
+        watch_lifeline(args.lifeline_fd, runner.request_stop)
         logger.info(
             "runner %s serving %s from %s with %d worker(s)",
             runner_id,

@@ -50,9 +50,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.set_defaults(func=_up)
 
 
+#: write ends of the children's lifeline pipes; held open for as long as this process lives
+_lifelines: list[int] = []
+
+
 async def _spawn(args: list[str], verbose: bool) -> tuple[asyncio.subprocess.Process, int]:
     """Start ``edge-runner ARGS --ready-fd W`` in its own session; returns (process, read fd)."""
     read_fd, write_fd = os.pipe()
+    life_read, life_write = os.pipe()
+    os.set_inheritable(life_write, False)
+    _lifelines.append(life_write)
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if not verbose:
@@ -65,13 +72,16 @@ async def _spawn(args: list[str], verbose: bool) -> tuple[asyncio.subprocess.Pro
             *args,
             "--ready-fd",
             str(write_fd),
-            pass_fds=(write_fd,),
+            "--lifeline-fd",
+            str(life_read),
+            pass_fds=(write_fd, life_read),
             start_new_session=True,
             stdin=asyncio.subprocess.DEVNULL,
             env=env,
         )
     finally:
         os.close(write_fd)
+        os.close(life_read)
     return proc, read_fd
 
 

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 CONNECT_METHOD = "/edge_runner.tunnel.v1.RunnerTunnel/Connect"
 _UNSPECIFIED_HOSTS = {"0.0.0.0", "::", "[::]", ""}
+#: how long a stopping runner waits for the control plane to close the tunnel after Goodbye
+_CLOSE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,11 @@ class Runner(TaskSink):
                 main.result()  # a fatal error (rejected token) surfaces here
                 return
             await self._drain()
-            logger.debug("drained; closing the tunnel")
+            logger.debug("drained; waiting for the control plane to close the tunnel")
+            # Closing the channel ourselves would drop frames still on their way; after our
+            # Goodbye the control plane ends the call, and the read loop returns by itself.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(main), _CLOSE_WAIT_S)
             main.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await main
@@ -406,7 +412,6 @@ class Runner(TaskSink):
             self._flush()
             if self._outbox is not None:
                 self._outbox.put_nowait(None)
-        await asyncio.sleep(0)
 
 
 def _describe(exc: BaseException) -> str:

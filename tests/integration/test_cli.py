@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HELLO, MS, ROOT, write_model
+from tests.conftest import HELLO, MS, ROOT, wait_for, write_model
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +70,11 @@ def up() -> Iterator[UpProcess]:
     process = UpProcess(str(HELLO))
     yield process
     if process.proc.poll() is None:
-        process.proc.kill()
-        process.proc.wait()
+        try:
+            process.stop()
+        except subprocess.TimeoutExpired:
+            process.proc.kill()
+            process.proc.wait()
 
 
 def test_up_prints_banner_and_serves_the_cli(up: UpProcess, er_home: Path) -> None:
@@ -131,6 +134,37 @@ def test_ctrl_c_stops_everything(up: UpProcess) -> None:
     result = run_cli("models", timeout=10_000 * MS)
     assert result.returncode == 2
     assert "cannot reach the control plane" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_killed_supervisor_leaves_no_children(up: UpProcess) -> None:
+    """If `up` dies by SIGKILL, its control plane and runner notice and stop too."""
+    children = _children(up.proc.pid)
+    assert len(children) == 2
+    up.proc.kill()
+    up.proc.wait()
+    wait_for(lambda: not any(_alive(pid) for pid in children), "the children to exit")
 
 
 def test_runner_before_control_connects_when_control_starts(tmp_path: Path, er_home: Path) -> None:

@@ -1,0 +1,55 @@
+"""Stopping a runner process with work in flight: drain first, lose nothing."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import MS, spawn_ready, stop_process, wait_for, write_model
+
+pytestmark = pytest.mark.slow
+
+_SLOW = (
+    "    @ModelClass.method\n"
+    "    def wait(self, seconds: float) -> str:\n"
+    "        '''Block until cancelled or the time is up.'''\n"
+    "        end = time.monotonic() + seconds\n"
+    "        while not self.cancelled() and time.monotonic() < end:\n"
+    "            time.sleep(0.005)\n"
+    "        return 'cancelled' if self.cancelled() else 'done'\n"
+)
+
+
+def test_sigterm_finishes_in_flight_tasks_before_exit(tmp_path: Path) -> None:
+    """SIGTERM to a runner process: every in-flight result is delivered, then it exits 0."""
+    control, info = spawn_ready(["control", "--port", "0", "--grpc-port", "0"], dict(os.environ))
+    token = Path(info["admin_token_file"]).read_text().strip()
+    env = dict(os.environ, EDGE_RUNNER_API_BASE=info["api_base"], EDGE_RUNNER_PAT=token)
+    folder = write_model(tmp_path, "slow", _SLOW)
+    runner, _ = spawn_ready(["runner", str(folder), "--pool-size", "4"], env)
+    url = f"{info['api_base']}/v2/models/slow/wait"
+    try:
+        with (
+            httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client,
+            concurrent.futures.ThreadPoolExecutor(4) as pool,
+        ):
+            calls = [pool.submit(client.post, url, json={"seconds": 600 * MS}) for _ in range(4)]
+
+            def busy() -> int:
+                runners = client.get(f"{info['api_base']}/v2/runners").json()["runners"]
+                return int(runners[0]["busy"]) if runners else 0
+
+            wait_for(lambda: busy() == 4, "four tasks in flight")
+            runner.send_signal(signal.SIGTERM)
+            answers = [call.result(30) for call in calls]
+        assert [a.status_code for a in answers] == [200] * 4
+        assert [a.json()["output"] for a in answers] == ["done"] * 4
+        assert runner.wait(10_000 * MS) == 0
+    finally:
+        stop_process(runner)
+        assert stop_process(control) == 0
