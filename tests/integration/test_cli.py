@@ -270,3 +270,14 @@ def test_version_names_protocol() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert re.fullmatch(r"edge-runner \d+\.\d+\.\d+\S* \(protocol \d+\.\d+\)\n", result.stdout)
+
+
+def test_corrupt_contexts_file_is_one_clear_line(er_home: Path) -> None:
+    """A broken contexts file names the file instead of crashing."""
+    config = er_home / "config" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("current-context: [unclosed\n")
+    result = run_cli("models")
+    assert result.returncode == 2
+    assert str(config) in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

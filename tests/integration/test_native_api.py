@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edge_runner.client import Client, parse_sse
 from edge_runner.errors import TaskFailed
@@ -136,3 +137,44 @@ def test_healthz_needs_no_token_and_info_does(stack: Stack) -> None:
     info = httpx.get(f"{stack.api_base}/v2/info", headers=stack.headers).json()
     assert info["protocol_version"] == "1.0"
     assert info["tunnel"]["grpc"].endswith(f":{stack.plane.grpc_port}")  # type: ignore[union-attr]
+
+
+def test_async_client_matches_the_sync_one(hello_stack: Stack) -> None:
+    """AsyncClient does predict, generate, models and runners on its own event loop."""
+    import asyncio
+
+    from edge_runner.client import AsyncClient
+
+    async def use() -> tuple[object, list[object], list[str], int]:
+        async with AsyncClient(hello_stack.api_base, hello_stack.token) as client:
+            answer = await client.predict("hello", text="async")
+            pieces = [p async for p in client.generate("hello", text="s", n=2)]
+            models = [m["id"] for m in await client.models()]
+            runners = len(await client.runners())
+        return answer, pieces, models, runners
+
+    answer, pieces, models, runners = asyncio.run(use())
+    assert answer == "Hello, async!"
+    assert pieces == ["0: Hello, s!\n", "1: Hello, s!\n"]
+    assert models == ["hello"] and runners == 1
+
+
+def test_client_errors_map_to_the_error_tree(hello_stack: Stack) -> None:
+    """HTTP errors become typed exceptions carrying status, code and message."""
+    from edge_runner.errors import BadRequest, ConnectionFailed, NotFound, Unauthorized
+
+    with Client(hello_stack.api_base, hello_stack.token) as client:
+        with pytest.raises(BadRequest) as bad:
+            client.predict("hello", text=1)
+        assert bad.value.status == 400 and bad.value.code == "INVALID_ARGUMENT"
+        with pytest.raises(NotFound, match="hello"):
+            client.predict("nope")
+    with Client(hello_stack.api_base, "er_pat_wrong") as client, pytest.raises(Unauthorized):
+        client.models()
+    with (
+        Client("http://127.0.0.1:9", "x") as client,
+        pytest.raises(
+            ConnectionFailed, match=r"cannot reach the control plane at http://127\.0\.0\.1:9"
+        ),
+    ):
+        client.models()
