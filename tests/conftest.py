@@ -216,6 +216,18 @@ def hello_stack(stack: Stack) -> Stack:
     return stack
 
 
+#: class body of a model whose ``wait(seconds)`` blocks until cancelled or the time is up
+SLOW_MODEL = (
+    "    @ModelClass.method\n"
+    "    def wait(self, seconds: float) -> str:\n"
+    "        '''Block until cancelled or the time is up.'''\n"
+    "        end = time.monotonic() + seconds\n"
+    "        while not self.cancelled() and time.monotonic() < end:\n"
+    "            time.sleep(0.005)\n"
+    "        return 'cancelled' if self.cancelled() else 'done'\n"
+)
+
+
 def write_model(root: Path, model_id: str, body: str, *, imports: str = "") -> Path:
     """Write a model folder ``root/model_id`` with ``body`` as the class body of ``Model``."""
     folder = root / model_id

@@ -55,7 +55,7 @@ _HOW_TO_FIX = (
 def mask_secret(s: str) -> str:
     """Return ``s`` safe to show: its type prefix and 4 more characters, then ``****``.
 
-    ``er_pat_ab12cd34ef56gh78ij90`` becomes ``er_pat_ab12****``; a secret without a prefix
+    ``er_pat_ab12cd34-ef56-gh78`` becomes ``er_pat_ab12****``; a secret without a prefix
     shows its first 4 characters; one too short to spare 4 characters becomes ``****``.
     """
     match = _PREFIX.match(s)

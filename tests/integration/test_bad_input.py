@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import MS, Stack, write_model
+from tests.conftest import MS, SLOW_MODEL, Stack, write_model
 
 
 def _post(stack: Stack, path: str, **kwargs: object) -> httpx.Response:
@@ -154,22 +154,11 @@ def test_bidi_method_is_501(stack: Stack, tmp_path: Path) -> None:
     assert _error(r)["code"] == "NOT_IMPLEMENTED"
 
 
-_SLOW = (
-    "    @ModelClass.method\n"
-    "    def wait(self, seconds: float) -> str:\n"
-    "        '''Block until cancelled or the time is up.'''\n"
-    "        end = time.monotonic() + seconds\n"
-    "        while not self.cancelled() and time.monotonic() < end:\n"
-    "            time.sleep(0.005)\n"
-    "        return 'cancelled' if self.cancelled() else 'done'\n"
-)
-
-
 def test_deadline_is_504_and_frees_the_slot(stack: Stack, tmp_path: Path) -> None:
     """A task slower than the deadline is 504; it is cancelled and its slot serves the next."""
     stack.stop_control()
     stack.start_control(request_timeout=300 * MS)
-    stack.start_runner(write_model(tmp_path, "slow", _SLOW), pool_size=1)
+    stack.start_runner(write_model(tmp_path, "slow", SLOW_MODEL), pool_size=1)
     r = _post(stack, "/v2/models/slow/wait", json={"seconds": 30})
     assert r.status_code == 504
     assert _error(r)["code"] == "DEADLINE_EXCEEDED"
@@ -196,7 +185,7 @@ def test_full_queue_is_429_with_retry_after(stack: Stack, tmp_path: Path) -> Non
 
     stack.stop_control()
     stack.start_control(max_queue=1, request_timeout=10_000 * MS)
-    stack.start_runner(write_model(tmp_path, "slow", _SLOW), pool_size=1)
+    stack.start_runner(write_model(tmp_path, "slow", SLOW_MODEL), pool_size=1)
     url = f"{stack.api_base}/v2/models/slow/wait"
     with (
         httpx.Client(headers=stack.headers, timeout=30) as client,

@@ -10,19 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import MS, spawn_ready, stop_process, wait_for, write_model
+from tests.conftest import MS, SLOW_MODEL, spawn_ready, stop_process, wait_for, write_model
 
 pytestmark = pytest.mark.slow
-
-_SLOW = (
-    "    @ModelClass.method\n"
-    "    def wait(self, seconds: float) -> str:\n"
-    "        '''Block until cancelled or the time is up.'''\n"
-    "        end = time.monotonic() + seconds\n"
-    "        while not self.cancelled() and time.monotonic() < end:\n"
-    "            time.sleep(0.005)\n"
-    "        return 'cancelled' if self.cancelled() else 'done'\n"
-)
 
 
 def test_sigterm_finishes_in_flight_tasks_before_exit(tmp_path: Path) -> None:
@@ -30,7 +20,7 @@ def test_sigterm_finishes_in_flight_tasks_before_exit(tmp_path: Path) -> None:
     control, info = spawn_ready(["control", "--port", "0", "--grpc-port", "0"], dict(os.environ))
     token = Path(info["admin_token_file"]).read_text().strip()
     env = dict(os.environ, EDGE_RUNNER_API_BASE=info["api_base"], EDGE_RUNNER_PAT=token)
-    folder = write_model(tmp_path, "slow", _SLOW)
+    folder = write_model(tmp_path, "slow", SLOW_MODEL)
     runner, _ = spawn_ready(["runner", str(folder), "--pool-size", "4"], env)
     url = f"{info['api_base']}/v2/models/slow/wait"
     try:
