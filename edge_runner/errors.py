@@ -11,6 +11,7 @@ with ``raise X(...) from exc`` so a support log keeps the cause::
     ├── InvalidArgument          request arguments that do not match a method signature
     ├── ProtocolError            a malformed or out-of-order tunnel frame
     │   └── VersionMismatch      runner and control plane speak incompatible protocol majors
+    ├── TunnelError              the runner's tunnel could not open, or broke
     └── ClientError              talking to a control plane from edge_runner.client
         ├── ConnectionFailed     nothing answered at api_base (or it broke mid-request)
         └── ApiError             the control plane answered with an error status
@@ -39,6 +40,7 @@ __all__ = [
     "ProtocolError",
     "SecretStoreError",
     "TaskFailed",
+    "TunnelError",
     "Unauthorized",
     "VersionMismatch",
 ]
@@ -78,6 +80,10 @@ class ProtocolError(EdgeRunnerError):
 
 class VersionMismatch(ProtocolError):
     """The peer speaks an incompatible protocol major version."""
+
+
+class TunnelError(EdgeRunnerError):
+    """The runner's tunnel transport failed (connect refused, reset, closed with an error)."""
 
 
 class ClientError(EdgeRunnerError):

@@ -88,6 +88,21 @@ def _control_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-body-bytes", type=int, default=32 * 1024 * 1024, help="request body limit (413)"
     )
+    parser.add_argument(
+        "--heartbeat-interval", type=float, default=5.0, help="s between heartbeats (default 5)"
+    )
+    parser.add_argument(
+        "--silence-timeout",
+        type=float,
+        default=15.0,
+        help="s without a message before a tunnel is dropped as dead (default 15)",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=10.0,
+        help="s a dropped runner keeps its tasks before they are re-queued (default 10)",
+    )
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)
 
@@ -101,6 +116,12 @@ def _runner_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         help="seconds a stop waits for in-flight tasks (default 30)",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("grpc", "ws"),
+        default="grpc",
+        help="tunnel transport: gRPC (default) or WebSocket, where only HTTP/1.1 gets out",
     )
 
 
@@ -141,6 +162,24 @@ def watch_lifeline(fd: int | None, on_lost: Callable[[], None]) -> None:
     loop.add_reader(fd, readable)
 
 
+def time_scale() -> float:
+    """``EDGE_RUNNER_TIME_SCALE``: multiplies heartbeats, timeouts, leases and backoff.
+
+    Tests and chaos drills set it below 1 to run the reliability machinery fast; production
+    leaves it at 1.
+    """
+    raw = os.environ.get("EDGE_RUNNER_TIME_SCALE", "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"EDGE_RUNNER_TIME_SCALE={raw!r} is not a number") from exc
+    if not 0 < scale <= 100:
+        raise ConfigError(f"EDGE_RUNNER_TIME_SCALE must be in (0, 100], got {raw}")
+    return scale
+
+
 def _positive(name: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value:g}")
@@ -163,6 +202,9 @@ def _control(args: argparse.Namespace) -> int:
     _positive("--request-timeout", args.request_timeout)
     _positive("--max-queue", args.max_queue)
     _positive("--max-body-bytes", args.max_body_bytes)
+    for name in ("heartbeat_interval", "silence_timeout", "lease_ttl"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    scale = time_scale()
     settings = ControlSettings(
         host=args.host,
         port=args.port,
@@ -171,6 +213,10 @@ def _control(args: argparse.Namespace) -> int:
         request_timeout=args.request_timeout,
         max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes,
+        heartbeat_interval=args.heartbeat_interval * scale,
+        silence_timeout=args.silence_timeout * scale,
+        lease_ttl=args.lease_ttl * scale,
+        reconnect_after_ms=int(1000 * scale),
     )
 
     async def serve() -> None:
@@ -214,9 +260,11 @@ def _runner(args: argparse.Namespace) -> int:
     from edge_runner.config.resolve import resolve_credentials
     from edge_runner.runner import Runner, RunnerSettings
     from edge_runner.runner.identity import claim_runner_id
+    from edge_runner.runner.transport import TransportKind
 
     _positive("--pool-size", args.pool_size)
     _positive("--grace-period", args.grace_period)
+    scale = time_scale()
     api_base = None
     if args.host or args.port:
         api_base = f"http://{args.host or '127.0.0.1'}:{args.port or DEFAULT_PORT}"
@@ -234,6 +282,9 @@ def _runner(args: argparse.Namespace) -> int:
         token=creds.token,
         pool_size=args.pool_size,
         grace_period=args.grace_period,
+        backoff_initial=0.5 * scale,
+        backoff_cap=10.0 * scale,
+        transport=TransportKind(args.transport),
     )
     runner = Runner(settings, backend, runner_id)
 

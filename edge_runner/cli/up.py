@@ -162,6 +162,12 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
             str(args.max_queue),
             "--max-body-bytes",
             str(args.max_body_bytes),
+            "--heartbeat-interval",
+            str(args.heartbeat_interval),
+            "--silence-timeout",
+            str(args.silence_timeout),
+            "--lease-ttl",
+            str(args.lease_ttl),
         ],
         args.verbose,
     )
@@ -181,6 +187,8 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
                 str(args.pool_size),
                 "--grace-period",
                 str(args.grace_period),
+                "--transport",
+                args.transport,
             ],
             args.verbose,
         )

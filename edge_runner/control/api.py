@@ -31,6 +31,7 @@ from edge_runner.control.http_errors import ApiProblem, error_body, problem_resp
 from edge_runner.control.openai_api import add_openai_routes
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.control.tunnel_ws import add_tunnel_route
 from edge_runner.errors import InvalidArgument
 from edge_runner.models.signatures import MethodKind, validate_arguments
 from edge_runner.protocol import PROTOCOL_VERSION, format_version
@@ -150,6 +151,7 @@ def create_app(state: ControlState) -> FastAPI:
     # per request than the tunnel does (measured with bench/tunnel.py).
     app.router.add_route("/v2/models/{model_id}/{method}", call_method, methods=["POST"])
     add_openai_routes(app, state, principal)
+    add_tunnel_route(app, state)
     return app
 
 

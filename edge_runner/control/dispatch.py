@@ -119,6 +119,11 @@ class RunnerLink:
         self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.last_seen = time.monotonic()
         self.busy_reported = 0
+        #: set when the tunnel ended on a protocol error (the message), or went silent
+        self.close_error: str | None = None
+        self.silent = False
+        self.said_goodbye = False
+        self.last_heartbeat_sent = time.monotonic()
 
     def flush(self) -> None:
         """Move frames the session queued into the transport's outbox."""
@@ -150,38 +155,57 @@ class Dispatcher:
         for model_id in model_ids:
             self._links[(link.user_id, model_id)].append(link)
 
-    def detach(self, link: RunnerLink) -> None:
-        """Stop routing to a runner whose tunnel closed; re-queue or fail its tasks."""
+    def suspend(self, link: RunnerLink) -> None:
+        """Stop routing to a runner whose tunnel dropped; its tasks stay leased to it."""
         if self.links.get(link.runner_id) is link:
             del self.links[link.runner_id]
         for model_id in link.model_ids:
             links = self._links[(link.user_id, model_id)]
             if link in links:
                 links.remove(link)
+
+    def adopt(
+        self, old: RunnerLink, new: RunnerLink, inflight: list[TaskKey]
+    ) -> dict[TaskKey, tuple[str, int]]:
+        """Move the tasks a reconnected runner still holds from its old link to the new one.
+
+        Returns:
+            The adopted tasks with their model and the next chunk number expected, for
+            ``ControlSession.accept``.
+        """
+        adopted: dict[TaskKey, tuple[str, int]] = {}
+        for key in inflight:
+            task = old.tasks.pop(key, None)
+            entry = old.session.inflight.get(key)
+            if task is None or task.finished or entry is None or entry[3]:
+                continue
+            new.tasks[key] = task
+            task.link = new
+            adopted[key] = (task.model_id, int(entry[1]))
+        return adopted
+
+    def detach(self, link: RunnerLink) -> None:
+        """Give up on a runner: re-queue its tasks that produced nothing, fail the others."""
+        self.suspend(link)
         orphans, link.tasks = list(link.tasks.values()), {}
         for task in orphans:
             if task.finished:
                 continue
             if not task.produced_output and task.attempt < MAX_ATTEMPTS:
-                task.attempt += 1
-                task.state = TaskState.QUEUED
-                task.link = None
-                self._queues[(task.user_id, task.model_id)].appendleft(task)
-                logger.info(
-                    "task %s re-queued (attempt %d): runner %s went away",
-                    task.task_id,
-                    task.attempt,
-                    link.runner_id,
-                )
+                self._requeue(task, f"runner {link.runner_id} was lost")
             else:
+                reason = (
+                    "after it had streamed output"
+                    if task.produced_output
+                    else f"and the task has had {task.attempt} attempts"
+                )
                 self._finish(
                     task,
                     TaskState.FAILED,
                     TaskFailedEvent(
                         "RUNNER_LOST",
-                        f"runner {link.runner_id} went away while running the task"
-                        + (" after it had streamed output" if task.produced_output else "")
-                        + "; retry the request",
+                        f"runner {link.runner_id} was lost while running the task {reason}; "
+                        "retry the request",
                     ),
                 )
         for model_id in link.model_ids:
@@ -257,15 +281,29 @@ class Dispatcher:
             if task is None:
                 self._pump_link(link)
                 return
-            self._finish(task, TaskState.FAILED, TaskFailedEvent(event.code, event.message))
+            if event.retryable and not task.produced_output and task.attempt < MAX_ATTEMPTS:
+                # Refused before it ran (a runner that started draining as the task arrived).
+                self._requeue(task, f"runner {link.runner_id} refused it: {event.message}")
+            else:
+                self._finish(task, TaskState.FAILED, TaskFailedEvent(event.code, event.message))
             self._pump((task.user_id, task.model_id))
         elif isinstance(event, pb.Credit):
             for model_id in event.grant:
                 self._pump((link.user_id, model_id))
         elif isinstance(event, pb.Heartbeat):
             link.busy_reported = event.busy
+        elif isinstance(event, pb.Goodbye):
+            link.said_goodbye = True
 
     # -- internals --------------------------------------------------------------------------
+
+    def _requeue(self, task: Task, why: str) -> None:
+        """Put a task that produced nothing back at the head of its queue, as a new attempt."""
+        task.attempt += 1
+        task.state = TaskState.QUEUED
+        task.link = None
+        self._queues[(task.user_id, task.model_id)].appendleft(task)
+        logger.info("task %s re-queued (attempt %d): %s", task.task_id, task.attempt, why)
 
     def _finish(self, task: Task, state: TaskState, event: TaskEvent) -> None:
         if task.state is not TaskState.CANCELLED:

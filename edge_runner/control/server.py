@@ -21,6 +21,7 @@ from edge_runner.control.auth import bootstrap_admin
 from edge_runner.control.registry import Registry
 from edge_runner.control.state import ControlSettings, ControlState
 from edge_runner.control.tunnel_grpc import GrpcTunnelServer
+from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
 __all__ = ["ControlPlane", "ControlSettings"]
 
@@ -67,6 +68,7 @@ class ControlPlane:
         self._grpc: GrpcTunnelServer | None = None
         self._http: _EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
+        self._monitor: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self.port = 0
         self.grpc_port = 0
@@ -99,9 +101,12 @@ class ControlPlane:
             server_header=False,
             timeout_graceful_shutdown=2,
             timeout_keep_alive=30,
+            ws_max_size=MAX_FRAME_BYTES,
+            ws_ping_interval=None,  # tunnel heartbeats do this job, on both transports
         )
         self._http = _EmbeddedServer(config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
+        self._monitor = asyncio.create_task(state.monitor(), name="edge-runner-monitor")
         while not self._http.started:
             if self._http_task.done():
                 self._http_task.result()  # surfaces the start-up error
@@ -131,7 +136,11 @@ class ControlPlane:
     async def close(self) -> None:
         """Planned stop: tell runners when to come back, stop both servers, close the DB."""
         state = self.state
+        if self._monitor is not None:
+            self._monitor.cancel()
+            self._monitor = None
         if state is not None:
+            state.close()
             for link in list(state.dispatcher.links.values()):
                 link.session.send_goodbye(
                     "control plane is restarting", self.settings.reconnect_after_ms

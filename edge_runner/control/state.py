@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -12,7 +13,7 @@ from typing import Any
 from edge_runner.control.auth import Authenticator
 from edge_runner.control.catalog import Catalog
 from edge_runner.control.dispatch import Dispatcher, RunnerLink, Task
-from edge_runner.control.registry import Registry, RunnerRecord
+from edge_runner.control.registry import Registry, RunnerRecord, TokenInfo, hash_token
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import signatures_from_spec
 from edge_runner.protocol import ControlSession, SessionState
@@ -34,8 +35,9 @@ class ControlSettings:
         request_timeout: default per-request deadline.
         max_queue: requests that may wait per model before 429.
         max_body_bytes: largest request body accepted (413 above).
-        heartbeat_interval: how often runners send heartbeats.
-        lease_ttl: how long a silent runner keeps its tasks.
+        heartbeat_interval: how often both sides send heartbeats.
+        silence_timeout: a tunnel with no message for this long is closed as dead (half-open).
+        lease_ttl: how long a runner whose tunnel dropped keeps its tasks (suspect, then lost).
         reconnect_after_ms: the hint a planned stop gives runners.
     """
 
@@ -47,6 +49,7 @@ class ControlSettings:
     max_queue: int = 1024
     max_body_bytes: int = 32 * 1024 * 1024
     heartbeat_interval: float = 5.0
+    silence_timeout: float = 15.0
     lease_ttl: float = 10.0
     reconnect_after_ms: int = 1000
 
@@ -72,6 +75,21 @@ class ControlState:
         self.dispatcher = Dispatcher(max_queue=settings.max_queue)
         self.grpc_address = ""
         self.started = time.time()
+        #: runners whose tunnel dropped, with the timer that declares them lost
+        self.suspects: dict[str, tuple[RunnerLink, asyncio.TimerHandle]] = {}
+        self._refused_tokens: set[str] = set()
+        self.closing = False
+
+    def runner_principal(self, header: str | None, peer: str) -> TokenInfo | None:
+        """Check a tunnel's bearer token; a refused token is logged once, then at DEBUG."""
+        principal = self.auth.verify_header(header)
+        if principal is not None and "runner" in principal.scopes:
+            return principal
+        fingerprint = hash_token(header or "")[:16]
+        log = logger.debug if fingerprint in self._refused_tokens else logger.warning
+        self._refused_tokens.add(fingerprint)
+        log("refused a runner tunnel from %s: missing or invalid token", peer)
+        return None
 
     def new_task(self, user_id: str, model_id: str, method: str, payload: bytes) -> Task:
         """Create a task with a fresh id and the default deadline."""
@@ -81,17 +99,15 @@ class ControlState:
     def register_runner(self, user_id: str, session: ControlSession) -> RunnerLink | None:
         """Validate a runner's Hello and start routing to it.
 
+        A runner that comes back while suspect (its old tunnel dropped less than ``lease_ttl``
+        ago, or is still open but dead) resumes the tasks it lists in ``Hello.inflight``; its
+        other leased tasks are treated as lost.
+
         Returns:
             The runner's link, or None when it was refused (the session holds the reason).
         """
         hello = session.hello
         assert hello is not None  # the session only hands us a link after a Hello
-        old = self.dispatcher.links.get(hello.runner_id)
-        if old is not None:
-            # Same runner id again: the old tunnel is dead or half-open; the new one wins.
-            logger.info("runner %s reconnected; closing its previous tunnel", hello.runner_id)
-            self.unregister_runner(old)
-            old.outbox.put_nowait(None)
         for spec in hello.models:
             problem = _spec_problem(spec)
             if problem is not None:
@@ -107,14 +123,20 @@ class ControlState:
                 logger.warning("refused runner %s: %s", hello.runner_id, reason)
                 session.reject("SIGNATURE_CONFLICT", reason)
                 return None
+        previous = self._take_previous(hello.runner_id)
         for spec in hello.models:
             self.catalog.register(user_id, spec)
         self.registry.upsert_runner(
             RunnerRecord(hello.runner_id, user_id, _runner_info(hello), "connected", time.time())
         )
         link = RunnerLink(hello.runner_id, user_id, session)
+        adopted: dict[tuple[str, int], tuple[str, int]] = {}
+        if previous is not None:
+            inflight = [(ref.task_id, ref.attempt) for ref in hello.inflight]
+            adopted = self.dispatcher.adopt(previous, link, inflight)
+            self.dispatcher.detach(previous)  # what it no longer holds is lost
         self.dispatcher.attach(link, tuple(spec.model_id for spec in hello.models))
-        session.accept(hello.runner_id)
+        session.accept(hello.runner_id, adopted)
         if session.minor_mismatch:
             logger.info(
                 "runner %s speaks protocol %d.%d; accepted",
@@ -123,21 +145,94 @@ class ControlState:
                 hello.protocol.minor,
             )
         logger.info(
-            "runner %s registered from %s serving %s (%d slots)",
+            "runner %s %s from %s serving %s (%d slots%s)",
             hello.runner_id,
+            "is back" if previous is not None else "registered",
             hello.hostname or "?",
             ", ".join(spec.model_id for spec in hello.models) or "nothing",
             hello.pool_size,
+            f", {len(adopted)} task(s) resumed" if adopted else "",
         )
         return link
 
-    def unregister_runner(self, link: RunnerLink) -> None:
-        """Forget a runner whose tunnel closed; its tasks are re-queued or failed."""
-        if self.dispatcher.links.get(link.runner_id) is not link:
+    def _take_previous(self, runner_id: str) -> RunnerLink | None:
+        """The runner's earlier link, if it is suspect or (half-open) still attached."""
+        suspect = self.suspects.pop(runner_id, None)
+        if suspect is not None:
+            link, timer = suspect
+            timer.cancel()
+            return link
+        old = self.dispatcher.links.get(runner_id)
+        if old is None:
+            return None
+        # The same runner id while its old tunnel looks open: that tunnel is dead or
+        # half-open. Close it; the new one takes over its tasks.
+        logger.info("runner %s reconnected; closing its previous tunnel", runner_id)
+        self.dispatcher.suspend(old)
+        old.outbox.put_nowait(None)
+        return old
+
+    def tunnel_closed(self, link: RunnerLink) -> None:
+        """A runner's tunnel ended: lost at once if it said Goodbye, else suspect for a lease."""
+        if self.closing or self.dispatcher.links.get(link.runner_id) is not link:
+            return  # stopping, or replaced by a newer tunnel that took over its tasks
+        if link.said_goodbye:
+            self._lost(link, "it said goodbye")
             return
+
+        self.dispatcher.suspend(link)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self.settings.lease_ttl, self._lost, link, "its lease expired")
+        self.suspects[link.runner_id] = (link, timer)
+        self.registry.set_runner_status(link.runner_id, "suspect", time.time())
+        logger.info(
+            "runner %s is suspect (%s); its %d task(s) wait %g s for it to come back",
+            link.runner_id,
+            "silent" if link.silent else link.close_error or "tunnel closed",
+            len(link.tasks),
+            self.settings.lease_ttl,
+        )
+
+    def _lost(self, link: RunnerLink, why: str) -> None:
+        current = self.suspects.get(link.runner_id)
+        if current is not None and current[0] is link:
+            del self.suspects[link.runner_id]
+        held = len(link.tasks)
         self.dispatcher.detach(link)
         self.registry.set_runner_status(link.runner_id, "disconnected", time.time())
-        logger.info("runner %s disconnected", link.runner_id)
+        logger.info(
+            "runner %s disconnected (%s)%s",
+            link.runner_id,
+            why,
+            f"; {held} task(s) re-queued or failed" if held else "",
+        )
+
+    async def monitor(self) -> None:
+        """Send heartbeats to every runner and close tunnels that went silent (half-open)."""
+        interval = self.settings.heartbeat_interval
+        while True:
+            await asyncio.sleep(min(interval, self.settings.silence_timeout / 3))
+            now = time.monotonic()
+            for link in list(self.dispatcher.links.values()):
+                if now - link.last_seen > self.settings.silence_timeout:
+                    logger.warning(
+                        "runner %s sent nothing for %.1f s; closing its tunnel",
+                        link.runner_id,
+                        now - link.last_seen,
+                    )
+                    link.silent = True
+                    link.outbox.put_nowait(None)
+                elif now - link.last_heartbeat_sent >= interval:
+                    link.last_heartbeat_sent = now
+                    link.session.send_heartbeat()
+                    link.flush()
+
+    def close(self) -> None:
+        """Cancel lease timers (the process is stopping)."""
+        self.closing = True
+        for _, timer in self.suspects.values():
+            timer.cancel()
+        self.suspects.clear()
 
     def runners_view(self, user_id: str) -> list[dict[str, Any]]:
         """The user's runners: registry records merged with live tunnel state."""

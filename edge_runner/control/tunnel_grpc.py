@@ -2,24 +2,19 @@
 
 The RPC is registered with identity (de)serializers, so frames reach the session as raw bytes:
 the session's codec decides what is malformed, and a garbage frame closes that one tunnel with
-``INVALID_ARGUMENT`` and an ``Error`` frame, never the server.
+``INVALID_ARGUMENT`` and an ``Error`` frame, never the server. Everything after authentication
+is :func:`~edge_runner.control.tunnel.serve_tunnel`, shared with the WebSocket endpoint.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
 
-from edge_runner._version import __version__
-from edge_runner.control.dispatch import RunnerLink
-from edge_runner.errors import ProtocolError
-from edge_runner.proto import tunnel_pb2 as pb
-from edge_runner.protocol import ControlSession, SessionState
+from edge_runner.control.tunnel import RUNNER_TOKEN_REFUSED, EndKind, serve_tunnel
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
 if TYPE_CHECKING:
@@ -50,7 +45,6 @@ class GrpcTunnelServer:
     def __init__(self, state: ControlState) -> None:
         self._state = state
         self._server: grpc.aio.Server | None = None
-        self._rejected_tokens: set[str] = set()
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
@@ -78,86 +72,38 @@ class GrpcTunnelServer:
     ) -> None:
         state = self._state
         metadata = dict(context.invocation_metadata() or ())
-        principal = state.auth.verify_header(metadata.get("authorization"))
-        if principal is None or "runner" not in principal.scopes:
-            fingerprint = str(metadata.get("authorization", ""))[-8:]
-            log = logger.debug if fingerprint in self._rejected_tokens else logger.warning
-            self._rejected_tokens.add(fingerprint)
-            log("refused a runner tunnel from %s: missing or invalid token", context.peer())
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "invalid or missing runner token; log in again or check the context's token",
-            )
+        principal = state.runner_principal(metadata.get("authorization"), context.peer())
+        if principal is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, RUNNER_TOKEN_REFUSED)
             return
-        session = ControlSession(
-            server_version=__version__,
-            heartbeat_interval_ms=int(state.settings.heartbeat_interval * 1000),
-            lease_ttl_ms=int(state.settings.lease_ttl * 1000),
-        )
-        link: RunnerLink | None = None
-        iterator = requests.__aiter__()
+        end = await serve_tunnel(state, principal.user_id, _GrpcConnection(requests, context))
+        status = _END_STATUS.get(end.kind)
+        if status is not None:
+            await context.abort(status, end.message)
+
+
+_END_STATUS = {
+    EndKind.PROTOCOL_ERROR: grpc.StatusCode.INVALID_ARGUMENT,
+    EndKind.REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
+    EndKind.SILENT: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class _GrpcConnection:
+    """A ``RunnerTunnel.Connect`` call as a :class:`TunnelConnection`."""
+
+    def __init__(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
+        self._requests = requests.__aiter__()
+        self._context = context
+
+    async def recv(self) -> bytes | None:
         try:
-            try:
-                first = await anext(iterator)
-            except StopAsyncIteration:
-                return
-            session.receive_frame(first)
-            link = state.register_runner(principal.user_id, session)
-            if link is None:
-                await self._write_pending(session, context)
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, session.close_reason)
-                return
-            link.flush()
-            reader = asyncio.create_task(self._read(iterator, session, link))
-            await self._write_loop(link, context)
-            if not reader.done():
-                reader.cancel()
-            error: str | None = None
-            with contextlib.suppress(asyncio.CancelledError):
-                error = await reader
-            if error is not None:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, error)
-        except ProtocolError as exc:
-            logger.warning("refused a runner tunnel from %s: %s", context.peer(), exc)
-            await self._write_pending(session, context)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        finally:
-            if link is not None:
-                state.unregister_runner(link)
+            return await anext(self._requests)
+        except StopAsyncIteration:
+            return None
+        except grpc.aio.AioRpcError as exc:  # the runner's side broke
+            logger.debug("tunnel read ended: %s", exc.code())
+            return None
 
-    async def _write_pending(
-        self, session: ControlSession, context: grpc.aio.ServicerContext
-    ) -> None:
-        for frame in session.data_to_send():
-            await context.write(frame)
-
-    async def _write_loop(self, link: RunnerLink, context: grpc.aio.ServicerContext) -> None:
-        outbox = link.outbox
-        while True:
-            frame = await outbox.get()
-            if frame is None:
-                return
-            await context.write(frame)
-
-    async def _read(
-        self, iterator: AsyncIterator[bytes], session: ControlSession, link: RunnerLink
-    ) -> str | None:
-        """Feed frames to the session until the stream ends; returns a protocol error, if any."""
-        dispatcher = self._state.dispatcher
-        try:
-            async for frame in iterator:
-                for event in session.receive_frame(frame):
-                    dispatcher.on_event(link, event)
-                    if isinstance(event, pb.Draining):
-                        logger.info("runner %s is draining", link.runner_id)
-                if session.state is SessionState.CLOSED:
-                    break
-        except ProtocolError as exc:
-            logger.warning("closing the tunnel of runner %s: %s", link.runner_id, exc)
-            link.flush()  # the Error frame for the runner
-            return str(exc)
-        except grpc.aio.AioRpcError:
-            pass  # the runner's side broke; unregistering handles its tasks
-        finally:
-            link.outbox.put_nowait(None)
-        return None
+    async def send(self, frame: bytes) -> None:
+        await self._context.write(frame)

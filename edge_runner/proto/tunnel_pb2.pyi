@@ -280,18 +280,20 @@ class RunnerMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., accepted: _Optional[_Union[Accepted, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., result: _Optional[_Union[Result, _Mapping]] = ..., task_error: _Optional[_Union[TaskError, _Mapping]] = ..., logs: _Optional[_Union[Logs, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., model_status: _Optional[_Union[ModelStatus, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("runner_id", "protocol", "heartbeat_interval_ms", "lease_ttl_ms", "server_version")
+    __slots__ = ("runner_id", "protocol", "heartbeat_interval_ms", "lease_ttl_ms", "server_version", "adopted")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_MS_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADOPTED_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     protocol: ProtocolVersion
     heartbeat_interval_ms: int
     lease_ttl_ms: int
     server_version: str
-    def __init__(self, runner_id: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., server_version: _Optional[str] = ...) -> None: ...
+    adopted: _containers.RepeatedCompositeFieldContainer[TaskRef]
+    def __init__(self, runner_id: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., server_version: _Optional[str] = ..., adopted: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("task_id", "attempt", "model_id", "method", "payload", "deadline_unix_ms")

@@ -114,8 +114,8 @@ class ControlSession(_Session):
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._lease_ttl_ms = lease_ttl_ms
         self.credits: defaultdict[str, int] = defaultdict(int)
-        #: tasks sent and not yet finished: key -> (model id, next expected chunk seq)
-        self.inflight: dict[TaskKey, list[str | int]] = {}
+        #: tasks sent and not yet finished: key -> [model id, next chunk seq, resumed, abandoned]
+        self.inflight: dict[TaskKey, list[str | int | bool]] = {}
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -156,22 +156,44 @@ class ControlSession(_Session):
 
     def _on_chunk(self, chunk: pb.Chunk) -> list[ControlEvent]:
         entry = self.inflight.get((chunk.task_id, chunk.attempt))
-        if entry is None:
-            return []  # a late chunk for a task already finished or cancelled: drop it
-        if chunk.seq != entry[1]:
+        if entry is None or entry[3]:
+            return []  # a late chunk for a task finished, cancelled or abandoned: drop it
+        if chunk.seq == entry[1]:
+            entry[1] = chunk.seq + 1
+            return [chunk]
+        if not entry[2]:
             raise self._fail(
                 "PROTOCOL",
                 f"chunk {chunk.seq} of task {chunk.task_id} arrived, expected {entry[1]}",
             )
-        entry[1] = chunk.seq + 1
-        return [chunk]
+        # A resumed task whose chunks were lost with the old tunnel: the stream has a hole.
+        # Fail it for the client, stop it on the runner, and keep the entry until the runner's
+        # terminal message gives the slot back.
+        entry[3] = True
+        self._out.append(
+            encode(
+                pb.ControlMessage(
+                    cancel=pb.Cancel(
+                        task_id=chunk.task_id, attempt=chunk.attempt, reason="output was lost"
+                    )
+                )
+            )
+        )
+        lost = pb.TaskError(
+            task_id=chunk.task_id,
+            attempt=chunk.attempt,
+            code="RUNNER_LOST",
+            message="the tunnel to the runner dropped mid-stream and output was lost; "
+            "retry the request",
+        )
+        return [lost]
 
     def _on_terminal(self, message: pb.Result | pb.TaskError) -> list[ControlEvent]:
         entry = self.inflight.pop((message.task_id, message.attempt), None)
         if entry is None:
             return []
         self.credits[str(entry[0])] += 1
-        return [message]
+        return [] if entry[3] else [message]
 
     def _on_draining(self, message: pb.Draining) -> list[ControlEvent]:
         if self.state is SessionState.OPEN:
@@ -185,17 +207,28 @@ class ControlSession(_Session):
 
     # -- sending ----------------------------------------------------------------------------
 
-    def accept(self, runner_id: str) -> None:
-        """Welcome the runner whose Hello the application validated."""
+    def accept(self, runner_id: str, adopted: dict[TaskKey, tuple[str, int]] | None = None) -> None:
+        """Welcome the runner whose Hello the application validated.
+
+        Args:
+            runner_id: the id the runner is known by.
+            adopted: tasks from ``Hello.inflight`` the control plane still wants, with their
+                model and the next chunk number it expects; their results count on this
+                session (and give their slots back here).
+        """
         if self.state is not SessionState.AWAITING_HELLO or self.hello is None:
             raise ProtocolError("accept() needs a received Hello")
         self.state = SessionState.OPEN
+        adopted = adopted or {}
+        for key, (model_id, next_seq) in adopted.items():
+            self.inflight[key] = [model_id, next_seq, True, False]
         welcome = pb.Welcome(
             runner_id=runner_id,
             protocol=pb.ProtocolVersion(major=PROTOCOL_VERSION[0], minor=PROTOCOL_VERSION[1]),
             heartbeat_interval_ms=self._heartbeat_interval_ms,
             lease_ttl_ms=self._lease_ttl_ms,
             server_version=self._server_version,
+            adopted=[pb.TaskRef(task_id=t, attempt=a) for t, a in adopted],
         )
         self._out.append(encode(pb.ControlMessage(welcome=welcome)))
 
@@ -226,7 +259,7 @@ class ControlSession(_Session):
         if not self.has_credit(model_id):
             raise ProtocolError(f"no credit for model {model_id!r} on this tunnel")
         self.credits[model_id] -= 1
-        self.inflight[(task_id, attempt)] = [model_id, 0]
+        self.inflight[(task_id, attempt)] = [model_id, 0, False, False]
         task = pb.Task(
             task_id=task_id,
             attempt=attempt,
@@ -239,7 +272,8 @@ class ControlSession(_Session):
 
     def send_cancel(self, task_id: str, attempt: int, reason: str) -> None:
         """Ask the runner to cancel a task it holds."""
-        if (task_id, attempt) in self.inflight and self.state is not SessionState.CLOSED:
+        entry = self.inflight.get((task_id, attempt))
+        if entry is not None and not entry[3] and self.state is not SessionState.CLOSED:
             cancel = pb.Cancel(task_id=task_id, attempt=attempt, reason=reason)
             self._out.append(encode(pb.ControlMessage(cancel=cancel)))
 
@@ -343,6 +377,10 @@ class RunnerSession(_Session):
 
     # -- sending ----------------------------------------------------------------------------
 
+    def adopt(self, task_id: str, attempt: int, model_id: str, next_seq: int) -> None:
+        """Hold a task carried over from an earlier tunnel (listed in ``Welcome.adopted``)."""
+        self.tasks[(task_id, attempt)] = [model_id, next_seq]
+
     def grant(self, model_id: str, slots: int) -> None:
         """Grant the control plane ``slots`` more tasks for ``model_id``."""
         if slots <= 0 or self.state is SessionState.CLOSED:
@@ -350,12 +388,19 @@ class RunnerSession(_Session):
         self._granted[model_id] += slots
         self._out.append(encode(pb.RunnerMessage(credit=pb.Credit(grant={model_id: slots}))))
 
-    def send_chunk(self, task_id: str, attempt: int, payload: bytes) -> None:
-        """Queue the next piece of a streaming task's output."""
+    def send_chunk(
+        self, task_id: str, attempt: int, payload: bytes, seq: int | None = None
+    ) -> None:
+        """Queue the next piece of a streaming task's output.
+
+        ``seq`` numbers the piece explicitly (a runner resuming held output keeps the numbers
+        it gave pieces when they were produced); by default pieces are numbered in order.
+        """
         entry = self.tasks.get((task_id, attempt))
         if entry is None:
             return
-        seq = int(entry[1])
+        if seq is None:
+            seq = int(entry[1])
         entry[1] = seq + 1
         chunk = pb.Chunk(task_id=task_id, attempt=attempt, seq=seq, payload=payload)
         self._out.append(encode(pb.RunnerMessage(chunk=chunk)))

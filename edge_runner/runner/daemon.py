@@ -2,8 +2,15 @@
 
 Reconnect policy: every failure to reach the control plane is retried with full-jitter backoff
 (0.5 s → 10 s cap), forever, except a rejected token, which is fatal. An outage is logged once
-when it starts and once when it ends. A ``Goodbye`` with ``reconnect_after_ms`` (a planned
-control-plane restart) sets the next delay instead of the backoff.
+(WARNING, with the cause) when it starts and once (INFO, with its duration) when it ends; each
+retry only at DEBUG. A ``Goodbye`` with ``reconnect_after_ms`` (a planned control-plane restart)
+sets the next delay instead of the backoff.
+
+Tasks outlive tunnels: a task running when the tunnel drops keeps running, its output is held,
+and the next ``Hello`` lists it in ``inflight``. The control plane answers with the tasks it
+still wants (``Welcome.adopted``): their held output is sent; the others are cancelled.
+
+A tunnel that delivers nothing for three heartbeat intervals is dead (half-open) and dropped.
 
 Stop signals are staged: the first drains (``Draining`` at once, no new tasks, in-flight ones
 finish within the grace period), the second cancels in-flight tasks, the third exits now.
@@ -21,26 +28,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import grpc
 import httpx
 
 from edge_runner._version import __version__
 from edge_runner.backends.base import Backend
-from edge_runner.errors import ProtocolError, Unauthorized
+from edge_runner.errors import ProtocolError, TunnelError, Unauthorized
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import RunnerSession, SessionState
-from edge_runner.protocol.codec import MAX_FRAME_BYTES
 from edge_runner.runner.backoff import backoff
 from edge_runner.runner.executor import Executor, TaskKey, TaskSink
+from edge_runner.runner.transport import (
+    CONNECT_METHOD,
+    Transport,
+    TransportKind,
+    open_transport,
+    ws_url,
+)
 
-__all__ = ["CONNECT_METHOD", "Runner", "RunnerSettings"]
+__all__ = ["CONNECT_METHOD", "Runner", "RunnerSettings", "TransportKind"]
 
 logger = logging.getLogger(__name__)
 
-CONNECT_METHOD = "/edge_runner.tunnel.v1.RunnerTunnel/Connect"
 _UNSPECIFIED_HOSTS = {"0.0.0.0", "::", "[::]", ""}
 #: how long a stopping runner waits for the control plane to close the tunnel after Goodbye
 _CLOSE_WAIT_S = 2.0
+#: a tunnel silent for this many heartbeat intervals is considered dead
+_SILENT_HEARTBEATS = 3
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class RunnerSettings:
         token: the runner's bearer token (never logged; excluded from repr).
         pool_size: worker threads, i.e. tasks run at once.
         grace_period: how long a drain waits for in-flight tasks.
+        transport: gRPC stream or WebSocket.
         tunnel_address: skip discovery and dial this gRPC ``host:port``.
     """
 
@@ -63,7 +77,40 @@ class RunnerSettings:
     grace_period: float = 30.0
     backoff_initial: float = 0.5
     backoff_cap: float = 10.0
+    transport: TransportKind = TransportKind.GRPC
     tunnel_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkOut:
+    seq: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _ResultOut:
+    payload: bytes
+    usage: pb.Usage | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorOut:
+    code: str
+    message: str
+
+
+_Outcome = _ChunkOut | _ResultOut | _ErrorOut
+
+
+@dataclass(slots=True)
+class _Held:
+    """A task the runner holds across tunnels: its numbering and any output not yet sent."""
+
+    model_id: str
+    next_seq: int = 0
+    pending: list[_Outcome] = field(default_factory=list)
+    finished: bool = False
+    unwanted: bool = False
 
 
 class Runner(TaskSink):
@@ -80,10 +127,11 @@ class Runner(TaskSink):
         self._outbox: asyncio.Queue[bytes | None] | None = None
         self._executor: Executor | None = None
         self._stop_requested: asyncio.Event | None = None
-        self._task_models: dict[TaskKey, str] = {}
+        self._held: dict[TaskKey, _Held] = {}
         self._outage_since: float | None = None
         self._on_ready: Callable[[Runner], None] | None = None
         self._last_error = ""
+        self._last_recv = time.monotonic()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -108,7 +156,7 @@ class Runner(TaskSink):
                 return
             await self._drain()
             logger.debug("drained; waiting for the control plane to close the tunnel")
-            # Closing the channel ourselves would drop frames still on their way; after our
+            # Closing the connection ourselves could drop frames still on their way; after our
             # Goodbye the control plane ends the call, and the read loop returns by itself.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(main), _CLOSE_WAIT_S)
@@ -152,40 +200,67 @@ class Runner(TaskSink):
     # -- TaskSink (called on the loop by the executor) --------------------------------------
 
     def chunk(self, key: TaskKey, payload: bytes) -> None:
-        """Forward a streamed piece, if the task belongs to the live session."""
-        session = self._session
-        if session is not None and key in session.tasks:
-            session.send_chunk(key[0], key[1], payload)
+        """Send a streamed piece now, or hold it for the next tunnel."""
+        held = self._held.get(key)
+        if held is None or held.unwanted:
+            return
+        seq = held.next_seq
+        held.next_seq += 1
+        session = self._live_session(key)
+        if session is not None:
+            session.send_chunk(key[0], key[1], payload, seq)
             self._flush()
+        else:
+            held.pending.append(_ChunkOut(seq, payload))
 
     def result(self, key: TaskKey, payload: bytes, usage: pb.Usage | None) -> None:
-        """Send a task's result (or re-grant its slot if its session is gone)."""
-        session = self._settle(key)
-        if session is not None:
-            session.send_result(key[0], key[1], payload, usage)
-            self._flush()
+        """Send a task's result now, or hold it for the next tunnel."""
+        self._terminal(key, _ResultOut(payload, usage))
 
     def error(self, key: TaskKey, code: str, message: str) -> None:
-        """Send a task's error (or re-grant its slot if its session is gone)."""
-        session = self._settle(key)
-        if session is not None:
-            session.send_error(key[0], key[1], code, message)
-            self._flush()
+        """Send a task's error now, or hold it for the next tunnel."""
+        self._terminal(key, _ErrorOut(code, message))
 
-    def _settle(self, key: TaskKey) -> RunnerSession | None:
+    def _terminal(self, key: TaskKey, outcome: _Outcome) -> None:
         assert self._executor is not None
         self._executor.finished(key)
-        model_id = self._task_models.pop(key, "")
-        session = self._session
-        if session is None or session.state is SessionState.CLOSED:
-            return None
-        if key in session.tasks:
-            return session
-        # The task came over an earlier tunnel: its slot was never returned on this one.
-        if session.state is SessionState.OPEN and self.stop_level == 0 and model_id:
-            session.grant(model_id, 1)
+        held = self._held.get(key)
+        if held is None:
+            return
+        session = self._live_session(key)
+        if session is not None:
+            del self._held[key]
+            self._send_outcome(session, key, outcome)
             self._flush()
+        elif held.unwanted:
+            # The control plane gave this task up; the slot it held is free again.
+            del self._held[key]
+            session = self._session
+            if session is not None and session.state is SessionState.OPEN and not self.stop_level:
+                session.grant(held.model_id, 1)
+                self._flush()
+        else:
+            held.pending.append(outcome)
+            held.finished = True
+
+    def _live_session(self, key: TaskKey) -> RunnerSession | None:
+        session = self._session
+        if (
+            session is not None
+            and session.state is not SessionState.CLOSED
+            and key in session.tasks
+        ):
+            return session
         return None
+
+    @staticmethod
+    def _send_outcome(session: RunnerSession, key: TaskKey, outcome: _Outcome) -> None:
+        if isinstance(outcome, _ChunkOut):
+            session.send_chunk(key[0], key[1], outcome.payload, outcome.seq)
+        elif isinstance(outcome, _ResultOut):
+            session.send_result(key[0], key[1], outcome.payload, outcome.usage)
+        else:
+            session.send_error(key[0], key[1], outcome.code, outcome.message)
 
     # -- the tunnel -------------------------------------------------------------------------
 
@@ -198,7 +273,7 @@ class Runner(TaskSink):
                 hint = await self._connect_once()
             except Unauthorized:
                 raise
-            except (OSError, httpx.HTTPError, grpc.aio.AioRpcError, ProtocolError) as exc:
+            except (OSError, httpx.HTTPError, TunnelError, ProtocolError) as exc:
                 self._outage(_describe(exc))
             if self.connected or hint is not None:
                 delays = backoff(s.backoff_initial, s.backoff_cap)
@@ -212,19 +287,17 @@ class Runner(TaskSink):
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             logger.warning(
-                "control plane at %s is unreachable (%s); retrying with backoff",
+                "tunnel to the control plane at %s is down (%s); reconnecting with backoff",
                 self.settings.api_base,
                 reason,
             )
-        elif reason != self._last_error:
+        else:
             logger.debug("still unreachable: %s", reason)
         self._last_error = reason
 
-    async def _discover(self) -> str:
-        """Ask the control plane where its tunnel endpoint is (also checks the token)."""
+    async def _discover(self) -> tuple[str, str]:
+        """Ask the control plane where its tunnel endpoints are (also checks the token)."""
         s = self.settings
-        if s.tunnel_address:
-            return s.tunnel_address
         headers = {"Authorization": f"Bearer {s.token}"}
         async with httpx.AsyncClient(timeout=10.0) as client:
             response = await client.get(f"{s.api_base.rstrip('/')}/v2/info", headers=headers)
@@ -236,14 +309,14 @@ class Runner(TaskSink):
                 "log in again (`edge-runner up` refreshes the local context)",
             )
         response.raise_for_status()
-        address = str(response.json()["tunnel"]["grpc"])
+        tunnel = response.json()["tunnel"]
+        address = s.tunnel_address or str(tunnel["grpc"])
         host, _, port = address.rpartition(":")
         if host in _UNSPECIFIED_HOSTS:
             address = f"{urlsplit(s.api_base).hostname}:{port}"
-        return address
+        return address, ws_url(s.api_base, str(tunnel.get("websocket") or "/v2/tunnel"))
 
     def _hello(self) -> pb.Hello:
-        assert self._executor is not None
         s = self.settings
         return pb.Hello(
             runner_id=self.runner_id,
@@ -253,58 +326,49 @@ class Runner(TaskSink):
             nodepool=s.nodepool,
             pool_size=s.pool_size,
             models=self.backend.specs(),
+            inflight=[pb.TaskRef(task_id=t, attempt=a) for t, a in self._held],
         )
 
     async def _connect_once(self) -> float | None:
         """Run one tunnel session; returns a reconnect hint in seconds, if the peer gave one."""
-        address = await self._discover()
-        options = [
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.keepalive_timeout_ms", 5_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.max_pings_without_data", 0),
-            ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
-            ("grpc.max_send_message_length", MAX_FRAME_BYTES),
-        ]
-        async with grpc.aio.insecure_channel(address, options=options) as channel:
-            call = channel.stream_stream(CONNECT_METHOD)(
-                metadata=(("authorization", f"Bearer {self.settings.token}"),)
-            )
+        grpc_address, websocket_url = await self._discover()
+        async with open_transport(
+            self.settings.transport,
+            grpc_address=grpc_address,
+            ws_url=websocket_url,
+            token=self.settings.token,
+        ) as transport:
             session = RunnerSession(self._hello())
             outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
             self._session, self._outbox = session, outbox
-            writer = asyncio.create_task(self._write_loop(call, outbox))
+            writer = asyncio.create_task(self._write_loop(transport, outbox))
             heartbeat: asyncio.Task[None] | None = None
             self._flush()
+            self._last_recv = time.monotonic()
             try:
-                while True:
-                    frame = await call.read()
-                    if frame is grpc.aio.EOF:
-                        break
+                while (frame := await transport.recv()) is not None:
+                    self._last_recv = time.monotonic()
                     for event in session.receive_frame(frame):
                         hint = self._on_event(session, event)
                         if isinstance(event, pb.Welcome):
-                            heartbeat = asyncio.create_task(self._heartbeats(session, event))
+                            heartbeat = asyncio.create_task(
+                                self._heartbeats(session, event, transport)
+                            )
                         if hint is not None:
                             return hint
                     if session.state is SessionState.CLOSED:
                         break
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
-                    raise Unauthorized(401, "UNAUTHENTICATED", exc.details() or "") from exc
-                if self.stop_level == 0 and self.connected:
-                    raise
+                if self.connected and self.stop_level == 0:
+                    self._outage(session.close_reason or "the control plane closed the tunnel")
             finally:
                 if heartbeat is not None:
                     heartbeat.cancel()
                 self._flush()
                 outbox.put_nowait(None)
-                with contextlib.suppress(asyncio.TimeoutError, grpc.aio.AioRpcError):
+                with contextlib.suppress(TimeoutError, TunnelError):
                     await asyncio.wait_for(writer, 1.0)
                 writer.cancel()
                 self._session = None
-                if self.connected and self.stop_level == 0:
-                    self._outage(session.close_reason or "the tunnel closed")
         return None
 
     def _on_event(self, session: RunnerSession, event: object) -> float | None:
@@ -315,13 +379,13 @@ class Runner(TaskSink):
                 self._flush()
                 return None
             assert self._executor is not None
-            self._task_models[key] = event.model_id
+            self._held[key] = _Held(event.model_id)
             self._executor.submit(event)
         elif isinstance(event, pb.Cancel):
             assert self._executor is not None
             self._executor.cancel((event.task_id, event.attempt))
         elif isinstance(event, pb.Welcome):
-            self._on_welcome(session)
+            self._on_welcome(session, event)
         elif isinstance(event, pb.Goodbye):
             logger.info(
                 "control plane said goodbye (%s); reconnecting in %.1f s",
@@ -338,7 +402,7 @@ class Runner(TaskSink):
             self._flush()
         return None
 
-    def _on_welcome(self, session: RunnerSession) -> None:
+    def _on_welcome(self, session: RunnerSession, welcome: pb.Welcome) -> None:
         assert self._executor is not None
         self.connected = True
         if self._outage_since is not None:
@@ -351,6 +415,7 @@ class Runner(TaskSink):
             self._outage_since = None
         else:
             logger.info("connected to %s as %s", self.settings.api_base, self.runner_id)
+        self._resume(session, {(ref.task_id, ref.attempt) for ref in welcome.adopted})
         free = self.settings.pool_size - self._executor.busy
         for spec in self.backend.specs():
             session.grant(spec.model_id, free)
@@ -361,10 +426,40 @@ class Runner(TaskSink):
             callback, self._on_ready = self._on_ready, None
             callback(self)
 
-    async def _heartbeats(self, session: RunnerSession, welcome: pb.Welcome) -> None:
-        interval = max(welcome.heartbeat_interval_ms, 100) / 1000
+    def _resume(self, session: RunnerSession, adopted: set[TaskKey]) -> None:
+        """Send held output of adopted tasks; cancel the tasks the control plane gave up."""
+        assert self._executor is not None
+        for key, held in list(self._held.items()):
+            if held.unwanted:
+                continue
+            if key in adopted:
+                session.adopt(key[0], key[1], held.model_id, held.next_seq)
+                for outcome in held.pending:
+                    self._send_outcome(session, key, outcome)
+                held.pending.clear()
+                if held.finished:
+                    del self._held[key]
+            elif held.finished:
+                del self._held[key]
+            else:
+                held.unwanted = True
+                held.pending.clear()
+                self._executor.cancel(key)
+        if adopted:
+            logger.info("resumed %d task(s) after the reconnect", len(adopted))
+
+    async def _heartbeats(
+        self, session: RunnerSession, welcome: pb.Welcome, transport: Transport
+    ) -> None:
+        interval = max(welcome.heartbeat_interval_ms, 10) / 1000
+        silence = interval * _SILENT_HEARTBEATS
         while session.state is not SessionState.CLOSED:
             await asyncio.sleep(interval)
+            quiet = time.monotonic() - self._last_recv
+            if quiet > silence:
+                self._outage(f"no message from the control plane for {quiet:.1f} s")
+                transport.abort()
+                return
             assert self._executor is not None
             session.send_heartbeat(self._executor.busy)
             self._flush()
@@ -377,19 +472,10 @@ class Runner(TaskSink):
             outbox.put_nowait(frame)
 
     @staticmethod
-    async def _write_loop(
-        call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue[bytes | None]
-    ) -> None:
-        while True:
-            frame = await outbox.get()
-            if frame is None:
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    await call.done_writing()
-                return
-            try:
-                await call.write(frame)
-            except asyncio.InvalidStateError:
-                return  # the RPC already ended; the read side reports why
+    async def _write_loop(transport: Transport, outbox: asyncio.Queue[bytes | None]) -> None:
+        while (frame := await outbox.get()) is not None:
+            await transport.send(frame)
+        await transport.finish()
 
     async def _drain(self) -> None:
         """Finish in-flight tasks within the grace period, then say goodbye."""
@@ -415,8 +501,6 @@ class Runner(TaskSink):
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
     if isinstance(exc, httpx.ConnectError):
         return "connection refused"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -191,7 +191,7 @@ def test_runner_before_control_connects_when_control_starts(tmp_path: Path, er_h
     try:
         assert runner.stderr is not None
         outage = runner.stderr.readline()
-        while "unreachable" not in outage:
+        while "is down" not in outage:
             outage = runner.stderr.readline()
             assert outage, "the runner exited"
         control = subprocess.Popen(

@@ -148,7 +148,7 @@ def test_runner_started_before_control_plane_connects_when_it_comes_up(
         wait_for(lambda: running.runner.connected, "the runner to connect")
         with Client(stack.api_base, stack.token) as client:
             assert client.predict("hello", text="late") == "Hello, late!"
-        starts = [r for r in caplog.records if "unreachable" in r.message]
+        starts = [r for r in caplog.records if "is down" in r.message]
         ends = [r for r in caplog.records if "is back" in r.message]
         assert len(starts) == 1 and len(ends) == 1
     finally:

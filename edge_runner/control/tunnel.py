@@ -1,0 +1,126 @@
+"""Serving one runner's tunnel, whatever carries it (gRPC stream or WebSocket).
+
+A transport adapts its connection to :class:`TunnelConnection` (receive a frame, send a frame)
+and calls :func:`serve_tunnel`, which drives the :class:`ControlSession`, registers the runner
+and hands events to dispatch. It returns how the tunnel ended so the transport can close with
+the right status (gRPC status code, WebSocket close code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from edge_runner._version import __version__
+from edge_runner.control.dispatch import RunnerLink
+from edge_runner.errors import ProtocolError
+from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.protocol import ControlSession, SessionState
+
+if TYPE_CHECKING:
+    from edge_runner.control.state import ControlState
+
+__all__ = ["RUNNER_TOKEN_REFUSED", "EndKind", "TunnelConnection", "TunnelEnd", "serve_tunnel"]
+
+RUNNER_TOKEN_REFUSED = "invalid or missing runner token; log in again or check the context's token"
+
+logger = logging.getLogger(__name__)
+
+
+class TunnelConnection(Protocol):
+    """What a transport offers: frames in and out."""
+
+    async def recv(self) -> bytes | None:
+        """The next frame, or None when the runner finished sending."""
+
+    async def send(self, frame: bytes) -> None:
+        """Send one frame."""
+
+
+class EndKind(enum.Enum):
+    """How a tunnel ended, for the transport's close status."""
+
+    CLOSED = "closed"  # the runner left, or the control plane said Goodbye
+    PROTOCOL_ERROR = "protocol_error"  # malformed or out-of-order frames
+    REFUSED = "refused"  # the Hello was valid but not acceptable (conflict, bad spec)
+    SILENT = "silent"  # nothing arrived within the silence timeout
+
+
+@dataclass(frozen=True)
+class TunnelEnd:
+    """The outcome of :func:`serve_tunnel`."""
+
+    kind: EndKind
+    message: str = ""
+
+
+async def serve_tunnel(state: ControlState, user_id: str, conn: TunnelConnection) -> TunnelEnd:
+    """Run one runner's tunnel until it closes."""
+    settings = state.settings
+    session = ControlSession(
+        server_version=__version__,
+        heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
+        lease_ttl_ms=int(settings.lease_ttl * 1000),
+    )
+    first = await conn.recv()
+    if first is None:
+        return TunnelEnd(EndKind.CLOSED)
+    try:
+        session.receive_frame(first)
+    except ProtocolError as exc:
+        logger.warning("refused a runner tunnel: %s", exc)
+        await _send_pending(session, conn)
+        return TunnelEnd(EndKind.PROTOCOL_ERROR, str(exc))
+    link = state.register_runner(user_id, session)
+    if link is None:
+        await _send_pending(session, conn)
+        return TunnelEnd(EndKind.REFUSED, session.close_reason)
+    link.flush()
+    reader = asyncio.create_task(_read(state, conn, session, link))
+    try:
+        outbox = link.outbox
+        while (frame := await outbox.get()) is not None:
+            await conn.send(frame)
+    finally:
+        if not reader.done():
+            reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        state.tunnel_closed(link)
+    if link.close_error is not None:
+        return TunnelEnd(EndKind.PROTOCOL_ERROR, link.close_error)
+    if link.silent:
+        return TunnelEnd(EndKind.SILENT, "no message from the runner within the silence timeout")
+    return TunnelEnd(EndKind.CLOSED)
+
+
+async def _send_pending(session: ControlSession, conn: TunnelConnection) -> None:
+    for frame in session.data_to_send():
+        await conn.send(frame)
+
+
+async def _read(
+    state: ControlState, conn: TunnelConnection, session: ControlSession, link: RunnerLink
+) -> None:
+    """Feed frames to the session and dispatch until the stream ends or breaks the protocol."""
+    dispatcher = state.dispatcher
+    try:
+        while (frame := await conn.recv()) is not None:
+            for event in session.receive_frame(frame):
+                dispatcher.on_event(link, event)
+                if isinstance(event, pb.Draining):
+                    logger.info("runner %s is draining", link.runner_id)
+            if session.state is SessionState.CLOSED:
+                break
+    except ProtocolError as exc:
+        logger.warning("closing the tunnel of runner %s: %s", link.runner_id, exc)
+        link.flush()  # the Error frame for the runner
+        link.close_error = str(exc)
+    except Exception:  # a bug must end this one tunnel, never the control plane
+        logger.exception("internal error on the tunnel of runner %s", link.runner_id)
+    finally:
+        link.outbox.put_nowait(None)

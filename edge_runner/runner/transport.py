@@ -1,0 +1,173 @@
+"""The runner's tunnel transports: a gRPC bidi stream (default) or a WebSocket (``--transport
+ws``, for networks where only HTTP/1.1 gets out). Both carry the same frames.
+
+This is the one place that knows grpc's and websockets' errors: they become
+:class:`~edge_runner.errors.TunnelError` (retry) or :class:`~edge_runner.errors.Unauthorized`
+(give up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import grpc
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from edge_runner.errors import ProtocolError, TunnelError, Unauthorized
+from edge_runner.protocol.codec import MAX_FRAME_BYTES
+
+__all__ = ["CONNECT_METHOD", "Transport", "TransportKind", "open_transport"]
+
+CONNECT_METHOD = "/edge_runner.tunnel.v1.RunnerTunnel/Connect"
+
+_GRPC_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
+    ("grpc.max_send_message_length", MAX_FRAME_BYTES),
+]
+
+
+class TransportKind(enum.Enum):
+    """Which transport carries the tunnel."""
+
+    GRPC = "grpc"
+    WS = "ws"
+
+
+class Transport(Protocol):
+    """One open tunnel connection."""
+
+    async def recv(self) -> bytes | None:
+        """The next frame; None when the control plane ended the tunnel cleanly."""
+
+    async def send(self, frame: bytes) -> None:
+        """Send one frame."""
+
+    async def finish(self) -> None:
+        """We are done sending (the peer ends the tunnel after our Goodbye)."""
+
+    def abort(self) -> None:
+        """Drop the connection now (a dead, half-open tunnel)."""
+
+
+def _unauthorized(detail: str) -> Unauthorized:
+    return Unauthorized(
+        401,
+        "UNAUTHENTICATED",
+        f"the control plane rejected this runner's token ({detail}); "
+        "log in again (`edge-runner up` refreshes the local context)",
+    )
+
+
+class _GrpcTransport:
+    def __init__(self, call: grpc.aio.StreamStreamCall) -> None:
+        self._call = call
+
+    async def recv(self) -> bytes | None:
+        try:
+            frame = await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise _grpc_error(exc) from exc
+        except asyncio.InvalidStateError as exc:
+            raise TunnelError("the tunnel call already ended") from exc
+        if frame is grpc.aio.EOF:
+            return None
+        return bytes(frame)
+
+    async def send(self, frame: bytes) -> None:
+        try:
+            await self._call.write(frame)
+        except grpc.aio.AioRpcError as exc:
+            raise _grpc_error(exc) from exc
+        except asyncio.InvalidStateError as exc:
+            raise TunnelError("the tunnel call already ended") from exc
+
+    async def finish(self) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            await self._call.done_writing()
+
+    def abort(self) -> None:
+        self._call.cancel()
+
+
+def _grpc_error(exc: grpc.aio.AioRpcError) -> Exception:
+    if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
+        return _unauthorized(exc.details() or "UNAUTHENTICATED")
+    return TunnelError(f"{exc.code().name}: {exc.details()}")
+
+
+class _WsTransport:
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+
+    async def recv(self) -> bytes | None:
+        try:
+            message = await self._ws.recv()
+        except websockets.ConnectionClosedOK:
+            return None
+        except websockets.ConnectionClosedError as exc:
+            raise TunnelError(f"the WebSocket tunnel closed: {exc}") from exc
+        if isinstance(message, str):
+            raise ProtocolError("the control plane sent a text WebSocket message")
+        return message
+
+    async def send(self, frame: bytes) -> None:
+        try:
+            await self._ws.send(frame)
+        except websockets.ConnectionClosed as exc:
+            raise TunnelError(f"the WebSocket tunnel closed: {exc}") from exc
+
+    async def finish(self) -> None:
+        """WebSockets have no half-close: the control plane closes after our Goodbye."""
+
+    def abort(self) -> None:
+        self._ws.transport.abort()
+
+
+def ws_url(api_base: str, path: str) -> str:
+    """``http://h:p`` + ``/v2/tunnel`` → ``ws://h:p/v2/tunnel`` (https → wss)."""
+    base = api_base.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base.removeprefix("https://") + path
+    return "ws://" + base.removeprefix("http://") + path
+
+
+@contextlib.asynccontextmanager
+async def open_transport(
+    kind: TransportKind, *, grpc_address: str, ws_url: str, token: str
+) -> AsyncIterator[Transport]:
+    """Open the tunnel connection; closing the context drops it."""
+    auth = f"Bearer {token}"
+    if kind is TransportKind.GRPC:
+        async with grpc.aio.insecure_channel(grpc_address, options=_GRPC_OPTIONS) as channel:
+            call = channel.stream_stream(CONNECT_METHOD)(metadata=(("authorization", auth),))
+            yield _GrpcTransport(call)
+        return
+    try:
+        ws = await connect(
+            ws_url,
+            additional_headers={"Authorization": auth},
+            max_size=MAX_FRAME_BYTES,
+            ping_interval=None,  # tunnel heartbeats detect a dead connection on both transports
+            open_timeout=10,
+            close_timeout=2,
+        )
+    except websockets.InvalidStatus as exc:
+        status = exc.response.status_code
+        if status in (401, 403):
+            raise _unauthorized(f"HTTP {status}") from exc
+        raise TunnelError(f"the WebSocket tunnel was refused with HTTP {status}") from exc
+    except (websockets.InvalidHandshake, TimeoutError) as exc:
+        raise TunnelError(f"the WebSocket handshake failed: {exc}") from exc
+    try:
+        yield _WsTransport(ws)
+    finally:
+        await ws.close()
