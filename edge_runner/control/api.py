@@ -17,15 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from edge_runner._version import __version__
-from edge_runner.control.dispatch import Task, TaskDone, TaskEvent, TaskFailedEvent, TaskOutput
+from edge_runner.control.dispatch import Task, TaskDone, TaskEvent, TaskOutput
 from edge_runner.control.http_common import (
     SSE_HEADERS,
+    answer,
     first_event,
     read_json_object,
     stream_events,
     submit_task,
-    task_problem,
-    wait_event,
 )
 from edge_runner.control.http_errors import ApiProblem, error_body, problem_response
 from edge_runner.control.openai_api import add_openai_routes
@@ -91,6 +90,19 @@ def create_app(state: ControlState) -> FastAPI:
             raise _unknown_model(state, user, model_id)
         return _model_view(state, user, entry.spec)
 
+    @app.delete("/v2/tasks/{task_id}")
+    async def cancel_task(task_id: str, request: Request) -> dict[str, str]:
+        user = principal(request).user_id
+        task = state.dispatcher.tasks.get(task_id)
+        if task is None or task.user_id != user:
+            raise ApiProblem(
+                404,
+                "UNKNOWN_TASK",
+                f"no queued or running task {task_id!r} (it may have finished already)",
+            )
+        state.dispatcher.cancel(task, "cancelled by DELETE /v2/tasks")
+        return {"task_id": task_id, "status": "cancelled"}
+
     @app.get("/v2/runners")
     async def list_runners(request: Request) -> dict[str, Any]:
         return {"runners": state.runners_view(principal(request).user_id)}
@@ -126,13 +138,7 @@ def create_app(state: ControlState) -> FastAPI:
         submit_task(state, task)
         headers = {"X-Task-Id": task.task_id}
         if signature.kind is MethodKind.UNARY:
-            try:
-                event = await wait_event(state, task, settings.request_timeout)
-            finally:
-                if not task.finished:
-                    state.dispatcher.cancel(task, "client went away")
-            if isinstance(event, TaskFailedEvent):
-                raise task_problem(event)
+            event = await answer(state, task, request)
             assert isinstance(event, TaskDone)
             body = b'{"task_id":"%s","output":%s%s}' % (
                 task.task_id.encode(),

@@ -145,6 +145,8 @@ class Dispatcher:
         self._queues: defaultdict[ModelKey, deque[Task]] = defaultdict(deque)
         self._links: defaultdict[ModelKey, list[RunnerLink]] = defaultdict(list)
         self.links: dict[str, RunnerLink] = {}
+        #: unfinished tasks by id (queued or running)
+        self.tasks: dict[str, Task] = {}
 
     # -- runners ----------------------------------------------------------------------------
 
@@ -238,17 +240,22 @@ class Dispatcher:
         """
         key = (task.user_id, task.model_id)
         queue = self._queues[key]
+        if len(queue) >= self.max_queue:
+            raise QueueFull(f"{len(queue)} requests are already waiting for {task.model_id}")
+        self.tasks[task.task_id] = task
         if not queue:
             link = self._pick(key)
             if link is not None:
                 self._send(link, task)
                 return
-        if len(queue) >= self.max_queue:
-            raise QueueFull(f"{len(queue)} requests are already waiting for {task.model_id}")
         queue.append(task)
 
     def cancel(self, task: Task, reason: str) -> None:
-        """Cancel a task: remove it from its queue, or tell its runner to stop it."""
+        """Cancel a task: take it out of its queue, or tell its runner to stop it.
+
+        Whoever waits on the task gets a ``CANCELLED`` failure at once; the runner's own answer,
+        when it comes, only gives the slot back.
+        """
         if task.finished:
             return
         if task.state is TaskState.QUEUED:
@@ -256,9 +263,10 @@ class Dispatcher:
             if queue is not None and task in queue:
                 queue.remove(task)
         elif task.link is not None:
+            task.link.tasks.pop((task.task_id, task.attempt), None)
             task.link.session.send_cancel(task.task_id, task.attempt, reason)
             task.link.flush()
-        task.state = TaskState.CANCELLED
+        self._finish(task, TaskState.CANCELLED, TaskFailedEvent("CANCELLED", reason))
 
     def on_event(self, link: RunnerLink, event: ControlEvent) -> None:
         """Apply one event from a runner's session."""
@@ -306,8 +314,8 @@ class Dispatcher:
         logger.info("task %s re-queued (attempt %d): %s", task.task_id, task.attempt, why)
 
     def _finish(self, task: Task, state: TaskState, event: TaskEvent) -> None:
-        if task.state is not TaskState.CANCELLED:
-            task.state = state
+        task.state = state
+        self.tasks.pop(task.task_id, None)
         task.events.put_nowait(event)
 
     def _pick(self, key: ModelKey) -> RunnerLink | None:

@@ -22,6 +22,7 @@ from edge_runner.control.state import ControlState
 
 __all__ = [
     "SSE_HEADERS",
+    "answer",
     "first_event",
     "read_json_object",
     "stream_events",
@@ -83,16 +84,43 @@ async def wait_event(state: ControlState, task: Task, deadline_s: float) -> Task
         ) from exc
 
 
-async def first_event(state: ControlState, task: Task) -> TaskEvent:
-    """Wait for a stream's first event so that early failures get a proper status code."""
+async def answer(state: ControlState, task: Task, request: Request) -> TaskEvent:
+    """Wait for a unary task's outcome; a client that hangs up meanwhile cancels the task."""
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(state, task, request))
     try:
         event = await wait_event(state, task, state.settings.request_timeout)
-    except BaseException:
-        if not task.finished:
-            state.dispatcher.cancel(task, "client went away")
+    except ApiProblem as exc:
+        exc.task_id = task.task_id
         raise
+    finally:
+        watcher.cancel()
+        if not task.finished:
+            state.dispatcher.cancel(task, "the client went away")
     if isinstance(event, TaskFailedEvent):
-        raise task_problem(event)
+        raise task_problem(event, task.task_id)
+    return event
+
+
+async def _cancel_on_disconnect(state: ControlState, task: Task, request: Request) -> None:
+    # The body has been read, so the next ASGI message can only be the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    state.dispatcher.cancel(task, "the client disconnected")
+
+
+async def first_event(state: ControlState, task: Task) -> TaskEvent:
+    """Wait for a stream's first event so that early failures get a proper status code."""
+    event: TaskEvent | None = None
+    try:
+        event = await wait_event(state, task, state.settings.request_timeout)
+    except ApiProblem as exc:
+        exc.task_id = task.task_id
+        raise
+    finally:
+        if event is None and not task.finished:  # the client went away while we waited
+            state.dispatcher.cancel(task, "the client went away")
+    if isinstance(event, TaskFailedEvent):
+        raise task_problem(event, task.task_id)
     return event
 
 
@@ -123,9 +151,16 @@ def submit_task(state: ControlState, task: Task) -> None:
         raise ApiProblem(429, "QUEUE_FULL", f"{exc}; retry in a moment", retry_after=1) from exc
 
 
-def task_problem(event: TaskFailedEvent) -> ApiProblem:
+def task_problem(event: TaskFailedEvent, task_id: str | None = None) -> ApiProblem:
+    """The HTTP error for a task that failed on the runner (or was cancelled, or lost)."""
     status = TASK_ERROR_STATUS.get(event.code, 500)
-    return ApiProblem(status, event.code, event.message, retry_after=5 if status == 503 else None)
+    return ApiProblem(
+        status,
+        event.code,
+        event.message,
+        retry_after=5 if status == 503 else None,
+        task_id=task_id,
+    )
 
 
 def _too_large(size: int, limit: int) -> ApiProblem:

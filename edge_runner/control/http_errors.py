@@ -46,8 +46,10 @@ class ApiProblem(Exception):
         *,
         param: str | None = None,
         retry_after: int | None = None,
+        task_id: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.task_id = task_id
         self.status = status
         self.code = code
         self.message = message
@@ -66,6 +68,10 @@ def error_body(code: str, message: str, status: int, param: str | None = None) -
 async def problem_response(request: Request, exc: Exception) -> Response:
     """Starlette exception handler for :class:`ApiProblem`."""
     assert isinstance(exc, ApiProblem)
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.task_id is not None:
+        headers["X-Task-Id"] = exc.task_id
     body = error_body(exc.code, exc.message, exc.status, exc.param)
     return Response(body, exc.status, headers=headers, media_type="application/json")

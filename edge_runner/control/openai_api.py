@@ -15,15 +15,14 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from edge_runner.control.dispatch import Task, TaskDone, TaskFailedEvent, TaskOutput
+from edge_runner.control.dispatch import Task, TaskDone, TaskOutput
 from edge_runner.control.http_common import (
     SSE_HEADERS,
+    answer,
     first_event,
     read_json_object,
     stream_events,
     submit_task,
-    task_problem,
-    wait_event,
 )
 from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
@@ -100,13 +99,7 @@ def add_openai_routes(
         submit_task(state, task)
         headers = {"X-Task-Id": task.task_id}
         if not stream:
-            try:
-                event = await wait_event(state, task, state.settings.request_timeout)
-            finally:
-                if not task.finished:
-                    state.dispatcher.cancel(task, "client went away")
-            if isinstance(event, TaskFailedEvent):
-                raise task_problem(event)
+            event = await answer(state, task, request)
             assert isinstance(event, TaskDone)
             return Response(event.payload, headers=headers, media_type="application/json")
         first = await first_event(state, task)
