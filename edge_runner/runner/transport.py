@@ -70,6 +70,7 @@ def _unauthorized(detail: str) -> Unauthorized:
 class _GrpcTransport:
     def __init__(self, call: grpc.aio.StreamStreamCall) -> None:
         self._call = call
+        self._aborted = False
 
     async def recv(self) -> bytes | None:
         try:
@@ -78,6 +79,12 @@ class _GrpcTransport:
             raise _grpc_error(exc) from exc
         except asyncio.InvalidStateError as exc:
             raise TunnelError("the tunnel call already ended") from exc
+        except asyncio.CancelledError as exc:
+            # grpc raises CancelledError for a call we cancelled ourselves (abort()); only
+            # that case is ours to translate, a real task cancellation goes on.
+            if self._aborted:
+                raise TunnelError("the tunnel was dropped as dead") from exc
+            raise
         if frame is grpc.aio.EOF:
             return None
         return bytes(frame)
@@ -89,12 +96,17 @@ class _GrpcTransport:
             raise _grpc_error(exc) from exc
         except asyncio.InvalidStateError as exc:
             raise TunnelError("the tunnel call already ended") from exc
+        except asyncio.CancelledError as exc:
+            if self._aborted:
+                raise TunnelError("the tunnel was dropped as dead") from exc
+            raise
 
     async def finish(self) -> None:
         with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
             await self._call.done_writing()
 
     def abort(self) -> None:
+        self._aborted = True
         self._call.cancel()
 
 
