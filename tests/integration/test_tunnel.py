@@ -190,3 +190,61 @@ def test_malformed_model_spec_is_refused(stack: Stack, spec: pb.ModelSpec, words
     assert error is not None and error.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert words in decode_control(received[-1]).error.message
     assert httpx.get(f"{stack.api_base}/v2/models", headers=stack.headers).json() == {"models": []}
+
+
+def _ws_url(stack: Stack) -> str:
+    return stack.api_base.replace("http://", "ws://") + "/v2/tunnel"
+
+
+def test_runner_over_websocket_serves(stack: Stack) -> None:
+    """A runner with --transport ws registers and serves like a gRPC one."""
+    from edge_runner.runner.transport import TransportKind
+
+    stack.start_runner(transport=TransportKind.WS)
+    with Client(stack.api_base, stack.token) as client:
+        assert client.predict("hello", text="ws") == "Hello, ws!"
+        assert list(client.generate("hello", text="w", n=2)) == ["0: Hello, w!\n", "1: Hello, w!\n"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [(b"\xff\xfe garbage", "MALFORMED_FRAME"), ("a text frame", None)],
+    ids=["garbage", "text"],
+)
+def test_websocket_bad_frames_close_that_tunnel_only(
+    hello_stack: Stack, frame: bytes | str, code: str | None
+) -> None:
+    """Garbage or text on the WebSocket tunnel closes it with 1002; the server keeps serving."""
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    with connect(
+        _ws_url(hello_stack),
+        additional_headers={"Authorization": f"Bearer {hello_stack.token}"},
+        open_timeout=5,
+    ) as ws:
+        ws.send(frame)
+        received = []
+        with pytest.raises(ConnectionClosedError) as closed:
+            while True:
+                received.append(ws.recv(timeout=5))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
+    if code is not None:
+        assert decode_control(received[-1]).error.code == code  # type: ignore[arg-type]
+    with Client(hello_stack.api_base, hello_stack.token) as client:
+        assert client.predict("hello", text="still") == "Hello, still!"
+
+
+def test_websocket_bad_token_is_refused(stack: Stack) -> None:
+    """The WebSocket tunnel refuses a bad token at the handshake (HTTP 403)."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(_ws_url(stack), additional_headers={"Authorization": "Bearer er_pat_nope"})
+    assert refused.value.response.status_code == 403
+    from edge_runner.runner.transport import TransportKind
+
+    running = stack.start_runner(token="er_pat_bogus", wait=False, transport=TransportKind.WS)
+    with pytest.raises(Unauthorized):
+        running.task.result(10_000 * MS)
