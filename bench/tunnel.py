@@ -271,7 +271,12 @@ class Stack:
 
 @contextlib.contextmanager
 def _stack(
-    home: Path, logs: Path, pool_size: int, start_timeout: float, uvloop: bool = False
+    home: Path,
+    logs: Path,
+    pool_size: int,
+    start_timeout: float,
+    uvloop: bool = False,
+    transport: str = "grpc",
 ) -> Iterator[Stack]:
     """Run control plane + runner; stop the runner, then the control plane, on any exit."""
     children: list[Child] = []
@@ -292,7 +297,7 @@ def _stack(
         token = Path(info["admin_token_file"]).read_text().strip()
         runner, fd = _spawn(
             "runner",
-            ["runner", str(ECHO_MODEL), "--pool-size", str(pool_size)],
+            ["runner", str(ECHO_MODEL), "--pool-size", str(pool_size), "--transport", transport],
             _child_env(home, EDGE_RUNNER_API_BASE=api_base, EDGE_RUNNER_PAT=token),
             logs / "runner.log",
             uvloop,
@@ -508,6 +513,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=_seconds, default=3, help="untimed load (default 3s)")
     parser.add_argument("--pool-size", type=int, default=32, help="runner threads (default 32)")
     parser.add_argument(
+        "--transport",
+        choices=("grpc", "ws"),
+        default="grpc",
+        help="tunnel transport (default grpc)",
+    )
+    parser.add_argument(
         "--direct", action="store_true", help="also load GET /healthz (no tunnel, no runner)"
     )
     parser.add_argument(
@@ -554,7 +565,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"starting control plane + runner (pool {args.pool_size}) in {home}", file=log)
         logs = args.log_dir or home
         logs.mkdir(parents=True, exist_ok=True)
-        with _stack(home, logs, args.pool_size, args.start_timeout, args.uvloop) as stack:
+        with _stack(
+            home, logs, args.pool_size, args.start_timeout, args.uvloop, args.transport
+        ) as stack:
             _call_once(stack, args.text)
             print(f"{stack.api_base}: echo ok; warming up {args.warmup}s", file=log)
             _run_wrk(

@@ -203,6 +203,14 @@ class Registry:
             (status, last_seen, runner_id),
         )
 
+    def mark_all_disconnected(self, now: float) -> None:
+        """At start-up no tunnel is open yet, whatever the last run recorded."""
+        self._db.execute(
+            "UPDATE runners SET status = 'disconnected', last_seen = MIN(last_seen, ?) "
+            "WHERE status != 'disconnected'",
+            (now,),
+        )
+
     def runners(self) -> list[RunnerRecord]:
         """Every runner ever registered, most recently seen first."""
         rows = self._db.execute(

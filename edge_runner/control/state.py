@@ -73,6 +73,7 @@ class ControlState:
         self.auth = Authenticator(registry)
         self.catalog = Catalog(registry)
         self.dispatcher = Dispatcher(max_queue=settings.max_queue)
+        registry.mark_all_disconnected(time.time())
         self.grpc_address = ""
         self.started = time.time()
         #: runners whose tunnel dropped, with the timer that declares them lost
