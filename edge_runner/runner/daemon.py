@@ -97,6 +97,7 @@ class _ResultOut:
 class _ErrorOut:
     code: str
     message: str
+    retryable: bool = False
 
 
 _Outcome = _ChunkOut | _ResultOut | _ErrorOut
@@ -219,6 +220,13 @@ class Runner(TaskSink):
 
     def error(self, key: TaskKey, code: str, message: str) -> None:
         """Send a task's error now, or hold it for the next tunnel."""
+        if code == "CANCELLED" and self.stop_level >= 2:
+            # Cancelled because this runner is stopping, not because anyone asked: the control
+            # plane may run it elsewhere (it does when the task streamed nothing yet).
+            self._terminal(
+                key, _ErrorOut("UNAVAILABLE", "the runner stopped before the task finished", True)
+            )
+            return
         self._terminal(key, _ErrorOut(code, message))
 
     def _terminal(self, key: TaskKey, outcome: _Outcome) -> None:
@@ -260,7 +268,7 @@ class Runner(TaskSink):
         elif isinstance(outcome, _ResultOut):
             session.send_result(key[0], key[1], outcome.payload, outcome.usage)
         else:
-            session.send_error(key[0], key[1], outcome.code, outcome.message)
+            session.send_error(key[0], key[1], outcome.code, outcome.message, outcome.retryable)
 
     # -- the tunnel -------------------------------------------------------------------------
 

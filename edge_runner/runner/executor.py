@@ -99,7 +99,10 @@ class Executor:
         try:
             outcome = self._backend.call(model_id, method, payload, cancel)
             if isinstance(outcome, Reply):
-                post(sink.result, key, outcome.payload, outcome.usage)
+                if cancel.is_set():  # whatever it returned after a cancel is not wanted
+                    post(sink.error, key, "CANCELLED", "the task was cancelled")
+                else:
+                    post(sink.result, key, outcome.payload, outcome.usage)
                 return
             try:
                 for chunk in outcome.chunks:

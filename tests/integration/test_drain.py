@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import MS, spawn_ready, stop_process, wait_for, write_model
+from tests.conftest import MS, SLOW_MODEL, Stack, spawn_ready, stop_process, wait_for, write_model
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +53,26 @@ def test_sigterm_finishes_in_flight_tasks_before_exit(tmp_path: Path) -> None:
     finally:
         stop_process(runner)
         assert stop_process(control) == 0
+
+
+def test_second_stop_cancels_in_flight_and_they_run_elsewhere(stack: Stack, tmp_path: Path) -> None:
+    """Stop twice: the runner cancels its task and leaves; another runner answers the client."""
+    folder = write_model(tmp_path, "slow", SLOW_MODEL)
+    first = stack.start_runner(folder, pool_size=1, runner_id="first", grace_period=30)
+    with (
+        httpx.Client(headers=stack.headers, timeout=30) as client,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        call = pool.submit(
+            client.post, f"{stack.api_base}/v2/models/slow/wait", json={"seconds": 1500 * MS}
+        )
+        wait_for(
+            lambda: first.runner._executor is not None and first.runner._executor.busy == 1,
+            "the task to run on the first runner",
+        )
+        stack.loop.call(first.runner.request_stop)  # drain: would wait for the task
+        stack.start_runner(folder, pool_size=1, runner_id="second")
+        stack.loop.call(first.runner.request_stop)  # cancel it
+        first.task.result(10_000 * MS)
+        answer = call.result(30)
+    assert answer.status_code == 200 and answer.json()["output"] == "done"
