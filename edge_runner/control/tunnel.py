@@ -38,7 +38,7 @@ class TunnelConnection(Protocol):
         """The next frame, or None when the runner finished sending."""
 
     async def send(self, frame: bytes) -> None:
-        """Send one frame."""
+        """Send one frame; raises ConnectionError when the runner is gone."""
 
 
 class EndKind(enum.Enum):
@@ -85,6 +85,8 @@ async def serve_tunnel(state: ControlState, user_id: str, conn: TunnelConnection
         outbox = link.outbox
         while (frame := await outbox.get()) is not None:
             await conn.send(frame)
+    except ConnectionError as exc:
+        logger.info("the tunnel of runner %s broke: %s", link.runner_id, exc)
     finally:
         if not reader.done():
             reader.cancel()
@@ -99,8 +101,10 @@ async def serve_tunnel(state: ControlState, user_id: str, conn: TunnelConnection
 
 
 async def _send_pending(session: ControlSession, conn: TunnelConnection) -> None:
-    for frame in session.data_to_send():
-        await conn.send(frame)
+    """Send what the session queued (an Error or a Welcome) unless the runner is gone."""
+    with contextlib.suppress(ConnectionError):
+        for frame in session.data_to_send():
+            await conn.send(frame)
 
 
 async def _read(

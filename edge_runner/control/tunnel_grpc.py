@@ -8,6 +8,7 @@ is :func:`~edge_runner.control.tunnel.serve_tunnel`, shared with the WebSocket e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -106,4 +107,7 @@ class _GrpcConnection:
             return None
 
     async def send(self, frame: bytes) -> None:
-        await self._context.write(frame)
+        try:
+            await self._context.write(frame)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            raise ConnectionError(f"the runner's gRPC stream went away: {exc!r}") from exc

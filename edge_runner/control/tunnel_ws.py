@@ -52,7 +52,10 @@ class _WsConnection:
         return bytes(data)
 
     async def send(self, frame: bytes) -> None:
-        await self._ws.send_bytes(frame)
+        try:
+            await self._ws.send_bytes(frame)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise ConnectionError(f"the runner's WebSocket went away: {exc!r}") from exc
 
 
 def add_tunnel_route(app: FastAPI, state: ControlState) -> None:
@@ -71,7 +74,8 @@ def add_tunnel_route(app: FastAPI, state: ControlState) -> None:
             logger.warning("refused a runner tunnel from %s: %s", peer, exc)
             await ws.close(code=1002, reason=str(exc)[:120])
             return
-        with contextlib.suppress(RuntimeError):  # the runner may have closed its side already
+        # The runner may have closed its side already.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await ws.close(code=_CLOSE_CODES[end.kind], reason=end.message[:120])
 
     app.router.add_websocket_route(TUNNEL_PATH, tunnel)
