@@ -356,6 +356,8 @@ class Runner(TaskSink):
             try:
                 while (frame := await transport.recv()) is not None:
                     self._last_recv = time.monotonic()
+                    if session.state is SessionState.CLOSED:
+                        continue  # we said Goodbye; wait for the control plane to end the call
                     for event in session.receive_frame(frame):
                         hint = self._on_event(session, event)
                         if isinstance(event, pb.Welcome):
@@ -364,7 +366,7 @@ class Runner(TaskSink):
                             )
                         if hint is not None:
                             return hint
-                    if session.state is SessionState.CLOSED:
+                    if session.state is SessionState.CLOSED and not self.stop_level:
                         break
                 if self.connected and self.stop_level == 0:
                     self._outage(session.close_reason or "the control plane closed the tunnel")
