@@ -268,6 +268,14 @@ class Dispatcher:
             task.link.flush()
         self._finish(task, TaskState.CANCELLED, TaskFailedEvent("CANCELLED", reason))
 
+    def fail_all(self, code: str, message: str) -> None:
+        """Answer every unfinished task with an error (the control plane is stopping)."""
+        for task in list(self.tasks.values()):
+            queue = self._queues.get((task.user_id, task.model_id))
+            if task.state is TaskState.QUEUED and queue is not None and task in queue:
+                queue.remove(task)
+            self._finish(task, TaskState.FAILED, TaskFailedEvent(code, message))
+
     def on_event(self, link: RunnerLink, event: ControlEvent) -> None:
         """Apply one event from a runner's session."""
         link.last_seen = time.monotonic()

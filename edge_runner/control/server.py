@@ -141,6 +141,10 @@ class ControlPlane:
             self._monitor = None
         if state is not None:
             state.close()
+            # Answer waiting clients now (503, retry) rather than have uvicorn cancel them.
+            state.dispatcher.fail_all(
+                "UNAVAILABLE", "the control plane is shutting down; retry in a moment"
+            )
             for link in list(state.dispatcher.links.values()):
                 link.session.send_goodbye(
                     "control plane is restarting", self.settings.reconnect_after_ms

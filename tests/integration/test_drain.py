@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -76,3 +77,72 @@ def test_second_stop_cancels_in_flight_and_they_run_elsewhere(stack: Stack, tmp_
         first.task.result(10_000 * MS)
         answer = call.result(30)
     assert answer.status_code == 200 and answer.json()["output"] == "done"
+
+
+def test_third_signal_exits_at_once(tmp_path: Path) -> None:
+    """Three signals: a runner stuck in a task that ignores cancel exits now, code 130."""
+    control, info = spawn_ready(["control", "--port", "0", "--grpc-port", "0"], dict(os.environ))
+    token = Path(info["admin_token_file"]).read_text().strip()
+    env = dict(os.environ, EDGE_RUNNER_API_BASE=info["api_base"], EDGE_RUNNER_PAT=token)
+    started = tmp_path / "started"
+    folder = write_model(
+        tmp_path,
+        "stuck",
+        "    @ModelClass.method\n"
+        "    def hang(self, marker: str) -> str:\n"
+        "        open(marker, 'w').close()\n"
+        "        threading.Event().wait()  # ignores cancel, forever\n"
+        "        return 'never'\n",
+    )
+    runner, _ = spawn_ready(
+        ["runner", str(folder), "--pool-size", "1"], env, stderr=subprocess.PIPE
+    )
+    assert runner.stderr is not None
+
+    def signal_and_wait_for(words: str) -> None:
+        # Signals that arrive together coalesce, as POSIX signals do: wait for each reaction.
+        runner.send_signal(signal.SIGTERM)
+        for line in runner.stderr:  # type: ignore[union-attr]
+            if words in line.decode():
+                return
+        raise AssertionError(f"the runner exited before logging {words!r}")
+
+    try:
+        with (
+            httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client,
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            pool.submit(
+                client.post,
+                f"{info['api_base']}/v2/models/stuck/hang",
+                json={"marker": str(started)},
+            )
+            wait_for(started.exists, "the task to hang in the model")
+            signal_and_wait_for("signal again to cancel them")
+            signal_and_wait_for("signal again to exit now")
+            signal_and_wait_for("exiting now")
+            assert runner.wait(10_000 * MS) == 130
+            # The client's call now waits out its deadline; stopping the control plane ends it.
+            assert stop_process(control) == 0
+    finally:
+        stop_process(runner)
+        assert stop_process(control) == 0
+
+
+def test_stopping_control_plane_answers_waiting_clients(stack: Stack, tmp_path: Path) -> None:
+    """A control plane that stops answers its waiting requests 503 + Retry-After, not a reset."""
+    running = stack.start_runner(write_model(tmp_path, "slow", SLOW_MODEL), pool_size=1)
+    with (
+        httpx.Client(headers=stack.headers, timeout=30) as client,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        call = pool.submit(
+            client.post, f"{stack.api_base}/v2/models/slow/wait", json={"seconds": 1500 * MS}
+        )
+        executor = running.runner._executor
+        wait_for(lambda: executor is not None and executor.busy == 1, "the task to run")
+        stack.stop_control()
+        answer = call.result(30)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "UNAVAILABLE"
+    assert int(answer.headers["retry-after"]) > 0
