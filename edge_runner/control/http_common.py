@@ -88,17 +88,9 @@ async def answer(state: ControlState, task: Task, request: Request) -> TaskEvent
     """Wait for a unary task's outcome; a client that hangs up meanwhile cancels the task."""
     watcher = asyncio.ensure_future(_cancel_on_disconnect(state, task, request))
     try:
-        event = await wait_event(state, task, state.settings.request_timeout)
-    except ApiProblem as exc:
-        exc.task_id = task.task_id
-        raise
+        return await first_event(state, task)
     finally:
         watcher.cancel()
-        if not task.finished:
-            state.dispatcher.cancel(task, "the client went away")
-    if isinstance(event, TaskFailedEvent):
-        raise task_problem(event, task.task_id)
-    return event
 
 
 async def _cancel_on_disconnect(state: ControlState, task: Task, request: Request) -> None:
@@ -109,7 +101,11 @@ async def _cancel_on_disconnect(state: ControlState, task: Task, request: Reques
 
 
 async def first_event(state: ControlState, task: Task) -> TaskEvent:
-    """Wait for a stream's first event so that early failures get a proper status code."""
+    """Wait for a task's first event (a unary task's only one); a failure is an ApiProblem.
+
+    Streams wait for their first event before answering so early failures get a proper
+    status code instead of a 200 with an error event.
+    """
     event: TaskEvent | None = None
     try:
         event = await wait_event(state, task, state.settings.request_timeout)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Protocol
 
 import grpc
@@ -72,9 +72,11 @@ class _GrpcTransport:
         self._call = call
         self._aborted = False
 
-    async def recv(self) -> bytes | None:
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Translate what grpc raises on this call into our errors."""
         try:
-            frame = await self._call.read()
+            yield
         except grpc.aio.AioRpcError as exc:
             raise _grpc_error(exc) from exc
         except asyncio.InvalidStateError as exc:
@@ -85,21 +87,17 @@ class _GrpcTransport:
             if self._aborted:
                 raise TunnelError("the tunnel was dropped as dead") from exc
             raise
+
+    async def recv(self) -> bytes | None:
+        with self._errors():
+            frame = await self._call.read()
         if frame is grpc.aio.EOF:
             return None
         return bytes(frame)
 
     async def send(self, frame: bytes) -> None:
-        try:
+        with self._errors():
             await self._call.write(frame)
-        except grpc.aio.AioRpcError as exc:
-            raise _grpc_error(exc) from exc
-        except asyncio.InvalidStateError as exc:
-            raise TunnelError("the tunnel call already ended") from exc
-        except asyncio.CancelledError as exc:
-            if self._aborted:
-                raise TunnelError("the tunnel was dropped as dead") from exc
-            raise
 
     async def finish(self) -> None:
         with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
