@@ -30,6 +30,7 @@ from edge_runner.control.http_errors import ApiProblem, error_body, problem_resp
 from edge_runner.control.openai_api import add_openai_routes
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.control.tokens_api import add_token_routes
 from edge_runner.control.tunnel_ws import add_tunnel_route
 from edge_runner.errors import InvalidArgument
 from edge_runner.models.signatures import MethodKind, validate_arguments
@@ -50,14 +51,22 @@ def create_app(state: ControlState) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     settings = state.settings
 
-    def principal(request: Request) -> TokenInfo:
+    def principal(request: Request, scope: str | None) -> TokenInfo:
+        """Who is calling; 401 without a valid token, 403 without ``scope``."""
         info = state.auth.verify_header(request.headers.get("authorization"))
         if info is None:
             raise ApiProblem(
                 401,
                 "UNAUTHENTICATED",
-                "missing or invalid token: send `Authorization: Bearer <token>` "
+                "missing, invalid or revoked token: send `Authorization: Bearer <token>` "
                 '(`eval "$(edge-runner context env)"` puts it in $EDGE_RUNNER_PAT)',
+            )
+        if scope is not None and scope not in info.scopes:
+            raise ApiProblem(
+                403,
+                "MISSING_SCOPE",
+                f"this token lacks the {scope!r} scope (it has: {', '.join(sorted(info.scopes))}); "
+                f"create one with `edge-runner token create --scope {scope}`",
             )
         return info
 
@@ -67,7 +76,7 @@ def create_app(state: ControlState) -> FastAPI:
 
     @app.get("/v2/info")
     async def info(request: Request) -> dict[str, Any]:
-        principal(request)
+        principal(request, None)  # any valid token: runners discover the tunnel here
         return {
             "version": __version__,
             "protocol_version": format_version(PROTOCOL_VERSION),
@@ -77,14 +86,14 @@ def create_app(state: ControlState) -> FastAPI:
 
     @app.get("/v2/models")
     async def list_models(request: Request) -> dict[str, Any]:
-        user = principal(request).user_id
+        user = principal(request, "read").user_id
         return {
             "models": [_model_view(state, e.user_id, e.spec) for e in state.catalog.for_user(user)]
         }
 
     @app.get("/v2/models/{model_id}")
     async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-        user = principal(request).user_id
+        user = principal(request, "read").user_id
         entry = state.catalog.get(user, model_id)
         if entry is None:
             raise _unknown_model(state, user, model_id)
@@ -92,7 +101,7 @@ def create_app(state: ControlState) -> FastAPI:
 
     @app.delete("/v2/tasks/{task_id}")
     async def cancel_task(task_id: str, request: Request) -> dict[str, str]:
-        user = principal(request).user_id
+        user = principal(request, "predict").user_id
         task = state.dispatcher.tasks.get(task_id)
         if task is None or task.user_id != user:
             raise ApiProblem(
@@ -105,12 +114,12 @@ def create_app(state: ControlState) -> FastAPI:
 
     @app.get("/v2/runners")
     async def list_runners(request: Request) -> dict[str, Any]:
-        return {"runners": state.runners_view(principal(request).user_id)}
+        return {"runners": state.runners_view(principal(request, "read").user_id)}
 
     async def call_method(request: Request) -> Response:
         model_id = request.path_params["model_id"]
         method = request.path_params["method"]
-        user = principal(request).user_id
+        user = principal(request, "predict").user_id
         entry = state.catalog.get(user, model_id)
         if entry is None:
             raise _unknown_model(state, user, model_id)
@@ -158,6 +167,7 @@ def create_app(state: ControlState) -> FastAPI:
     app.router.add_route("/v2/models/{model_id}/{method}", call_method, methods=["POST"])
     add_openai_routes(app, state, principal)
     add_tunnel_route(app, state)
+    add_token_routes(app, state, principal)
     return app
 
 

@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from edge_runner.control.registry import Registry, TokenInfo, hash_token
+from edge_runner.control.registry import ADMIN_SCOPES, Registry, TokenInfo, hash_token
 
 __all__ = ["ADMIN_USER", "Authenticator", "bootstrap_admin"]
 
@@ -50,9 +50,9 @@ class Authenticator:
             return None
         return self.verify(token.strip())
 
-    def forget_misses(self) -> None:
-        """Drop cached misses (after a token is created)."""
-        self._misses.clear()
+    def forget(self, token_hash: str) -> None:
+        """Drop a revoked token from the cache, so the next check sees the revocation."""
+        self._hits.pop(token_hash, None)
 
 
 def bootstrap_admin(registry: Registry, token_file: Path) -> bool:
@@ -64,7 +64,7 @@ def bootstrap_admin(registry: Registry, token_file: Path) -> bool:
     if registry.has_users():
         return False
     registry.create_user(ADMIN_USER)
-    token = registry.create_token(ADMIN_USER, name="bootstrap-admin")
+    token = registry.create_token(ADMIN_USER, name="bootstrap-admin", scopes=ADMIN_SCOPES)
     token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = token_file.with_suffix(".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)

@@ -123,6 +123,9 @@ class RunnerLink:
         self.close_error: str | None = None
         self.silent = False
         self.said_goodbye = False
+        #: public id of the token the tunnel authenticated with (revoking it closes the tunnel)
+        self.token_id = ""
+        self.revoked = False
         self.last_heartbeat_sent = time.monotonic()
 
     def flush(self) -> None:

@@ -39,13 +39,13 @@ def normalize_model_id(model: str) -> str:
 
 
 def add_openai_routes(
-    app: FastAPI, state: ControlState, principal: Callable[[Request], TokenInfo]
+    app: FastAPI, state: ControlState, principal: Callable[[Request, str | None], TokenInfo]
 ) -> None:
     """Register the ``/v1`` routes on ``app``."""
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> dict[str, Any]:
-        user = principal(request).user_id
+        user = principal(request, "read").user_id
         data = [
             {
                 "id": entry.model_id,
@@ -60,7 +60,7 @@ def add_openai_routes(
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        user = principal(request).user_id
+        user = principal(request, "predict").user_id
         body = await read_json_object(request, state.settings.max_body_bytes)
         model = body.get("model")
         if not isinstance(model, str) or not model:

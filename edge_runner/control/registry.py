@@ -17,9 +17,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelRecord", "Registry", "RunnerRecord", "TokenInfo", "hash_token", "new_token"]
+__all__ = [
+    "ADMIN_SCOPES",
+    "SCOPES",
+    "TOKEN_ID_LEN",
+    "ModelRecord",
+    "Registry",
+    "RunnerRecord",
+    "TokenInfo",
+    "TokenRecord",
+    "hash_token",
+    "new_token",
+]
 
-ALL_SCOPES = ("admin", "predict", "runner", "read")
+#: length of a token's public id (a prefix of its SHA-256)
+TOKEN_ID_LEN = 12
+
+#: what a token may do: call models, list things, manage tokens, connect a runner, and
+#: (bootstrap admin only) create users
+SCOPES = ("predict", "read", "manage", "runner")
+ADMIN_SCOPES = (*SCOPES, "admin")
+ALL_SCOPES = ADMIN_SCOPES
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -51,6 +69,13 @@ _MIGRATIONS: tuple[str, ...] = (
         last_seen REAL NOT NULL
     );
     """,
+    # 2: tokens get a kind (personal or runner) and a revocation time; the walking-skeleton
+    # "admin" scope set is widened to the four scopes plus "admin".
+    """
+    ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'pat';
+    ALTER TABLE tokens ADD COLUMN revoked_at REAL;
+    UPDATE tokens SET scopes = 'predict,read,manage,runner,admin' WHERE scopes LIKE '%admin%';
+    """,
 )
 
 
@@ -66,11 +91,30 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class TokenInfo:
-    """Who a valid token belongs to and what it may do."""
+    """Who a valid token belongs to and what it may do.
+
+    Attributes:
+        token_id: the public id (a prefix of the hash), for listing and revoking.
+    """
 
     user_id: str
     scopes: frozenset[str]
     name: str
+    token_id: str = ""
+    kind: str = "pat"
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A token as listed (never the secret itself)."""
+
+    token_id: str
+    user_id: str
+    name: str
+    scopes: tuple[str, ...]
+    kind: str
+    created_at: float
+    revoked: bool
 
 
 @dataclass(frozen=True)
@@ -141,24 +185,64 @@ class Registry:
             "INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)", (user_id, time.time())
         )
 
-    def create_token(self, user_id: str, name: str, scopes: tuple[str, ...] = ALL_SCOPES) -> str:
+    def create_token(
+        self, user_id: str, name: str, scopes: tuple[str, ...] = SCOPES, kind: str = "pat"
+    ) -> str:
         """Create a token for ``user_id``; the plaintext is returned once and never stored."""
-        token = new_token()
+        token = new_token("er_rt_" if kind == "runner" else "er_pat_")
         self._db.execute(
-            "INSERT INTO tokens (hash, user_id, name, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
-            (hash_token(token), user_id, name, ",".join(scopes), time.time()),
+            "INSERT INTO tokens (hash, user_id, name, scopes, created_at, kind) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (hash_token(token), user_id, name, ",".join(scopes), time.time(), kind),
         )
         return token
 
     def lookup_token(self, token_hash: str) -> TokenInfo | None:
         """Find a live token by its hash."""
         row = self._db.execute(
-            "SELECT user_id, scopes, name FROM tokens WHERE hash = ? AND revoked = 0",
+            "SELECT user_id, scopes, name, kind FROM tokens WHERE hash = ? AND revoked = 0",
             (token_hash,),
         ).fetchone()
         if row is None:
             return None
-        return TokenInfo(user_id=row[0], scopes=frozenset(row[1].split(",")), name=row[2])
+        return TokenInfo(
+            row[0], frozenset(row[1].split(",")), row[2], token_hash[:TOKEN_ID_LEN], row[3]
+        )
+
+    def tokens(self, user_id: str) -> list[TokenRecord]:
+        """A user's tokens, newest first."""
+        rows = self._db.execute(
+            "SELECT hash, user_id, name, scopes, kind, created_at, revoked FROM tokens "
+            "WHERE user_id = ? ORDER BY created_at DESC",
+            (user_id,),
+        ).fetchall()
+        return [
+            TokenRecord(
+                r[0][:TOKEN_ID_LEN], r[1], r[2], tuple(r[3].split(",")), r[4], r[5], bool(r[6])
+            )
+            for r in rows
+        ]
+
+    def revoke_token(self, user_id: str, token_id: str) -> str | None:
+        """Revoke a user's token by public id; returns its hash, or None if there is none."""
+        if len(token_id) != TOKEN_ID_LEN or not all(c in "0123456789abcdef" for c in token_id):
+            return None
+        row = self._db.execute(
+            "SELECT hash FROM tokens WHERE user_id = ? AND hash LIKE ? AND revoked = 0",
+            (user_id, token_id + "%"),
+        ).fetchone()
+        if row is None:
+            return None
+        self._db.execute(
+            "UPDATE tokens SET revoked = 1, revoked_at = ? WHERE hash = ?", (time.time(), row[0])
+        )
+        return str(row[0])
+
+    def user_exists(self, user_id: str) -> bool:
+        """Whether a user exists."""
+        return (
+            self._db.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
+        )
 
     # -- models -----------------------------------------------------------------------------
 

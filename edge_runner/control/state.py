@@ -92,12 +92,33 @@ class ControlState:
         log("refused a runner tunnel from %s: missing or invalid token", peer)
         return None
 
+    def revoke_token(self, user_id: str, token_id: str) -> int | None:
+        """Revoke a token and close the tunnels opened with it.
+
+        Returns:
+            How many tunnels were closed, or None when the user has no such live token.
+        """
+        token_hash = self.registry.revoke_token(user_id, token_id)
+        if token_hash is None:
+            return None
+        self.auth.forget(token_hash)
+        closed = 0
+        for link in list(self.dispatcher.links.values()):
+            if link.token_id == token_id:
+                link.revoked = True
+                link.outbox.put_nowait(None)
+                closed += 1
+        logger.info("token %s of %s revoked; %d tunnel(s) closed", token_id, user_id, closed)
+        return closed
+
     def new_task(self, user_id: str, model_id: str, method: str, payload: bytes) -> Task:
         """Create a task with a fresh id and the default deadline."""
         deadline_ms = int((time.time() + self.settings.request_timeout) * 1000)
         return Task(uuid.uuid4().hex, user_id, model_id, method, payload, deadline_ms)
 
-    def register_runner(self, user_id: str, session: ControlSession) -> RunnerLink | None:
+    def register_runner(
+        self, user_id: str, session: ControlSession, token_id: str = ""
+    ) -> RunnerLink | None:
         """Validate a runner's Hello and start routing to it.
 
         A runner that comes back while suspect (its old tunnel dropped less than ``lease_ttl``
@@ -131,6 +152,7 @@ class ControlState:
             RunnerRecord(hello.runner_id, user_id, _runner_info(hello), "connected", time.time())
         )
         link = RunnerLink(hello.runner_id, user_id, session)
+        link.token_id = token_id
         adopted: dict[tuple[str, int], tuple[str, int]] = {}
         if previous is not None:
             inflight = [(ref.task_id, ref.attempt) for ref in hello.inflight]
@@ -177,8 +199,8 @@ class ControlState:
         """A runner's tunnel ended: lost at once if it said Goodbye, else suspect for a lease."""
         if self.closing or self.dispatcher.links.get(link.runner_id) is not link:
             return  # stopping, or replaced by a newer tunnel that took over its tasks
-        if link.said_goodbye:
-            self._lost(link, "it said goodbye")
+        if link.said_goodbye or link.revoked:
+            self._lost(link, "its token was revoked" if link.revoked else "it said goodbye")
             return
 
         self.dispatcher.suspend(link)

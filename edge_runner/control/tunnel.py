@@ -22,6 +22,7 @@ from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 
 if TYPE_CHECKING:
+    from edge_runner.control.registry import TokenInfo
     from edge_runner.control.state import ControlState
 
 __all__ = ["RUNNER_TOKEN_REFUSED", "EndKind", "TunnelConnection", "TunnelEnd", "serve_tunnel"]
@@ -48,6 +49,7 @@ class EndKind(enum.Enum):
     PROTOCOL_ERROR = "protocol_error"  # malformed or out-of-order frames
     REFUSED = "refused"  # the Hello was valid but not acceptable (conflict, bad spec)
     SILENT = "silent"  # nothing arrived within the silence timeout
+    REVOKED = "revoked"  # the token the tunnel authenticated with was revoked
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ class TunnelEnd:
     message: str = ""
 
 
-async def serve_tunnel(state: ControlState, user_id: str, conn: TunnelConnection) -> TunnelEnd:
+async def serve_tunnel(
+    state: ControlState, principal: TokenInfo, conn: TunnelConnection
+) -> TunnelEnd:
     """Run one runner's tunnel until it closes."""
     settings = state.settings
     session = ControlSession(
@@ -75,7 +79,7 @@ async def serve_tunnel(state: ControlState, user_id: str, conn: TunnelConnection
         logger.warning("refused a runner tunnel: %s", exc)
         await _send_pending(session, conn)
         return TunnelEnd(EndKind.PROTOCOL_ERROR, str(exc))
-    link = state.register_runner(user_id, session)
+    link = state.register_runner(principal.user_id, session, principal.token_id)
     if link is None:
         await _send_pending(session, conn)
         return TunnelEnd(EndKind.REFUSED, session.close_reason)
@@ -93,6 +97,8 @@ async def serve_tunnel(state: ControlState, user_id: str, conn: TunnelConnection
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         state.tunnel_closed(link)
+    if link.revoked:
+        return TunnelEnd(EndKind.REVOKED, "the token this runner connected with was revoked")
     if link.close_error is not None:
         return TunnelEnd(EndKind.PROTOCOL_ERROR, link.close_error)
     if link.silent:

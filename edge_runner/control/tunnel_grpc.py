@@ -77,7 +77,7 @@ class GrpcTunnelServer:
         if principal is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, RUNNER_TOKEN_REFUSED)
             return
-        end = await serve_tunnel(state, principal.user_id, _GrpcConnection(requests, context))
+        end = await serve_tunnel(state, principal, _GrpcConnection(requests, context))
         status = _END_STATUS.get(end.kind)
         if status is not None:
             await context.abort(status, end.message)
@@ -87,6 +87,7 @@ _END_STATUS = {
     EndKind.PROTOCOL_ERROR: grpc.StatusCode.INVALID_ARGUMENT,
     EndKind.REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
     EndKind.SILENT: grpc.StatusCode.UNAVAILABLE,
+    EndKind.REVOKED: grpc.StatusCode.UNAUTHENTICATED,
 }
 
 

@@ -30,6 +30,7 @@ _CLOSE_CODES = {
     EndKind.PROTOCOL_ERROR: 1002,
     EndKind.REFUSED: 1008,
     EndKind.SILENT: 1001,
+    EndKind.REVOKED: 1008,
 }
 
 
@@ -69,7 +70,7 @@ def add_tunnel_route(app: FastAPI, state: ControlState) -> None:
             return
         await ws.accept()
         try:
-            end = await serve_tunnel(state, principal.user_id, _WsConnection(ws))
+            end = await serve_tunnel(state, principal, _WsConnection(ws))
         except ProtocolError as exc:  # a text frame before the Hello was even read
             logger.warning("refused a runner tunnel from %s: %s", peer, exc)
             await ws.close(code=1002, reason=str(exc)[:120])

@@ -1,0 +1,120 @@
+"""Token and user management: ``/v2/tokens`` (scope ``manage``) and ``/v2/users`` (``admin``).
+
+A token's secret is shown once, in the answer that creates it; afterwards only its public id
+(a prefix of its hash) identifies it. Revoking a token closes the tunnels of runners that
+connected with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+
+from edge_runner.control.http_common import read_json_object
+from edge_runner.control.http_errors import ApiProblem
+from edge_runner.control.registry import SCOPES, TokenInfo, TokenRecord
+from edge_runner.control.state import ControlState
+
+__all__ = ["add_token_routes"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@ -]{0,63}")
+_USER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+Principal = Callable[[Request, str | None], TokenInfo]
+
+
+def _record(record: TokenRecord) -> dict[str, Any]:
+    return {
+        "id": record.token_id,
+        "name": record.name,
+        "scopes": list(record.scopes),
+        "kind": record.kind,
+        "created_at": record.created_at,
+        "revoked": record.revoked,
+    }
+
+
+def _scopes(body: dict[str, Any], caller: TokenInfo) -> tuple[str, ...]:
+    scopes = body.get("scopes", ["predict", "read"])
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) for x in scopes):
+        raise ApiProblem(
+            400, "INVALID_ARGUMENT", "`scopes` must be a non-empty list", param="scopes"
+        )
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ApiProblem(
+            400,
+            "INVALID_ARGUMENT",
+            f"unknown scope(s) {', '.join(unknown)}; scopes are: {', '.join(SCOPES)}",
+            param="scopes",
+        )
+    beyond = sorted(set(scopes) - caller.scopes)
+    if beyond:
+        raise ApiProblem(
+            403, "MISSING_SCOPE", f"a token cannot grant scopes it lacks: {', '.join(beyond)}"
+        )
+    return tuple(s for s in SCOPES if s in scopes)
+
+
+def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) -> None:
+    """Register the token and user routes."""
+
+    @app.post("/v2/tokens")
+    async def create_token(request: Request) -> dict[str, Any]:
+        caller = principal(request, "manage")
+        body = await read_json_object(request, 64 * 1024)
+        name = body.get("name", "")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ApiProblem(
+                400,
+                "INVALID_ARGUMENT",
+                "`name` must be 1-64 letters, digits or . _ : @ - and spaces",
+                param="name",
+            )
+        scopes = _scopes(body, caller)
+        kind = "runner" if scopes == ("runner",) else "pat"
+        token = state.registry.create_token(caller.user_id, name, scopes, kind)
+        info = state.auth.verify(token)
+        assert info is not None
+        return {
+            "id": info.token_id,
+            "token": token,
+            "name": name,
+            "scopes": list(scopes),
+            "kind": kind,
+        }
+
+    @app.get("/v2/tokens")
+    async def list_tokens(request: Request) -> dict[str, Any]:
+        caller = principal(request, "manage")
+        return {"tokens": [_record(r) for r in state.registry.tokens(caller.user_id)]}
+
+    @app.delete("/v2/tokens/{token_id}")
+    async def revoke_token(token_id: str, request: Request) -> dict[str, Any]:
+        caller = principal(request, "manage")
+        closed = state.revoke_token(caller.user_id, token_id)
+        if closed is None:
+            raise ApiProblem(404, "UNKNOWN_TOKEN", f"no live token {token_id!r} of yours")
+        return {"id": token_id, "revoked": True, "tunnels_closed": closed}
+
+    @app.post("/v2/users")
+    async def create_user(request: Request) -> dict[str, Any]:
+        principal(request, "admin")
+        body = await read_json_object(request, 64 * 1024)
+        user_id = body.get("id")
+        if not isinstance(user_id, str) or not _USER.fullmatch(user_id):
+            raise ApiProblem(
+                400,
+                "INVALID_ARGUMENT",
+                "`id` must be 1-64 lowercase letters, digits or . _ -",
+                param="id",
+            )
+        if state.registry.user_exists(user_id):
+            raise ApiProblem(409, "USER_EXISTS", f"user {user_id!r} exists already")
+        state.registry.create_user(user_id)
+        token = state.registry.create_token(user_id, "first-token", SCOPES)
+        return {"id": user_id, "token": token, "scopes": list(SCOPES)}
