@@ -22,6 +22,7 @@ from edge_runner.errors import (
     ApiError,
     BadRequest,
     ConnectionFailed,
+    Forbidden,
     NotFound,
     Overloaded,
     TaskFailed,
@@ -33,6 +34,7 @@ __all__ = ["AsyncClient", "Client", "SSEParser", "parse_sse"]
 _STATUS_ERRORS: dict[int, type[ApiError]] = {
     400: BadRequest,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     413: BadRequest,
     422: BadRequest,
@@ -182,6 +184,22 @@ class Client(_Base):
     def predict(self, model_id: str, method: str = "predict", /, **kwargs: Any) -> Any:
         """Call a unary method and return its output."""
         return self._request("POST", f"/v2/models/{model_id}/{method}", json=kwargs)["output"]
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        """Cancel a queued or running task."""
+        return dict(self._request("DELETE", f"/v2/tasks/{task_id}"))
+
+    def create_token(self, name: str, scopes: list[str]) -> dict[str, Any]:
+        """Create a token; the answer holds the secret, shown this once."""
+        return dict(self._request("POST", "/v2/tokens", json={"name": name, "scopes": scopes}))
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """This user's tokens (ids, names, scopes; never the secrets)."""
+        return list(self._request("GET", "/v2/tokens")["tokens"])
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a token by id; tunnels opened with it close."""
+        return dict(self._request("DELETE", f"/v2/tokens/{token_id}"))
 
     def generate(self, model_id: str, method: str = "generate", /, **kwargs: Any) -> Iterator[Any]:
         """Call a streaming method; yields outputs as they arrive."""

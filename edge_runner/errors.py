@@ -16,6 +16,7 @@ with ``raise X(...) from exc`` so a support log keeps the cause::
         ├── ConnectionFailed     nothing answered at api_base (or it broke mid-request)
         └── ApiError             the control plane answered with an error status
             ├── Unauthorized     401
+            ├── Forbidden        403 (the token lacks a scope)
             ├── NotFound         404
             ├── BadRequest       400, 413, 422 (and 501 for not-yet-supported methods)
             ├── Overloaded       429, 503 (carries retry_after)
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "EdgeRunnerError",
+    "Forbidden",
     "InvalidArgument",
     "ModelFolderError",
     "NotFound",
@@ -116,6 +118,10 @@ class ApiError(ClientError):
 
 class Unauthorized(ApiError):
     """Missing, unknown or revoked token (401)."""
+
+
+class Forbidden(ApiError):
+    """The token is valid but lacks the scope the call needs (403)."""
 
 
 class NotFound(ApiError):

@@ -35,7 +35,7 @@ def setup_logging(level: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    from edge_runner.cli import calls, context_cmd, serve
+    from edge_runner.cli import calls, context_cmd, login, serve, token_cmd
     from edge_runner.protocol.version import PROTOCOL_VERSION, format_version
 
     parser = argparse.ArgumentParser(
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     calls.register(sub)
     context_cmd.register(sub)
+    login.register(sub)
+    token_cmd.register(sub)
     return parser
 
 

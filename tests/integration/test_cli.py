@@ -281,3 +281,20 @@ def test_corrupt_contexts_file_is_one_clear_line(er_home: Path) -> None:
     assert result.returncode == 2
     assert str(config) in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_token_create_list_revoke(up: UpProcess) -> None:
+    """`token create` prints the secret once; `list` shows ids only; `revoke` makes it 401."""
+    made = run_cli("token", "create", "--name", "ci", "--scope", "predict", "-o", "json")
+    assert made.returncode == 0, made.stderr
+    token = json.loads(made.stdout)
+    assert token["token"].startswith("er_pat_") and token["scopes"] == ["predict"]
+    listing = run_cli("token", "list")
+    assert token["id"] in listing.stdout and token["token"] not in listing.stdout
+    env = dict(os.environ, EDGE_RUNNER_PAT=token["token"])
+    no_read = run_cli("predict", "hello", "--text", "x", env=env)  # needs 'read' for signatures
+    assert no_read.returncode == 2 and "'read' scope" in no_read.stderr
+    revoked = run_cli("token", "revoke", token["id"])
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    refused = run_cli("models", env=env)
+    assert refused.returncode == 2 and "revoked token" in refused.stderr
