@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         version=f"edge-runner {__version__} (protocol {format_version(PROTOCOL_VERSION)})",
     )
     parser.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="contexts file to use (default: config.yaml in the user config dir; "
+        "also EDGE_RUNNER_CONFIG)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve.register(sub)
     calls.register(sub)
@@ -64,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    if args.config:
+        # Through the environment so child processes (`up`'s runner) read the same file.
+        os.environ["EDGE_RUNNER_CONFIG"] = os.path.abspath(args.config)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_ERROR
