@@ -201,6 +201,11 @@ class Client(_Base):
         """Revoke a token by id; tunnels opened with it close."""
         return dict(self._request("DELETE", f"/v2/tokens/{token_id}"))
 
+    def enroll_runner(self, runner_id: str) -> dict[str, Any]:
+        """Exchange this (user) token for a runner credential (``er_rt_``) for ``runner_id``."""
+        body = {"runner_id": runner_id}
+        return dict(self._request("POST", "/v2/runners/enroll", json=body))
+
     def generate(self, model_id: str, method: str = "generate", /, **kwargs: Any) -> Iterator[Any]:
         """Call a streaming method; yields outputs as they arrive."""
         path = f"/v2/models/{model_id}/{method}"

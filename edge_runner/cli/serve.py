@@ -256,6 +256,7 @@ def _control(args: argparse.Namespace) -> int:
 
 def _runner(args: argparse.Namespace) -> int:
     from edge_runner.backends.python_model import PythonModelBackend
+    from edge_runner.cli.enroll import runner_credential
     from edge_runner.config.paths import data_dir, runtime_dir
     from edge_runner.config.resolve import resolve_credentials
     from edge_runner.runner import Runner, RunnerSettings
@@ -277,9 +278,10 @@ def _runner(args: argparse.Namespace) -> int:
     else:
         identity = claim_runner_id(creds.api_base, str(model_path), data_dir(), runtime_dir())
         runner_id = identity.runner_id
+    token = runner_credential(creds.api_base, creds.token, runner_id)
     settings = RunnerSettings(
         api_base=creds.api_base,
-        token=creds.token,
+        token=token,
         pool_size=args.pool_size,
         grace_period=args.grace_period,
         backoff_initial=0.5 * scale,

@@ -101,6 +101,24 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
             raise ApiProblem(404, "UNKNOWN_TOKEN", f"no live token {token_id!r} of yours")
         return {"id": token_id, "revoked": True, "tunnels_closed": closed}
 
+    @app.post("/v2/runners/enroll")
+    async def enroll_runner(request: Request) -> dict[str, Any]:
+        caller = principal(request, "runner")
+        body = await read_json_object(request, 64 * 1024)
+        runner_id = body.get("runner_id")
+        if not isinstance(runner_id, str) or not _NAME.fullmatch(runner_id):
+            raise ApiProblem(400, "INVALID_ARGUMENT", "`runner_id` is required", param="runner_id")
+        if caller.kind == "runner":
+            raise ApiProblem(
+                400, "ALREADY_RUNNER_TOKEN", "this is already a runner credential; use it as it is"
+            )
+        token = state.registry.create_token(
+            caller.user_id, f"runner {runner_id}", ("runner",), "runner"
+        )
+        info = state.auth.verify(token)
+        assert info is not None
+        return {"id": info.token_id, "token": token, "runner_id": runner_id}
+
     @app.post("/v2/users")
     async def create_user(request: Request) -> dict[str, Any]:
         principal(request, "admin")

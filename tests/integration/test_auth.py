@@ -167,3 +167,20 @@ def test_walking_skeleton_database_upgrades_in_place(tmp_path: Path) -> None:
         info = registry.lookup_token(reg.hash_token(token))
         assert info is not None and {"manage", "predict", "read", "runner"} <= info.scopes
         assert registry.tokens("admin")[0].kind == "pat"
+
+
+def test_runner_enrolment_reuses_and_renews_its_credential(stack: Stack) -> None:
+    """A user token is traded once for an er_rt_ credential, reused, and renewed if refused."""
+    from edge_runner.cli.enroll import runner_credential
+
+    first = runner_credential(stack.api_base, stack.token, "r-enrol")
+    assert first.startswith("er_rt_")
+    assert runner_credential(stack.api_base, stack.token, "r-enrol") == first
+    listed = httpx.get(f"{stack.api_base}/v2/tokens", headers=stack.headers).json()["tokens"]
+    mine = [t for t in listed if t["name"] == "runner r-enrol"]
+    assert len(mine) == 1 and mine[0]["kind"] == "runner"
+    assert runner_credential("http://127.0.0.1:9", stack.token, "r-enrol") == first  # offline
+    httpx.delete(f"{stack.api_base}/v2/tokens/{mine[0]['id']}", headers=stack.headers)
+    renewed = runner_credential(stack.api_base, stack.token, "r-enrol")
+    assert renewed.startswith("er_rt_") and renewed != first
+    assert runner_credential(stack.api_base, renewed, "other") == renewed  # runner tokens pass

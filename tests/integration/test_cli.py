@@ -298,3 +298,17 @@ def test_token_create_list_revoke(up: UpProcess) -> None:
     assert revoked.returncode == 0 and "revoked" in revoked.stdout
     refused = run_cli("models", env=env)
     assert refused.returncode == 2 and "revoked token" in refused.stderr
+
+
+def test_up_enrolls_its_runner_and_revoking_it_stops_the_runner(up: UpProcess) -> None:
+    """`up`'s runner trades the user token for an er_rt_ credential; revoking it stops it."""
+    tokens = json.loads(run_cli("token", "list", "-o", "json").stdout)
+    runner_tokens = [t for t in tokens if t["kind"] == "runner"]
+    assert len(runner_tokens) == 1 and runner_tokens[0]["name"].startswith("runner runner-")
+    assert runner_tokens[0]["scopes"] == ["runner"]
+    assert run_cli("token", "revoke", runner_tokens[0]["id"]).stdout.endswith(
+        "1 runner tunnel(s) closed\n"
+    )
+    assert up.proc.wait(10_000 * MS) == 1  # the supervisor reports its runner's exit
+    assert up.proc.stderr is not None
+    assert "the runner exited with code 2" in up.proc.stderr.read()
