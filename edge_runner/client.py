@@ -13,6 +13,7 @@ httpx errors and error answers are translated here, at one boundary, into the
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -116,10 +117,16 @@ def _stream_item(event: str, data: str) -> Any:
 
 
 class _Base:
-    def __init__(self, api_base: str, token: str, timeout: float | None) -> None:
+    def __init__(
+        self, api_base: str, token: str, timeout: float | None, ca_file: str | None = None
+    ) -> None:
         self.api_base = api_base.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._timeout = httpx.Timeout(timeout, connect=10.0)
+        # A private CA (self-signed control plane) or the system store.
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else True
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.api_base!r})"
@@ -128,10 +135,20 @@ class _Base:
 class Client(_Base):
     """A blocking client. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, api_base: str, token: str, *, timeout: float | None = 120.0) -> None:
-        super().__init__(api_base, token, timeout)
+    def __init__(
+        self,
+        api_base: str,
+        token: str,
+        *,
+        timeout: float | None = 120.0,
+        ca_file: str | None = None,
+    ) -> None:
+        super().__init__(api_base, token, timeout, ca_file)
         self._http = httpx.Client(
-            base_url=self.api_base, headers=self._headers, timeout=self._timeout
+            base_url=self.api_base,
+            headers=self._headers,
+            timeout=self._timeout,
+            verify=self._verify,
         )
 
     @classmethod
@@ -144,6 +161,7 @@ class Client(_Base):
             api_base=overrides.pop("api_base", None),
             token=overrides.pop("token", None),
         )
+        overrides.setdefault("ca_file", creds.ca_file)
         return cls(creds.api_base, creds.token, **overrides)
 
     def __enter__(self) -> Client:
@@ -225,10 +243,20 @@ class Client(_Base):
 class AsyncClient(_Base):
     """The asyncio twin of :class:`Client`."""
 
-    def __init__(self, api_base: str, token: str, *, timeout: float | None = 120.0) -> None:
-        super().__init__(api_base, token, timeout)
+    def __init__(
+        self,
+        api_base: str,
+        token: str,
+        *,
+        timeout: float | None = 120.0,
+        ca_file: str | None = None,
+    ) -> None:
+        super().__init__(api_base, token, timeout, ca_file)
         self._http = httpx.AsyncClient(
-            base_url=self.api_base, headers=self._headers, timeout=self._timeout
+            base_url=self.api_base,
+            headers=self._headers,
+            timeout=self._timeout,
+            verify=self._verify,
         )
 
     @classmethod
@@ -241,6 +269,7 @@ class AsyncClient(_Base):
             api_base=overrides.pop("api_base", None),
             token=overrides.pop("token", None),
         )
+        overrides.setdefault("ca_file", creds.ca_file)
         return cls(creds.api_base, creds.token, **overrides)
 
     async def __aenter__(self) -> AsyncClient:

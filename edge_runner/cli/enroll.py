@@ -8,6 +8,7 @@ daemon and revoking the runner credential disconnects exactly that runner.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from edge_runner.client import Client
 from edge_runner.config.secrets import secret_store
@@ -18,7 +19,9 @@ __all__ = ["runner_credential"]
 logger = logging.getLogger(__name__)
 
 
-def runner_credential(api_base: str, user_token: str, runner_id: str) -> str:
+def runner_credential(
+    api_base: str, user_token: str, runner_id: str, ca_file: Path | None = None
+) -> str:
     """The token this runner should connect with (enrolling when it has none yet).
 
     A stored credential the control plane still accepts is used as is. Otherwise a user token
@@ -30,7 +33,7 @@ def runner_credential(api_base: str, user_token: str, runner_id: str) -> str:
     stored = store.get(key)
     if stored:
         try:
-            with Client(api_base, stored, timeout=10) as client:
+            with Client(api_base, stored, timeout=10, ca_file=_str(ca_file)) as client:
                 client.info()
             return stored
         except Unauthorized:
@@ -42,7 +45,7 @@ def runner_credential(api_base: str, user_token: str, runner_id: str) -> str:
     if not user_token.startswith("er_pat_"):
         return user_token  # already a runner credential (or a foreign token): use it as it is
     try:
-        with Client(api_base, user_token, timeout=10) as client:
+        with Client(api_base, user_token, timeout=10, ca_file=_str(ca_file)) as client:
             made = client.enroll_runner(runner_id)
     except ConnectionFailed:
         return user_token  # the control plane is not up yet: enrol on a later start
@@ -56,3 +59,7 @@ def runner_credential(api_base: str, user_token: str, runner_id: str) -> str:
         "runner %s enrolled; its credential %s is in %s", runner_id, made["id"], store.backend_name
     )
     return str(made["token"])
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path is not None else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from edge_runner.errors import ConfigError
 
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _listen_options(control)
     _control_options(control)
+    insecure_option(control)
     control.set_defaults(func=_control)
 
     runner = sub.add_parser(
@@ -49,6 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     runner.add_argument("model_path", nargs="?", default=".", help="model folder (default .)")
     _runner_options(runner)
+    insecure_option(runner)
     runner.add_argument("--context", help="context to use (default: the active one)")
     runner.add_argument(
         "--host", help="control plane host (with --port, overrides the context's api_base)"
@@ -103,8 +107,35 @@ def _control_options(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="s a dropped runner keeps its tasks before they are re-queued (default 10)",
     )
+    parser.add_argument("--tls-cert", type=Path, help="PEM server certificate: serve TLS")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        help="create (once) a private CA and server certificate under the data dir and serve "
+        "TLS with them; prints the CA file and fingerprint for runners and clients",
+    )
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)
+
+
+def insecure_option(parser: argparse.ArgumentParser) -> None:
+    """``--insecure``: allow plain text off loopback (a warning at each start)."""
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain text on a non-loopback address (logged as a warning at each start)",
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (plain text is fine there)."""
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _runner_options(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +147,12 @@ def _runner_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         help="seconds a stop waits for in-flight tasks (default 30)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        help="a private CA to verify the control plane's TLS certificate (default: the "
+        "system store; also EDGE_RUNNER_CA_FILE or the context's ca_file)",
     )
     parser.add_argument(
         "--transport",
@@ -205,11 +242,33 @@ def _control(args: argparse.Namespace) -> int:
     for name in ("heartbeat_interval", "silence_timeout", "lease_ttl"):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     scale = time_scale()
+    data = (args.data_dir or data_dir() / "control").expanduser().resolve()
+    tls_cert, tls_key = args.tls_cert, args.tls_key
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if args.tls_self_signed:
+        from edge_runner.control.tls import fingerprint, self_signed
+
+        files = self_signed(data, [args.host])
+        tls_cert, tls_key = files.cert, files.key
+        print(f"TLS CA: {files.ca} ({fingerprint(files.ca.read_bytes())})")
+        print(f"runners and clients: --ca-file {files.ca} (or the context's ca_file)")
+    if tls_cert is None and not is_loopback(args.host):
+        if not args.insecure:
+            raise ConfigError(
+                f"refusing to serve plain text on {args.host}: give --tls-cert/--tls-key or "
+                "--tls-self-signed, or --insecure for a trusted network"
+            )
+        logger.warning(
+            "serving PLAIN TEXT on %s (--insecure): tokens cross the network unencrypted", args.host
+        )
     settings = ControlSettings(
         host=args.host,
         port=args.port,
         grpc_port=args.grpc_port,
-        data_dir=(args.data_dir or data_dir() / "control").expanduser().resolve(),
+        data_dir=data,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         request_timeout=args.request_timeout,
         max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes,
@@ -278,7 +337,16 @@ def _runner(args: argparse.Namespace) -> int:
     else:
         identity = claim_runner_id(creds.api_base, str(model_path), data_dir(), runtime_dir())
         runner_id = identity.runner_id
-    token = runner_credential(creds.api_base, creds.token, runner_id)
+    host = urlsplit(creds.api_base).hostname or ""
+    if creds.api_base.startswith("http://") and not is_loopback(host):
+        if not args.insecure:
+            raise ConfigError(
+                f"refusing plain text to {creds.api_base}: use an https:// control plane, or "
+                "--insecure for a trusted network"
+            )
+        logger.warning("connecting in PLAIN TEXT to %s (--insecure)", creds.api_base)
+    ca_file = args.ca_file or (Path(creds.ca_file) if creds.ca_file else None)
+    token = runner_credential(creds.api_base, creds.token, runner_id, ca_file)
     settings = RunnerSettings(
         api_base=creds.api_base,
         token=token,
@@ -287,6 +355,7 @@ def _runner(args: argparse.Namespace) -> int:
         backoff_initial=0.5 * scale,
         backoff_cap=10.0 * scale,
         transport=TransportKind(args.transport),
+        ca_file=ca_file,
     )
     runner = Runner(settings, backend, runner_id)
 

@@ -75,12 +75,15 @@ class Credentials:
         token: the bearer token (a PAT or runner token). Never log it; ``repr`` masks it.
         user_id: the user the token belongs to, when known.
         context: the context the values came from, or None when none was read.
+        ca_file: a private CA to trust for TLS (``EDGE_RUNNER_CA_FILE`` or the context's
+            ``ca_file``), else None for the system store.
     """
 
     api_base: str
     token: str
     user_id: str | None = None
     context: str | None = None
+    ca_file: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -147,11 +150,15 @@ def resolve_credentials(
             if value is None
         )
         raise ConfigError(f"No control plane credentials: missing {missing}. {_HOW_TO_FIX}")
+    ca_file = os.environ.get("EDGE_RUNNER_CA_FILE") or None
+    if ca_file is None and ctx is not None and isinstance(ctx.extra.get("ca_file"), str):
+        ca_file = str(ctx.extra["ca_file"])
     return Credentials(
         api_base=api_base,
         token=token,
         user_id=user_id,
         context=ctx.name if ctx is not None else None,
+        ca_file=ca_file,
     )
 
 

@@ -80,7 +80,11 @@ def create_app(state: ControlState) -> FastAPI:
         return {
             "version": __version__,
             "protocol_version": format_version(PROTOCOL_VERSION),
-            "tunnel": {"grpc": state.grpc_address, "websocket": "/v2/tunnel"},
+            "tunnel": {
+                "grpc": state.grpc_address,
+                "websocket": "/v2/tunnel",
+                "tls": state.settings.tls,
+            },
             "uptime_s": round(time.time() - state.started, 3),
         }
 

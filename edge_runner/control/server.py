@@ -76,7 +76,8 @@ class ControlPlane:
     @property
     def api_base(self) -> str:
         """The HTTP base URL clients use."""
-        return f"http://{_format_host(self.settings.host)}:{self.port}"
+        scheme = "https" if self.settings.tls else "http"
+        return f"{scheme}://{_format_host(self.settings.host)}:{self.port}"
 
     async def __aenter__(self) -> ControlPlane:
         settings = self.settings
@@ -87,7 +88,10 @@ class ControlPlane:
         sock = _bind(settings.host, settings.port)
         try:
             self._grpc = GrpcTunnelServer(state)
-            self.grpc_port = await self._grpc.start(settings.host, settings.grpc_port)
+            tls = None
+            if settings.tls_cert is not None and settings.tls_key is not None:
+                tls = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+            self.grpc_port = await self._grpc.start(settings.host, settings.grpc_port, tls)
         except BaseException:
             sock.close()
             raise
@@ -103,6 +107,8 @@ class ControlPlane:
             timeout_keep_alive=30,
             ws_max_size=MAX_FRAME_BYTES,
             ws_ping_interval=None,  # tunnel heartbeats do this job, on both transports
+            ssl_certfile=str(settings.tls_cert) if settings.tls else None,
+            ssl_keyfile=str(settings.tls_key) if settings.tls else None,
         )
         self._http = _EmbeddedServer(config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))

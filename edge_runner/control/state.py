@@ -39,6 +39,9 @@ class ControlSettings:
         silence_timeout: a tunnel with no message for this long is closed as dead (half-open).
         lease_ttl: how long a runner whose tunnel dropped keeps its tasks (suspect, then lost).
         reconnect_after_ms: the hint a planned stop gives runners.
+        tls_cert: PEM server certificate (chain); with ``tls_key`` both the HTTP API and the
+            gRPC tunnel serve TLS.
+        tls_key: PEM private key of ``tls_cert``.
     """
 
     host: str = "127.0.0.1"
@@ -52,6 +55,13 @@ class ControlSettings:
     silence_timeout: float = 15.0
     lease_ttl: float = 10.0
     reconnect_after_ms: int = 1000
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        """Whether both endpoints serve TLS."""
+        return self.tls_cert is not None and self.tls_key is not None
 
     @property
     def database(self) -> Path:

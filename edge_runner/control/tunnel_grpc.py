@@ -48,7 +48,7 @@ class GrpcTunnelServer:
         self._server: grpc.aio.Server | None = None
         self.port = 0
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, tls: tuple[bytes, bytes] | None = None) -> int:
         """Bind and start; returns the bound port."""
         server = grpc.aio.server(options=grpc_server_options())
         handler = grpc.method_handlers_generic_handler(
@@ -56,7 +56,11 @@ class GrpcTunnelServer:
         )
         server.add_generic_rpc_handlers((handler,))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = server.add_insecure_port(address)
+        if tls is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            key, cert = tls
+            self.port = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
         if self.port == 0:
             raise OSError(f"cannot bind the gRPC tunnel port on {address}")
         await server.start()

@@ -26,6 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,6 +43,7 @@ from edge_runner.runner.transport import (
     Transport,
     TransportKind,
     open_transport,
+    tls_context,
     ws_url,
 )
 
@@ -67,6 +69,8 @@ class RunnerSettings:
         grace_period: how long a drain waits for in-flight tasks.
         transport: gRPC stream or WebSocket.
         tunnel_address: skip discovery and dial this gRPC ``host:port``.
+        ca_file: a private CA to verify the control plane's TLS certificate (default: the
+            system store).
     """
 
     api_base: str
@@ -79,6 +83,7 @@ class RunnerSettings:
     backoff_cap: float = 10.0
     transport: TransportKind = TransportKind.GRPC
     tunnel_address: str | None = None
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,11 +308,12 @@ class Runner(TaskSink):
             logger.debug("still unreachable: %s", reason)
         self._last_error = reason
 
-    async def _discover(self) -> tuple[str, str]:
+    async def _discover(self) -> tuple[str, str, bool]:
         """Ask the control plane where its tunnel endpoints are (also checks the token)."""
         s = self.settings
         headers = {"Authorization": f"Bearer {s.token}"}
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        verify = tls_context(s.ca_file) if s.api_base.startswith("https://") else True
+        async with httpx.AsyncClient(timeout=10.0, verify=verify) as client:
             response = await client.get(f"{s.api_base.rstrip('/')}/v2/info", headers=headers)
         if response.status_code == 401:
             raise Unauthorized(
@@ -322,7 +328,8 @@ class Runner(TaskSink):
         host, _, port = address.rpartition(":")
         if host in _UNSPECIFIED_HOSTS:
             address = f"{urlsplit(s.api_base).hostname}:{port}"
-        return address, ws_url(s.api_base, str(tunnel.get("websocket") or "/v2/tunnel"))
+        websocket = ws_url(s.api_base, str(tunnel.get("websocket") or "/v2/tunnel"))
+        return address, websocket, bool(tunnel.get("tls"))
 
     def _hello(self) -> pb.Hello:
         s = self.settings
@@ -339,12 +346,14 @@ class Runner(TaskSink):
 
     async def _connect_once(self) -> float | None:
         """Run one tunnel session; returns a reconnect hint in seconds, if the peer gave one."""
-        grpc_address, websocket_url = await self._discover()
+        grpc_address, websocket_url, tls = await self._discover()
         async with open_transport(
             self.settings.transport,
             grpc_address=grpc_address,
             ws_url=websocket_url,
             token=self.settings.token,
+            tls=tls,
+            ca_file=self.settings.ca_file,
         ) as transport:
             session = RunnerSession(self._hello())
             outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -512,5 +521,5 @@ class Runner(TaskSink):
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.ConnectError):
-        return "connection refused"
+        return f"cannot connect: {exc}"  # refused, unreachable, or a TLS certificate problem
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Protocol
 
 import grpc
@@ -21,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from edge_runner.errors import ProtocolError, TunnelError, Unauthorized
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
-__all__ = ["CONNECT_METHOD", "Transport", "TransportKind", "open_transport"]
+__all__ = ["CONNECT_METHOD", "Transport", "TransportKind", "open_transport", "tls_context"]
 
 CONNECT_METHOD = "/edge_runner.tunnel.v1.RunnerTunnel/Connect"
 
@@ -150,20 +152,40 @@ def ws_url(api_base: str, path: str) -> str:
     return "ws://" + base.removeprefix("http://") + path
 
 
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Verify servers against ``ca_file`` (a private CA) or, without one, the system store."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def _grpc_channel(address: str, tls: bool, ca_file: Path | None) -> grpc.aio.Channel:
+    if not tls:
+        return grpc.aio.insecure_channel(address, options=_GRPC_OPTIONS)
+    roots = ca_file.read_bytes() if ca_file else None
+    credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+    return grpc.aio.secure_channel(address, credentials, options=_GRPC_OPTIONS)
+
+
 @contextlib.asynccontextmanager
 async def open_transport(
-    kind: TransportKind, *, grpc_address: str, ws_url: str, token: str
+    kind: TransportKind,
+    *,
+    grpc_address: str,
+    ws_url: str,
+    token: str,
+    tls: bool = False,
+    ca_file: Path | None = None,
 ) -> AsyncIterator[Transport]:
     """Open the tunnel connection; closing the context drops it."""
     auth = f"Bearer {token}"
     if kind is TransportKind.GRPC:
-        async with grpc.aio.insecure_channel(grpc_address, options=_GRPC_OPTIONS) as channel:
+        async with _grpc_channel(grpc_address, tls, ca_file) as channel:
             call = channel.stream_stream(CONNECT_METHOD)(metadata=(("authorization", auth),))
             yield _GrpcTransport(call)
         return
     try:
         ws = await connect(
             ws_url,
+            ssl=tls_context(ca_file) if ws_url.startswith("wss://") else None,
             additional_headers={"Authorization": auth},
             max_size=MAX_FRAME_BYTES,
             ping_interval=None,  # tunnel heartbeats detect a dead connection on both transports
@@ -175,7 +197,7 @@ async def open_transport(
         if status in (401, 403):
             raise _unauthorized(f"HTTP {status}") from exc
         raise TunnelError(f"the WebSocket tunnel was refused with HTTP {status}") from exc
-    except (websockets.InvalidHandshake, TimeoutError) as exc:
+    except (websockets.InvalidHandshake, TimeoutError, ssl.SSLError) as exc:
         raise TunnelError(f"the WebSocket handshake failed: {exc}") from exc
     try:
         yield _WsTransport(ws)
