@@ -239,6 +239,10 @@ def _yaml_error_message(path: Path, exc: yaml.YAMLError) -> str:
     )
 
 
+#: optional context keys edge-runner reads (beyond api_base and user_id)
+_KNOWN_CONTEXT_KEYS = frozenset({"ca_file", "insecure"})
+
+
 def _parse(path: Path, data: object) -> ContextsFile:
     """Turn the YAML document into a :class:`ContextsFile`, naming the key when it is wrong."""
     if data is None:
@@ -263,6 +267,21 @@ def _parse(path: Path, data: object) -> ContextsFile:
     for name, raw in raw_contexts.items():
         contexts[name] = _parse_context(path, name, raw)
     other = {k: v for k, v in data.items() if k not in (_KEY_CURRENT, _KEY_CONTEXTS)}
+    if other:
+        logger.warning(
+            "%s: unknown top-level key(s) %s (kept, but edge-runner does not read them)",
+            path,
+            ", ".join(sorted(map(str, other))),
+        )
+    for ctx in contexts.values():
+        unknown = sorted(set(ctx.extra) - _KNOWN_CONTEXT_KEYS)
+        if unknown:
+            logger.warning(
+                "%s: context %r has unknown key(s) %s (kept, but not read)",
+                path,
+                ctx.name,
+                ", ".join(map(str, unknown)),
+            )
     return ContextsFile(path=path, current=current or None, contexts=contexts, _other=other)
 
 

@@ -250,3 +250,20 @@ def test_context_is_hashable_and_frozen() -> None:
     assert len({DEV, LAB, DEV}) == 2
     with pytest.raises(AttributeError):
         DEV.name = "other"  # type: ignore[misc]
+
+
+def test_unknown_keys_are_kept_with_a_warning_naming_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unknown keys load (and survive a save) but are named in a warning."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "current-context: a\ncolour: blue\ncontexts:\n"
+        "  a: {api_base: 'http://x', user_id: u, ca_file: /ca.pem, flavour: mint}\n"
+    )
+    with caplog.at_level("WARNING"):
+        loaded = ContextsFile.load(path)
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "colour" in text and "flavour" in text and "ca_file" not in text
+    loaded.save()
+    assert "flavour: mint" in path.read_text() and "colour: blue" in path.read_text()
