@@ -207,9 +207,14 @@ class Client(_Base):
         """Cancel a queued or running task."""
         return dict(self._request("DELETE", f"/v2/tasks/{task_id}"))
 
-    def create_token(self, name: str, scopes: list[str]) -> dict[str, Any]:
+    def create_token(
+        self, name: str, scopes: list[str], expires_in: float | None = None
+    ) -> dict[str, Any]:
         """Create a token; the answer holds the secret, shown this once."""
-        return dict(self._request("POST", "/v2/tokens", json={"name": name, "scopes": scopes}))
+        body: dict[str, Any] = {"name": name, "scopes": scopes}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return dict(self._request("POST", "/v2/tokens", json=body))
 
     def tokens(self) -> list[dict[str, Any]]:
         """This user's tokens (ids, names, scopes; never the secrets)."""

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         dest="scopes",
         help="repeat for several (default: predict and read)",
     )
+    create.add_argument(
+        "--expires-in", type=float, metavar="SECONDS", help="the token stops working after this"
+    )
     create.add_argument("-o", "--output", choices=("text", "json"), default="text")
     create.add_argument("--context", help="context to use (default: the active one)")
     create.set_defaults(func=_create)
@@ -45,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _create(args: argparse.Namespace) -> int:
     with Client.from_context(args.context) as client:
-        made = client.create_token(args.name, args.scopes or ["predict", "read"])
+        made = client.create_token(args.name, args.scopes or ["predict", "read"], args.expires_in)
     if args.output == "json":
         print_json(made)
         return 0

@@ -58,7 +58,7 @@ def create_app(state: ControlState) -> FastAPI:
             raise ApiProblem(
                 401,
                 "UNAUTHENTICATED",
-                "missing, invalid or revoked token: send `Authorization: Bearer <token>` "
+                "missing, invalid, expired or revoked token: send `Authorization: Bearer <token>` "
                 '(`eval "$(edge-runner context env)"` puts it in $EDGE_RUNNER_PAT)',
             )
         if scope is not None and scope not in info.scopes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from edge_runner.control.registry import ADMIN_SCOPES, Registry, TokenInfo, hash_token
@@ -29,10 +30,15 @@ class Authenticator:
         digest = hash_token(token)
         info = self._hits.get(digest)
         if info is not None:
+            if info.expires_at is not None and info.expires_at <= time.time():
+                del self._hits[digest]
+                return None
             return info
         if digest in self._misses:
             return None
         info = self._registry.lookup_token(digest)
+        if info is not None and info.expires_at is not None and info.expires_at <= time.time():
+            info = None  # expired: refused like an unknown token (and cached as a miss)
         if info is None:
             if len(self._misses) >= self._max_misses:
                 self._misses.clear()

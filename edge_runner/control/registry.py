@@ -76,6 +76,10 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tokens ADD COLUMN revoked_at REAL;
     UPDATE tokens SET scopes = 'predict,read,manage,runner,admin' WHERE scopes LIKE '%admin%';
     """,
+    # 3: tokens may expire.
+    """
+    ALTER TABLE tokens ADD COLUMN expires_at REAL;
+    """,
 )
 
 
@@ -102,6 +106,7 @@ class TokenInfo:
     name: str
     token_id: str = ""
     kind: str = "pat"
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class TokenRecord:
     kind: str
     created_at: float
     revoked: bool
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -186,39 +192,52 @@ class Registry:
         )
 
     def create_token(
-        self, user_id: str, name: str, scopes: tuple[str, ...] = SCOPES, kind: str = "pat"
+        self,
+        user_id: str,
+        name: str,
+        scopes: tuple[str, ...] = SCOPES,
+        kind: str = "pat",
+        expires_at: float | None = None,
     ) -> str:
         """Create a token for ``user_id``; the plaintext is returned once and never stored."""
         token = new_token("er_rt_" if kind == "runner" else "er_pat_")
         self._db.execute(
-            "INSERT INTO tokens (hash, user_id, name, scopes, created_at, kind) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (hash_token(token), user_id, name, ",".join(scopes), time.time(), kind),
+            "INSERT INTO tokens (hash, user_id, name, scopes, created_at, kind, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (hash_token(token), user_id, name, ",".join(scopes), time.time(), kind, expires_at),
         )
         return token
 
     def lookup_token(self, token_hash: str) -> TokenInfo | None:
         """Find a live token by its hash."""
         row = self._db.execute(
-            "SELECT user_id, scopes, name, kind FROM tokens WHERE hash = ? AND revoked = 0",
+            "SELECT user_id, scopes, name, kind, expires_at FROM tokens "
+            "WHERE hash = ? AND revoked = 0",
             (token_hash,),
         ).fetchone()
         if row is None:
             return None
         return TokenInfo(
-            row[0], frozenset(row[1].split(",")), row[2], token_hash[:TOKEN_ID_LEN], row[3]
+            row[0], frozenset(row[1].split(",")), row[2], token_hash[:TOKEN_ID_LEN], row[3], row[4]
         )
 
     def tokens(self, user_id: str) -> list[TokenRecord]:
         """A user's tokens, newest first."""
         rows = self._db.execute(
-            "SELECT hash, user_id, name, scopes, kind, created_at, revoked FROM tokens "
+            "SELECT hash, user_id, name, scopes, kind, created_at, revoked, expires_at FROM tokens "
             "WHERE user_id = ? ORDER BY created_at DESC",
             (user_id,),
         ).fetchall()
         return [
             TokenRecord(
-                r[0][:TOKEN_ID_LEN], r[1], r[2], tuple(r[3].split(",")), r[4], r[5], bool(r[6])
+                r[0][:TOKEN_ID_LEN],
+                r[1],
+                r[2],
+                tuple(r[3].split(",")),
+                r[4],
+                r[5],
+                bool(r[6]),
+                r[7],
             )
             for r in rows
         ]

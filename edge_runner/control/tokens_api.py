@@ -8,6 +8,7 @@ connected with it.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ def _record(record: TokenRecord) -> dict[str, Any]:
         "kind": record.kind,
         "created_at": record.created_at,
         "revoked": record.revoked,
+        "expires_at": record.expires_at,
     }
 
 
@@ -77,7 +79,15 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
             )
         scopes = _scopes(body, caller)
         kind = "runner" if scopes == ("runner",) else "pat"
-        token = state.registry.create_token(caller.user_id, name, scopes, kind)
+        ttl = body.get("expires_in")
+        if ttl is not None and (
+            isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0
+        ):
+            raise ApiProblem(
+                400, "INVALID_ARGUMENT", "`expires_in` must be positive seconds", param="expires_in"
+            )
+        expires_at = time.time() + ttl if ttl is not None else None
+        token = state.registry.create_token(caller.user_id, name, scopes, kind, expires_at)
         info = state.auth.verify(token)
         assert info is not None
         return {
@@ -86,6 +96,7 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
             "name": name,
             "scopes": list(scopes),
             "kind": kind,
+            "expires_at": expires_at,
         }
 
     @app.get("/v2/tokens")

@@ -10,7 +10,7 @@ import pytest
 
 from edge_runner.control.registry import Registry
 from edge_runner.errors import Unauthorized
-from tests.conftest import MS, Stack, write_model
+from tests.conftest import MS, Stack, wait_for, write_model
 
 
 def _token(stack: Stack, scopes: list[str], name: str = "t") -> dict[str, object]:
@@ -184,3 +184,27 @@ def test_runner_enrolment_reuses_and_renews_its_credential(stack: Stack) -> None
     renewed = runner_credential(stack.api_base, stack.token, "r-enrol")
     assert renewed.startswith("er_rt_") and renewed != first
     assert runner_credential(stack.api_base, renewed, "other") == renewed  # runner tokens pass
+
+
+def test_expired_token_is_401(hello_stack: Stack) -> None:
+    """A token past its expiry is refused like a revoked one, even after it was cached."""
+    import time
+
+    r = httpx.post(
+        f"{hello_stack.api_base}/v2/tokens",
+        headers=hello_stack.headers,
+        json={"name": "brief", "scopes": ["read"], "expires_in": 300 * MS},
+    )
+    brief = r.json()
+    url = f"{hello_stack.api_base}/v2/models"
+    assert httpx.get(url, headers=_auth(brief["token"])).status_code == 200  # now cached
+    deadline = float(brief["expires_at"])
+    wait_for(lambda: time.time() > deadline, "the expiry time")
+    expired = httpx.get(url, headers=_auth(brief["token"]))
+    assert expired.status_code == 401 and "revoked" in expired.json()["error"]["message"]
+    bad = httpx.post(
+        f"{hello_stack.api_base}/v2/tokens",
+        headers=hello_stack.headers,
+        json={"name": "x", "expires_in": -1},
+    )
+    assert bad.status_code == 400
