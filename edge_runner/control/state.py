@@ -244,7 +244,9 @@ class ControlState:
         """Send heartbeats to every runner and close tunnels that went silent (half-open)."""
         interval = self.settings.heartbeat_interval
         while True:
-            await asyncio.sleep(min(interval, self.settings.silence_timeout / 3))
+            # A fine tick keeps heartbeats close to their interval: the runner gives up on a
+            # tunnel after three silent intervals.
+            await asyncio.sleep(min(interval / 4, self.settings.silence_timeout / 3))
             now = time.monotonic()
             for link in list(self.dispatcher.links.values()):
                 if now - link.last_seen > self.settings.silence_timeout:
