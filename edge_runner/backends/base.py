@@ -69,3 +69,8 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release resources when the runner stops."""
+
+    def slots(self, model_id: str) -> int | None:
+        """How many tasks of ``model_id`` may run at once, or None for the whole pool."""
+        del model_id
+        return None

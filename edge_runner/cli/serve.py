@@ -59,6 +59,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     runner.add_argument("--port", type=int, help="control plane HTTP port")
     runner.add_argument("--runner-id", help="use this runner id instead of the persisted one")
+    runner.add_argument(
+        "--ollama",
+        metavar="MODELS",
+        help="serve these Ollama models (comma-separated) instead of a model folder",
+    )
+    runner.add_argument(
+        "--ollama-host",
+        default=None,
+        help="the Ollama to use (default: $OLLAMA_HOST or 127.0.0.1:11434)",
+    )
+    runner.add_argument("--num-ctx", type=int, help="Ollama context length (num_ctx)")
+    runner.add_argument("--keep-alive", help="how long Ollama keeps the model loaded (e.g. 5m)")
     runner.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     runner.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)
     runner.set_defaults(func=_runner)
@@ -314,10 +326,13 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def _runner(args: argparse.Namespace) -> int:
+    from edge_runner.backends.base import Backend
+    from edge_runner.backends.ollama import OllamaBackend
     from edge_runner.backends.python_model import PythonModelBackend
     from edge_runner.cli.enroll import runner_credential
     from edge_runner.config.paths import data_dir, runtime_dir
     from edge_runner.config.resolve import resolve_credentials
+    from edge_runner.models.wire import signatures_from_spec
     from edge_runner.runner import Runner, RunnerSettings
     from edge_runner.runner.identity import claim_runner_id
     from edge_runner.runner.transport import TransportKind
@@ -329,13 +344,25 @@ def _runner(args: argparse.Namespace) -> int:
     if args.host or args.port:
         api_base = f"http://{args.host or '127.0.0.1'}:{args.port or DEFAULT_PORT}"
     creds = resolve_credentials(context=args.context, api_base=api_base)
-    model_path = Path(args.model_path).expanduser().resolve()
-    backend = PythonModelBackend(model_path)
+    backend: Backend
+    if args.ollama:
+        models = [m.strip() for m in args.ollama.split(",") if m.strip()]
+        if not models:
+            raise ConfigError("--ollama needs at least one model name, e.g. --ollama llama3.2")
+        host = args.ollama_host or os.environ.get("OLLAMA_HOST") or "127.0.0.1:11434"
+        if "://" not in host:
+            host = f"http://{host}"
+        backend = OllamaBackend(host, models, num_ctx=args.num_ctx, keep_alive=args.keep_alive)
+        source = f"ollama {host} {','.join(sorted(models))}"
+    else:
+        model_path = Path(args.model_path).expanduser().resolve()
+        backend = PythonModelBackend(model_path)
+        source = str(model_path)
     identity = None
     if args.runner_id:
         runner_id = args.runner_id
     else:
-        identity = claim_runner_id(creds.api_base, str(model_path), data_dir(), runtime_dir())
+        identity = claim_runner_id(creds.api_base, source, data_dir(), runtime_dir())
         runner_id = identity.runner_id
     host = urlsplit(creds.api_base).hostname or ""
     if creds.api_base.startswith("http://") and not is_loopback(host):
@@ -360,14 +387,15 @@ def _runner(args: argparse.Namespace) -> int:
     runner = Runner(settings, backend, runner_id)
 
     def ready(r: Runner) -> None:
-        specs = backend.specs()
+        spec = backend.specs()[0]
         write_ready(
             args.ready_fd,
             {
                 "runner_id": r.runner_id,
-                "model_id": backend.model_id,
-                "methods": [sig.to_dict() for sig in backend.folder.signatures],
-                "chat": bool(specs and specs[0].chat),
+                "model_id": spec.model_id,
+                "models": [s.model_id for s in backend.specs()],
+                "methods": [sig.to_dict() for sig in signatures_from_spec(spec)],
+                "chat": spec.chat,
                 "pool_size": settings.pool_size,
             },
         )
@@ -378,10 +406,10 @@ def _runner(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, runner.request_stop)
         watch_lifeline(args.lifeline_fd, runner.request_stop)
         logger.info(
-            "runner %s serving %s from %s with %d worker(s)",
+            "runner %s serving %s (%s) with %d worker(s)",
             runner_id,
-            backend.model_id,
-            model_path,
+            ", ".join(s.model_id for s in backend.specs()),
+            source,
             settings.pool_size,
         )
         await runner.run(on_ready=ready)

@@ -437,7 +437,11 @@ class Runner(TaskSink):
         self._resume(session, {(ref.task_id, ref.attempt) for ref in welcome.adopted})
         free = self.settings.pool_size - self._executor.busy
         for spec in self.backend.specs():
-            session.grant(spec.model_id, free)
+            cap = self.backend.slots(spec.model_id)
+            busy_here = sum(1 for h in self._held.values() if h.model_id == spec.model_id)
+            session.grant(
+                spec.model_id, free if cap is None else max(0, min(free, cap - busy_here))
+            )
         if self.stop_level:
             session.send_draining()
         self._flush()
