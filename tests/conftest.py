@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from edge_runner.backends.base import Backend
 from edge_runner.backends.python_model import PythonModelBackend
 from edge_runner.control import ControlPlane, ControlSettings
 from edge_runner.runner import Runner, RunnerSettings
@@ -89,7 +90,7 @@ class RunningRunner:
 
     runner: Runner
     task: Future[None]
-    backend: PythonModelBackend
+    backend: Backend
 
     @property
     def runner_id(self) -> str:
@@ -141,10 +142,11 @@ class Stack:
         wait: bool = True,
         api_base: str | None = None,
         token: str | None = None,
+        backend: Backend | None = None,
         **settings: Any,
     ) -> RunningRunner:
-        """Start a runner for ``model``; by default wait until the control plane welcomed it."""
-        backend = PythonModelBackend(model)
+        """Start a runner for ``model`` (or ``backend``); by default wait for its Welcome."""
+        backend = backend or PythonModelBackend(model)
         values: dict[str, Any] = {"pool_size": 4, "grace_period": 5.0}
         values.update(settings)
         runner = Runner(

@@ -3,13 +3,48 @@
 from __future__ import annotations
 
 import abc
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from edge_runner.proto import tunnel_pb2 as pb
 
-__all__ = ["Backend", "BackendError", "Reply", "StreamReply"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["Backend", "BackendError", "CancelEvent", "Reply", "StreamReply"]
+
+
+class CancelEvent(threading.Event):
+    """A task's cancel event that can also run callbacks when set.
+
+    A backend blocked reading from a socket cannot poll the event; it registers a callback
+    that closes the socket instead (``on_set``), which wakes the read at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def on_set(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the event is set (now, if it already is)."""
+        with self._lock:
+            if not self.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def set(self) -> None:
+        """Set the event and run the callbacks once."""
+        with self._lock:
+            super().set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a failing clean-up must not stop the others
+                logger.exception("a cancel callback failed")
 
 
 class BackendError(Exception):

@@ -17,9 +17,11 @@ its streaming response, which cancels the request in Ollama.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -28,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply
+from edge_runner.backends.base import Backend, BackendError, CancelEvent, Reply, StreamReply
 from edge_runner.backends.openai_adapter import CHAT_METHOD
 from edge_runner.errors import ConfigError
 from edge_runner.models.signatures import MethodKind, MethodSignature, Param
@@ -227,6 +229,9 @@ class OllamaBackend(Backend):
     ) -> Iterator[bytes]:
         try:
             with self._http.stream("POST", path, json={**body, "stream": True}) as r:
+                if isinstance(cancel, CancelEvent):
+                    # A read blocked on Ollama cannot poll the event: closing wakes it.
+                    cancel.on_set(lambda: _abort(r))
                 if r.status_code >= 400:
                     raise _ollama_error(r.status_code, r.read().decode(errors="replace"))
                 for line in r.iter_lines():
@@ -243,7 +248,9 @@ class OllamaBackend(Backend):
                     text = piece(event)
                     if text:
                         yield json.dumps(text).encode()
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            if cancel.is_set():
+                return  # we closed it ourselves
             raise BackendError("UNAVAILABLE", f"Ollama at {self.host} failed: {exc}") from exc
 
     def _openai_chat(
@@ -322,6 +329,21 @@ class OllamaBackend(Backend):
 
         reply.chunks = chunks()
         return reply
+
+
+def _abort(response: httpx.Response) -> None:
+    """Cut a streaming response from another thread, waking a read blocked on it.
+
+    ``close()`` alone does not wake a thread blocked in ``recv`` on Linux; shutting the socket
+    down does, and Ollama sees the client leave and stops generating.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    else:
+        response.close()
 
 
 def _usage(event: dict[str, Any]) -> pb.Usage:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import sqlite3
+import string
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +84,16 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 
 
+_ALPHABET = string.ascii_letters + string.digits
+
+
 def new_token(prefix: str = "er_pat_") -> str:
-    """Return a fresh token: a recognisable prefix and 32 random bytes, URL-safe."""
-    return prefix + secrets.token_urlsafe(32)
+    """Return a fresh token: a recognisable prefix and 256 random bits in 43 base-62 characters.
+
+    Letters and digits only, so the token is one "word" for secret scanners
+    (``er_pat_[A-Za-z0-9]{43}``) and its masked form (``er_pat_ab12****``) is unambiguous.
+    """
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(43))
 
 
 def hash_token(token: str) -> str:

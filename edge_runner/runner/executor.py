@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from edge_runner.backends.base import Backend, BackendError, Reply
+from edge_runner.backends.base import Backend, BackendError, CancelEvent, Reply
 from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = ["Executor", "TaskSink"]
@@ -61,7 +61,7 @@ class Executor:
     def submit(self, task: pb.Task) -> None:
         """Start a task on a worker thread (the caller guarantees a free slot)."""
         key = (task.task_id, task.attempt)
-        event = threading.Event()
+        event = CancelEvent()
         self._cancel[key] = event
         self.idle.clear()
         self._pool.submit(self._run, key, task.model_id, task.method, task.payload, event)

@@ -1,0 +1,510 @@
+"""FAKE: a small stand-in for the Ollama server, which cannot run on these machines.
+
+It is a real HTTP server on ``127.0.0.1:0`` (stdlib ``ThreadingHTTPServer``) that follows the
+JSON shapes of Ollama's documented REST API (``docs/api.md``) for the endpoints we use:
+``GET /``, ``GET /api/version``, ``GET /api/tags``, ``POST /api/pull``, ``POST /api/chat``,
+``POST /api/generate`` and ``POST /api/embed``. Streams are NDJSON over chunked transfer
+encoding, as Ollama sends them. The "model" echoes: it answers ``"echo: " + <last user
+message>`` in word pieces, one word counting as one token.
+
+Tests steer it through plain attributes: ``hold`` pauses streams between chunks, ``paused``
+says a stream is waiting on it, ``disconnects``/``disconnected`` report clients that went away
+mid-response, ``chunks_sent`` counts content chunks written, ``requests`` records every body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+__all__ = ["FakeModel", "FakeOllama", "normalize_name"]
+
+VERSION = "0.0.0-fake"
+EMBEDDING_SIZE = 8
+_POLL_S = 0.002  # how often a held stream looks for a closed client or a release
+_NDJSON = "application/x-ndjson"
+
+
+@dataclass(frozen=True)
+class FakeModel:
+    """A model the fake registry knows.
+
+    Attributes:
+        present: Whether it is already pulled (listed by ``/api/tags``, usable for inference).
+        size: Bytes on disk, split across the layers a pull reports.
+        family: ``details.family`` in ``/api/tags``.
+        parameter_size: ``details.parameter_size`` in ``/api/tags``.
+        quantization_level: ``details.quantization_level`` in ``/api/tags``.
+    """
+
+    present: bool = True
+    size: int = 2_019_393_189
+    family: str = "llama"
+    parameter_size: str = "3.2B"
+    quantization_level: str = "Q4_K_M"
+
+
+def normalize_name(name: str) -> str:
+    """Return Ollama's full ``model:tag`` form, adding the default ``latest`` tag."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _embedding(text: str) -> list[float]:
+    """Return a deterministic unit vector of ``EMBEDDING_SIZE`` floats for ``text``."""
+    raw = hashlib.sha256(text.encode()).digest()
+    values = [(raw[i] - 127.5) / 127.5 for i in range(EMBEDDING_SIZE)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before the response was complete."""
+
+
+class FakeOllama:
+    """FAKE Ollama server on loopback, used as a context manager.
+
+    ``with FakeOllama(models={"llama3.2": FakeModel()}) as fake:`` serves on ``fake.url``.
+
+    Args:
+        models: The registry, by name (a missing tag means ``latest``); models with
+            ``present=False`` must be pulled first. Defaults to ``{"llama3.2": FakeModel()}``.
+        pull_delay: Seconds between pull progress lines.
+        pull_steps: Progress lines per layer, after the first one at ``completed=0``.
+        fail_pull: If set, every pull fails with ``{"error": fail_pull}`` after the manifest.
+
+    Attributes:
+        url: ``http://127.0.0.1:PORT`` while running.
+        requests: ``(path, body)`` for every request in arrival order; ``body`` is the parsed
+            JSON, or ``None`` for a GET.
+        hold: While set, chat and generate responses stop before each chunk after the first
+            (and before a non-streamed answer) until it is cleared.
+        paused: Set while a response is waiting on ``hold``.
+        disconnected: Set when a client leaves before its response was complete.
+        disconnects: How many clients did so.
+        chunks_sent: Content chunks (``"done": false``) of chat/generate written to clients.
+        pull_delay, pull_steps, fail_pull: As the arguments; may be changed while running.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, FakeModel] | None = None,
+        *,
+        pull_delay: float = 0.001,
+        pull_steps: int = 3,
+        fail_pull: str | None = None,
+    ) -> None:
+        registry = {"llama3.2": FakeModel()} if models is None else models
+        self._registry = {normalize_name(name): spec for name, spec in registry.items()}
+        self._present = {name for name, spec in self._registry.items() if spec.present}
+        self.pull_delay = pull_delay
+        self.pull_steps = pull_steps
+        self.fail_pull = fail_pull
+        self.url = ""
+        self.requests: list[tuple[str, Any]] = []
+        self.hold = threading.Event()
+        self.paused = threading.Event()
+        self.disconnected = threading.Event()
+        self.disconnects = 0
+        self.chunks_sent = 0
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FakeOllama:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        server.fake = self  # type: ignore[attr-defined]  # the handler finds its fake here
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(_POLL_S * 10,), name="fake-ollama", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing.set()  # releases held responses so their threads end
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def present(self) -> list[str]:
+        """Full names of the models that are pulled, sorted."""
+        with self._lock:
+            return sorted(self._present)
+
+    # The handler calls these; they hold the shared state behind one lock.
+
+    def _record(self, path: str, body: Any) -> None:
+        with self._lock:
+            self.requests.append((path, body))
+
+    def _is_present(self, name: str) -> bool:
+        with self._lock:
+            return normalize_name(name) in self._present
+
+    def _mark_present(self, name: str) -> None:
+        with self._lock:
+            self._present.add(normalize_name(name))
+
+    def _count_chunk(self) -> None:
+        with self._lock:
+            self.chunks_sent += 1
+
+    def _count_disconnect(self) -> None:
+        with self._lock:
+            self.disconnects += 1
+        self.disconnected.set()
+
+    def _tag(self, name: str) -> dict[str, Any]:
+        spec = self._registry[name]
+        return {
+            "name": name,
+            "model": name,
+            "modified_at": _now(),
+            "size": spec.size,
+            "digest": _digest(name),
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": spec.family,
+                "families": [spec.family],
+                "parameter_size": spec.parameter_size,
+                "quantization_level": spec.quantization_level,
+            },
+        }
+
+    def _layers(self, name: str) -> list[tuple[str, int]]:
+        """Return ``(digest, total)`` per layer: the weights, then a small template layer."""
+        size = self._registry[name].size
+        return [
+            (f"sha256:{_digest(name + '/weights')}", size - 1_024),
+            (f"sha256:{_digest(name + '/template')}", 1_024),
+        ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request to the fake; Ollama's JSON shapes live here."""
+
+    protocol_version = "HTTP/1.1"  # chunked streams and keep-alive, as Ollama serves them
+    server_version = "FakeOllama"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+
+    @property
+    def fake(self) -> FakeOllama:
+        return self.server.fake  # type: ignore[attr-defined, no-any-return]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: pytest shows failures, not access logs."""
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self._write(data)
+
+    def _send_text(self, status: int, text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self._write(data)
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", _NDJSON)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def _send_line(self, payload: Any) -> None:
+        data = json.dumps(payload).encode() + b"\n"
+        self._write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _end_stream(self) -> None:
+        self._write(b"0\r\n\r\n")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError as exc:
+            raise _ClientGone from exc
+
+    def _peer_closed(self) -> bool:
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _wait_while_held(self) -> None:
+        fake = self.fake
+        if not fake.hold.is_set():
+            return
+        fake.paused.set()
+        try:
+            while fake.hold.is_set() and not fake._closing.is_set():
+                if self._peer_closed():
+                    raise _ClientGone
+                fake._closing.wait(_POLL_S)
+        finally:
+            fake.paused.clear()
+
+    # ---- dispatch -----------------------------------------------------------------------
+
+    def do_HEAD(self) -> None:
+        """``HEAD /``: Ollama's liveness probe."""
+        self._dispatch(None)
+
+    def do_GET(self) -> None:
+        """``GET /``, ``/api/version``, ``/api/tags``."""
+        self._dispatch(None)
+
+    def do_POST(self) -> None:
+        """``POST /api/pull``, ``/api/chat``, ``/api/generate``, ``/api/embed``."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            self.fake._record(self.path, raw.decode(errors="replace"))
+            self._send_json(400, {"error": "invalid character in request body"})
+            return
+        self._dispatch(body)
+
+    def _dispatch(self, body: Any) -> None:
+        self.fake._record(self.path, body)
+        routes = {
+            ("GET", "/"): self._root,
+            ("HEAD", "/"): self._root,
+            ("GET", "/api/version"): self._version,
+            ("GET", "/api/tags"): self._tags,
+            ("POST", "/api/pull"): self._pull,
+            ("POST", "/api/chat"): self._chat,
+            ("POST", "/api/generate"): self._generate,
+            ("POST", "/api/embed"): self._embed,
+        }
+        route = routes.get((self.command, self.path))
+        try:
+            if route is None:
+                self._send_text(404, "404 page not found")
+            elif body is not None and not isinstance(body, dict):
+                self._send_json(400, {"error": "request body must be a JSON object"})
+            else:
+                route(body or {})
+        except _ClientGone:
+            self.close_connection = True
+            self.fake._count_disconnect()
+
+    # ---- endpoints ----------------------------------------------------------------------
+
+    def _root(self, body: dict[str, Any]) -> None:
+        self._send_text(200, "Ollama is running")
+
+    def _version(self, body: dict[str, Any]) -> None:
+        self._send_json(200, {"version": VERSION})
+
+    def _tags(self, body: dict[str, Any]) -> None:
+        fake = self.fake
+        self._send_json(200, {"models": [fake._tag(name) for name in fake.present]})
+
+    def _pull(self, body: dict[str, Any]) -> None:
+        fake = self.fake
+        name = normalize_name(str(body.get("model") or body.get("name") or ""))
+        if name == ":latest":
+            self._send_json(400, {"error": "model is required"})
+            return
+        error: str | None
+        if name not in fake._registry:
+            error = "pull model manifest: file does not exist"
+        else:
+            error = fake.fail_pull
+        lines = self._pull_lines(name, error)
+        if body.get("stream", True) is False:
+            last = list(lines)[-1]
+            self._send_json(500 if "error" in last else 200, last)
+            return
+        self._start_stream()
+        for line in lines:
+            self._send_line(line)
+        self._end_stream()
+
+    def _pull_lines(self, name: str, error: str | None) -> Iterator[dict[str, Any]]:
+        fake = self.fake
+        yield {"status": "pulling manifest"}
+        if error is not None:
+            yield {"error": error}
+            return
+        steps = max(1, fake.pull_steps)
+        for digest, total in fake._layers(name):
+            for step in range(steps + 1):
+                time.sleep(fake.pull_delay)  # the fake's pace, not a wait in a test
+                yield {
+                    "status": f"pulling {digest[7:19]}",
+                    "digest": digest,
+                    "total": total,
+                    "completed": total * step // steps,
+                }
+        yield {"status": "verifying sha256 digest"}
+        yield {"status": "writing manifest"}
+        fake._mark_present(name)
+        yield {"status": "success"}
+
+    def _require_model(self, body: dict[str, Any]) -> str | None:
+        """Return the requested model name, or answer the error Ollama gives and return None."""
+        name = body.get("model")
+        if not name:
+            self._send_json(400, {"error": "model is required"})
+            return None
+        if not self.fake._is_present(str(name)):
+            self._send_json(404, {"error": f'model "{name}" not found, try pulling it first'})
+            return None
+        return str(name)
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        model = self._require_model(body)
+        if model is None:
+            return
+        messages = body.get("messages") or []
+        if not messages:
+            unload = body.get("keep_alive") in (0, "0", "0s")
+            self._send_json(
+                200,
+                {
+                    "model": model,
+                    "created_at": _now(),
+                    "message": {"role": "assistant", "content": ""},
+                    "done_reason": "unload" if unload else "load",
+                    "done": True,
+                },
+            )
+            return
+        last_user = next(
+            (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""
+        )
+        prompt_tokens = sum(_words(str(m.get("content", ""))) for m in messages)
+        self._complete(body, model, str(last_user), prompt_tokens, chat=True)
+
+    def _generate(self, body: dict[str, Any]) -> None:
+        model = self._require_model(body)
+        if model is None:
+            return
+        prompt = str(body.get("prompt") or "")
+        if not prompt:
+            unload = body.get("keep_alive") in (0, "0", "0s")
+            answer: dict[str, Any] = {
+                "model": model,
+                "created_at": _now(),
+                "response": "",
+                "done": True,
+            }
+            if unload:
+                answer["done_reason"] = "unload"
+            self._send_json(200, answer)
+            return
+        self._complete(body, model, prompt, _words(prompt), chat=False)
+
+    def _complete(
+        self, body: dict[str, Any], model: str, text: str, prompt_tokens: int, *, chat: bool
+    ) -> None:
+        """Answer chat or generate with the echo of ``text``, streamed unless told not to."""
+        words = f"echo: {text}".split()
+        limit = (body.get("options") or {}).get("num_predict")
+        truncated = isinstance(limit, int) and 0 <= limit < len(words)
+        if truncated:
+            words = words[:limit]
+        pieces = [w if i == 0 else f" {w}" for i, w in enumerate(words)]
+
+        def content(piece: str) -> dict[str, Any]:
+            if chat:
+                return {"message": {"role": "assistant", "content": piece}}
+            return {"response": piece}
+
+        started = time.monotonic_ns()
+        stream = body.get("stream", True) is not False
+
+        def final(piece: str) -> dict[str, Any]:
+            elapsed = max(1, time.monotonic_ns() - started)
+            return {
+                "model": model,
+                "created_at": _now(),
+                **content(piece),
+                "done": True,
+                "done_reason": "length" if truncated else "stop",
+                "total_duration": elapsed,
+                "load_duration": 1,
+                "prompt_eval_count": prompt_tokens,
+                "prompt_eval_duration": 1,
+                "eval_count": len(pieces),
+                "eval_duration": elapsed,
+            }
+
+        if not stream:
+            self._wait_while_held()
+            self._send_json(200, final("".join(pieces)))
+            return
+        self._start_stream()
+        for i, piece in enumerate(pieces):
+            if i:
+                self._wait_while_held()
+            self._send_line({"model": model, "created_at": _now(), **content(piece), "done": False})
+            self.fake._count_chunk()
+        self._wait_while_held()
+        self._send_line(final(""))
+        self._end_stream()
+
+    def _embed(self, body: dict[str, Any]) -> None:
+        model = self._require_model(body)
+        if model is None:
+            return
+        given = body.get("input", [])
+        texts = [given] if isinstance(given, str) else [str(t) for t in given]
+        self._send_json(
+            200,
+            {
+                "model": model,
+                "embeddings": [_embedding(t) for t in texts],
+                "total_duration": 1,
+                "load_duration": 1,
+                "prompt_eval_count": sum(_words(t) for t in texts),
+            },
+        )
