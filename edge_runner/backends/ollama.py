@@ -23,15 +23,13 @@ import logging
 import os
 import socket
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from edge_runner.backends.base import Backend, BackendError, CancelEvent, Reply, StreamReply
-from edge_runner.backends.openai_adapter import CHAT_METHOD
+from edge_runner.backends.openai_adapter import CHAT_METHOD, CompletionWriter
 from edge_runner.errors import ConfigError
 from edge_runner.models.signatures import MethodKind, MethodSignature, Param
 from edge_runner.models.wire import model_spec
@@ -261,74 +259,24 @@ class OllamaBackend(Backend):
         if request.get("tools"):
             fields["tools"] = request["tools"]
         body = self._body(name, fields, options)
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
+        writer = CompletionWriter(model_id)
         if not request.get("stream"):
             answer = self._post("/api/chat", {**body, "stream": False})
             message = answer.get("message") or {}
             out: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
             if message.get("tool_calls"):
                 out["tool_calls"] = _openai_tool_calls(message["tool_calls"])
-            usage = _usage(answer)
-            doc = {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model_id,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": out,
-                        "finish_reason": "tool_calls" if "tool_calls" in out else "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": _openai_usage(usage),
-            }
-            return Reply(json.dumps(doc).encode(), usage)
-        reply = StreamReply(iter(()))
-        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-
-        def chunks() -> Iterator[bytes]:
-            def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-                return json.dumps(
-                    {
-                        "id": completion_id,
-                        "object": "chat.completion.chunk",
-                        "created": created,
-                        "model": model_id,
-                        "choices": [
-                            {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-                        ],
-                    }
-                ).encode()
-
-            yield chunk({"role": "assistant", "content": ""}, None)
-            inner = StreamReply(iter(()))
-            pieces = self._events(
-                "/api/chat",
-                body,
-                cancel,
-                lambda e: (e.get("message") or {}).get("content", ""),
-                inner,
-            )
-            for piece in pieces:
-                yield chunk({"content": json.loads(piece)}, None)
-            yield chunk({}, "stop")
-            reply.usage = inner.usage
-            if include_usage:
-                doc = {
-                    "id": completion_id,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": model_id,
-                    "choices": [],
-                    "usage": _openai_usage(inner.usage),
-                }
-                yield json.dumps(doc).encode()
-
-        reply.chunks = chunks()
-        return reply
+            finish = "tool_calls" if "tool_calls" in out else "stop"
+            return writer.completion(out, finish, _usage(answer))
+        inner = StreamReply(iter(()))
+        events = self._events(
+            "/api/chat", body, cancel, lambda e: (e.get("message") or {}).get("content", ""), inner
+        )
+        return writer.stream(
+            (json.loads(piece) for piece in events),
+            lambda count: inner.usage,
+            bool((request.get("stream_options") or {}).get("include_usage")),
+        )
 
 
 def _abort(response: httpx.Response) -> None:
@@ -351,16 +299,6 @@ def _usage(event: dict[str, Any]) -> pb.Usage:
         prompt_tokens=int(event.get("prompt_eval_count") or 0),
         completion_tokens=int(event.get("eval_count") or 0),
     )
-
-
-def _openai_usage(usage: pb.Usage | None) -> dict[str, int]:
-    prompt = usage.prompt_tokens if usage else 0
-    completion = usage.completion_tokens if usage else 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
 
 
 def _openai_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

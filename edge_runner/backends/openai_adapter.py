@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from edge_runner.backends.base import BackendError, Reply, StreamReply
@@ -28,7 +28,7 @@ from edge_runner.models.model_class import (
 from edge_runner.models.signatures import MethodKind, MethodSignature, validate_arguments
 from edge_runner.proto import tunnel_pb2 as pb
 
-__all__ = ["CHAT_METHOD", "chat_completion"]
+__all__ = ["CHAT_METHOD", "CompletionWriter", "chat_completion"]
 
 CHAT_METHOD = "openai.chat.completions"
 
@@ -43,6 +43,78 @@ _PARAM_MAP = (
     ("tools", "tools"),
     ("tool_choice", "tool_choice"),
 )
+
+
+class CompletionWriter:
+    """Writes one chat completion in OpenAI's wire format, whole or as stream chunks.
+
+    Shared by every backend that answers ``openai.chat.completions`` itself.
+    """
+
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id
+        self.completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+
+    @staticmethod
+    def usage(usage: pb.Usage | None) -> dict[str, int]:
+        """OpenAI's ``usage`` object."""
+        prompt = usage.prompt_tokens if usage else 0
+        completion = usage.completion_tokens if usage else 0
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    def _doc(self, kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": self.completion_id,
+            "object": kind,
+            "created": self.created,
+            "model": self.model_id,
+            "choices": choices,
+        }
+
+    def completion(self, message: dict[str, Any], finish: str, usage: pb.Usage) -> Reply:
+        """A whole ``chat.completion``."""
+        choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+        doc = self._doc("chat.completion", [choice])
+        doc["usage"] = self.usage(usage)
+        return Reply(json.dumps(doc).encode(), usage)
+
+    def chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
+        """One ``chat.completion.chunk``."""
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return json.dumps(self._doc("chat.completion.chunk", [choice])).encode()
+
+    def stream(
+        self,
+        pieces: Iterator[str],
+        usage: Callable[[int], pb.Usage | None],
+        include_usage: bool,
+    ) -> StreamReply:
+        """Chunks for ``pieces``: the role, the content, the stop, and usage when asked.
+
+        ``usage`` is called with the number of pieces once they are exhausted.
+        """
+        reply = StreamReply(iter(()))
+
+        def chunks() -> Iterator[bytes]:
+            yield self.chunk({"role": "assistant", "content": ""}, None)
+            count = 0
+            for piece in pieces:
+                count += 1
+                yield self.chunk({"content": piece}, None)
+            yield self.chunk({}, "stop")
+            reply.usage = usage(count)
+            if include_usage:
+                doc = self._doc("chat.completion.chunk", [])
+                doc["usage"] = self.usage(reply.usage)
+                yield json.dumps(doc).encode()
+
+        reply.chunks = chunks()
+        return reply
 
 
 def _prompt_words(messages: list[Any]) -> int:
@@ -61,7 +133,6 @@ def chat_completion(
     cancel: threading.Event,
     *,
     model_id: str,
-    completion_id: str | None,
 ) -> Reply | StreamReply:
     """Serve one ``/v1/chat/completions`` request with ``instance.chat``."""
     accepted = {p.name for p in sig.params}
@@ -73,8 +144,7 @@ def chat_completion(
         kwargs = validate_arguments(sig, kwargs)
     except InvalidArgument as exc:
         raise BackendError("INVALID_ARGUMENT", str(exc)) from exc
-    completion_id = completion_id or f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
+    writer = CompletionWriter(model_id)
     prompt_tokens = _prompt_words(kwargs["messages"])
     result = run_with_cancel_event(cancel, instance.chat, **kwargs)  # type: ignore[attr-defined]
     streamed = sig.kind is MethodKind.SERVER_STREAM
@@ -85,76 +155,15 @@ def chat_completion(
         else:
             text = str(result)
             completion_tokens = len(text.split())
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        completion = {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model_id,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            ],
-            "usage": usage,
-        }
-        return Reply(
-            json.dumps(completion).encode(),
-            pb.Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-        )
-    pieces_iter = iterate_with_cancel_event(cancel, result) if streamed else iter([str(result)])
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    reply = StreamReply(iter(()))
-    reply.chunks = _chunks(
-        reply, pieces_iter, completion_id, created, model_id, prompt_tokens, include_usage
+        usage = pb.Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return writer.completion({"role": "assistant", "content": text}, "stop", usage)
+    pieces_iter = (
+        (str(p) for p in iterate_with_cancel_event(cancel, result))
+        if streamed
+        else iter([str(result)])
     )
-    return reply
-
-
-def _chunks(
-    reply: StreamReply,
-    pieces: Iterator[Any],
-    completion_id: str,
-    created: int,
-    model_id: str,
-    prompt_tokens: int,
-    include_usage: bool,
-) -> Iterator[bytes]:
-    def chunk(delta: dict[str, Any], finish: str | None, usage: Any = None) -> bytes:
-        doc: dict[str, Any] = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model_id,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
-            if usage is None
-            else [],
-        }
-        if usage is not None or include_usage:
-            doc["usage"] = usage
-        return json.dumps(doc).encode()
-
-    yield chunk({"role": "assistant", "content": ""}, None)
-    count = 0
-    for piece in pieces:
-        count += 1
-        yield chunk({"content": str(piece)}, None)
-    yield chunk({}, "stop")
-    reply.usage = pb.Usage(prompt_tokens=prompt_tokens, completion_tokens=count)
-    if include_usage:
-        yield chunk(
-            {},
-            None,
-            {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": count,
-                "total_tokens": prompt_tokens + count,
-            },
-        )
+    return writer.stream(
+        pieces_iter,
+        lambda count: pb.Usage(prompt_tokens=prompt_tokens, completion_tokens=count),
+        bool((body.get("stream_options") or {}).get("include_usage")),
+    )

@@ -90,9 +90,7 @@ class PythonModelBackend(Backend):
             chat = self.chat_signature
             if chat is None:
                 raise BackendError("NOT_FOUND", f"model {self.model_id} has no chat method")
-            return chat_completion(
-                instance, chat, args, cancel, model_id=self.model_id, completion_id=None
-            )
+            return chat_completion(instance, chat, args, cancel, model_id=self.model_id)
         sig = self.methods.get(method)
         if sig is None:
             raise BackendError(
