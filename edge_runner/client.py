@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -116,25 +116,10 @@ def _stream_item(event: str, data: str) -> Any:
     return None
 
 
+_Self = TypeVar("_Self", bound="_Base")
+
+
 class _Base:
-    def __init__(
-        self, api_base: str, token: str, timeout: float | None, ca_file: str | None = None
-    ) -> None:
-        self.api_base = api_base.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._timeout = httpx.Timeout(timeout, connect=10.0)
-        # A private CA (self-signed control plane) or the system store.
-        self._verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=ca_file) if ca_file else True
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.api_base!r})"
-
-
-class Client(_Base):
-    """A blocking client. Use as a context manager, or call :meth:`close`."""
-
     def __init__(
         self,
         api_base: str,
@@ -143,16 +128,20 @@ class Client(_Base):
         timeout: float | None = 120.0,
         ca_file: str | None = None,
     ) -> None:
-        super().__init__(api_base, token, timeout, ca_file)
-        self._http = httpx.Client(
-            base_url=self.api_base,
-            headers=self._headers,
-            timeout=self._timeout,
-            verify=self._verify,
+        self.api_base = api_base.rstrip("/")
+        # A private CA (self-signed control plane) or the system store.
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else True
         )
+        self._http_options: dict[str, Any] = {
+            "base_url": self.api_base,
+            "headers": {"Authorization": f"Bearer {token}"},
+            "timeout": httpx.Timeout(timeout, connect=10.0),
+            "verify": verify,
+        }
 
     @classmethod
-    def from_context(cls, context: str | None = None, **overrides: Any) -> Client:
+    def from_context(cls: type[_Self], context: str | None = None, **overrides: Any) -> _Self:
         """Build a client from flags/env/the active context (see ``resolve_credentials``)."""
         from edge_runner.config.resolve import resolve_credentials
 
@@ -163,6 +152,17 @@ class Client(_Base):
         )
         overrides.setdefault("ca_file", creds.ca_file)
         return cls(creds.api_base, creds.token, **overrides)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.api_base!r})"
+
+
+class Client(_Base):
+    """A blocking client. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, api_base: str, token: str, **options: Any) -> None:
+        super().__init__(api_base, token, **options)
+        self._http = httpx.Client(**self._http_options)
 
     def __enter__(self) -> Client:
         return self
@@ -248,34 +248,9 @@ class Client(_Base):
 class AsyncClient(_Base):
     """The asyncio twin of :class:`Client`."""
 
-    def __init__(
-        self,
-        api_base: str,
-        token: str,
-        *,
-        timeout: float | None = 120.0,
-        ca_file: str | None = None,
-    ) -> None:
-        super().__init__(api_base, token, timeout, ca_file)
-        self._http = httpx.AsyncClient(
-            base_url=self.api_base,
-            headers=self._headers,
-            timeout=self._timeout,
-            verify=self._verify,
-        )
-
-    @classmethod
-    def from_context(cls, context: str | None = None, **overrides: Any) -> AsyncClient:
-        """Build a client from flags/env/the active context."""
-        from edge_runner.config.resolve import resolve_credentials
-
-        creds = resolve_credentials(
-            context=context,
-            api_base=overrides.pop("api_base", None),
-            token=overrides.pop("token", None),
-        )
-        overrides.setdefault("ca_file", creds.ca_file)
-        return cls(creds.api_base, creds.token, **overrides)
+    def __init__(self, api_base: str, token: str, **options: Any) -> None:
+        super().__init__(api_base, token, **options)
+        self._http = httpx.AsyncClient(**self._http_options)
 
     async def __aenter__(self) -> AsyncClient:
         return self

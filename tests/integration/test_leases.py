@@ -4,14 +4,18 @@ back in time, and loses them to another runner if it does not. Both transports."
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from edge_runner.runner.transport import TransportKind
 from tests.chaos.relay import Relay
-from tests.conftest import MS, Stack, wait_for, write_model
+from tests.conftest import MS, RunningRunner, Stack, wait_for, write_model
 
 _ONCE = (
     "    @ModelClass.method\n"
@@ -50,20 +54,37 @@ def transport(request: pytest.FixtureRequest) -> TransportKind:
     return TransportKind(request.param)
 
 
-def test_runner_back_within_lease_resumes_its_task(
-    stack: Stack, tmp_path: Path, transport: TransportKind
-) -> None:
-    """A half-open tunnel is detected; the runner reconnects and delivers the running task."""
+@dataclass
+class _Relayed:
+    """A runner whose tunnel goes through a relay, and a client call running on it."""
+
+    relay: Relay
+    running: RunningRunner
+    call: concurrent.futures.Future[httpx.Response]
+    log: Path
+
+
+@contextlib.contextmanager
+def _task_through_relay(
+    stack: Stack,
+    tmp_path: Path,
+    transport: TransportKind,
+    *,
+    lease_ttl: float,
+    seconds: float,
+    **runner: Any,
+) -> Iterator[_Relayed]:
+    """Restart the control plane with fast heartbeats, start a relayed runner, start a task."""
     stack.stop_control()
-    stack.start_control(lease_ttl=10_000 * MS, **FAST)
+    stack.start_control(lease_ttl=lease_ttl, **FAST)
     log = tmp_path / "calls.log"
     relay = Relay(_relay_target(stack, transport))
     try:
         running = stack.start_runner(
             write_model(tmp_path, "once", _ONCE),
-            pool_size=2,
             backoff_initial=20 * MS,
             backoff_cap=100 * MS,
+            **runner,
             **_through_relay(stack, relay, transport),
         )
         with (
@@ -73,21 +94,31 @@ def test_runner_back_within_lease_resumes_its_task(
             call = pool.submit(
                 client.post,
                 f"{stack.api_base}/v2/models/once/work",
-                json={"seconds": 1500 * MS, "log": str(log)},
+                json={"seconds": seconds, "log": str(log)},
             )
-            wait_for(lambda: log.exists(), "the task to start")
-            relay.freeze()
-            assert stack.plane is not None and stack.plane.state is not None
-            state = stack.plane.state
-            wait_for(lambda: running.runner_id in state.suspects, "the control plane to notice")
-            wait_for(lambda: running.runner._outage_since is not None, "the runner to notice")
-            relay.thaw()
-            answer = call.result(30)
-        assert answer.status_code == 200 and answer.json()["output"] == "done"
-        assert log.read_text() == "start\n"  # ran once: resumed, not re-run
-        assert running.runner.reconnects >= 1
+            wait_for(log.exists, "the task to start on the relayed runner")
+            yield _Relayed(relay, running, call, log)
     finally:
         relay.close()
+
+
+def test_runner_back_within_lease_resumes_its_task(
+    stack: Stack, tmp_path: Path, transport: TransportKind
+) -> None:
+    """A half-open tunnel is detected; the runner reconnects and delivers the running task."""
+    with _task_through_relay(
+        stack, tmp_path, transport, lease_ttl=10_000 * MS, seconds=1500 * MS, pool_size=2
+    ) as t:
+        t.relay.freeze()
+        assert stack.plane is not None and stack.plane.state is not None
+        state = stack.plane.state
+        wait_for(lambda: t.running.runner_id in state.suspects, "the control plane to notice")
+        wait_for(lambda: t.running.runner._outage_since is not None, "the runner to notice")
+        t.relay.thaw()
+        answer = t.call.result(30)
+        assert answer.status_code == 200 and answer.json()["output"] == "done"
+        assert t.log.read_text() == "start\n"  # ran once: resumed, not re-run
+        assert t.running.runner.reconnects >= 1
 
 
 def test_lease_expiry_requeues_to_another_runner(
@@ -98,40 +129,22 @@ def test_lease_expiry_requeues_to_another_runner(
     When the lost runner comes back it is told to drop the task (not adopted), so the answer
     the client got is the only one.
     """
-    stack.stop_control()
-    stack.start_control(lease_ttl=300 * MS, **FAST)
-    model = write_model(tmp_path, "once", _ONCE)
-    log = tmp_path / "calls.log"
-    relay = Relay(_relay_target(stack, transport))
-    try:
-        doomed = stack.start_runner(
-            model,
-            pool_size=1,
-            runner_id="doomed",
-            backoff_initial=20 * MS,
-            backoff_cap=100 * MS,
-            **_through_relay(stack, relay, transport),
-        )
-        with (
-            httpx.Client(headers=stack.headers, timeout=30) as client,
-            concurrent.futures.ThreadPoolExecutor(1) as pool,
-        ):
-            call = pool.submit(
-                client.post,
-                f"{stack.api_base}/v2/models/once/work",
-                json={"seconds": 1000 * MS, "log": str(log)},
-            )
-            wait_for(lambda: log.exists(), "the task to start on the doomed runner")
-            relay.freeze()
-            survivor = stack.start_runner(model, pool_size=1, runner_id="survivor")
-            answer = call.result(30)
-            assert answer.status_code == 200 and answer.json()["output"] == "done"
-            assert log.read_text() == "start\nstart\n"  # re-run once, on the survivor
-            relay.thaw()
-            wait_for(lambda: doomed.runner.reconnects >= 1, "the doomed runner to come back")
-            executor = doomed.runner._executor
-            assert executor is not None
-            wait_for(lambda: executor.busy == 0, "the abandoned copy to be cancelled")
-            del survivor
-    finally:
-        relay.close()
+    with _task_through_relay(
+        stack,
+        tmp_path,
+        transport,
+        lease_ttl=300 * MS,
+        seconds=1000 * MS,
+        pool_size=1,
+        runner_id="doomed",
+    ) as t:
+        t.relay.freeze()
+        stack.start_runner(tmp_path / "once", pool_size=1, runner_id="survivor")
+        answer = t.call.result(30)
+        assert answer.status_code == 200 and answer.json()["output"] == "done"
+        assert t.log.read_text() == "start\nstart\n"  # re-run once, on the survivor
+        t.relay.thaw()
+        wait_for(lambda: t.running.runner.reconnects >= 1, "the doomed runner to come back")
+        executor = t.running.runner._executor
+        assert executor is not None
+        wait_for(lambda: executor.busy == 0, "the abandoned copy to be cancelled")
