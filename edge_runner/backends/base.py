@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -12,7 +13,20 @@ from edge_runner.proto import tunnel_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Backend", "BackendError", "CancelEvent", "Reply", "StreamReply"]
+__all__ = [
+    "READY",
+    "Backend",
+    "BackendError",
+    "CancelEvent",
+    "Reply",
+    "StatusListener",
+    "StreamReply",
+]
+
+READY = pb.READY
+
+#: called with each change of a model's readiness, from whatever thread made it
+StatusListener = Callable[[pb.ModelStatus], None]
 
 
 class CancelEvent(threading.Event):
@@ -35,6 +49,11 @@ class CancelEvent(threading.Event):
                 return
         callback()
 
+    def discard(self, callback: Callable[[], None]) -> None:
+        """Forget a callback registered with :meth:`on_set` (its resource is gone)."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._callbacks.remove(callback)
+
     def set(self) -> None:
         """Set the event and run the callbacks once."""
         with self._lock:
@@ -48,12 +67,17 @@ class CancelEvent(threading.Event):
 
 
 class BackendError(Exception):
-    """A task failure with a tunnel error code (``INVALID_ARGUMENT``, ``NOT_FOUND``, ...)."""
+    """A task failure with a tunnel error code (``INVALID_ARGUMENT``, ``NOT_FOUND``, ...).
 
-    def __init__(self, code: str, message: str) -> None:
+    ``retryable`` says the task did not run and may run again (elsewhere, or here later): the
+    model was still loading, or its backend had just stopped answering.
+    """
+
+    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retryable = retryable
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +97,70 @@ class StreamReply:
 
 
 class Backend(abc.ABC):
-    """Something that serves models: loads them, describes them, runs their methods."""
+    """Something that serves models: loads them, describes them, runs their methods.
+
+    A model is READY unless its backend says otherwise with :meth:`set_status` (an Ollama model
+    that is downloading is LOADING, one whose server stopped answering is UNAVAILABLE, one that
+    could not be pulled is FAILED and leaves :meth:`specs`). The runner forwards every change to
+    the control plane, which routes tasks only to READY models.
+    """
 
     #: short name shown in the registry ("python", "ollama", ...)
     name: str = ""
+
+    def __init__(self) -> None:
+        self._status_lock = threading.Lock()
+        self._statuses: dict[str, pb.ModelStatus] = {}
+        self._listeners: list[StatusListener] = []
+
+    def add_status_listener(self, listener: StatusListener) -> None:
+        """Call ``listener`` with every status change from now on (from any thread)."""
+        with self._status_lock:
+            self._listeners.append(listener)
+
+    def statuses(self) -> list[pb.ModelStatus]:
+        """The latest status of each model that reported one."""
+        with self._status_lock:
+            return [_copy(s) for s in self._statuses.values()]
+
+    def status(self, model_id: str) -> pb.ModelStatus | None:
+        """The latest status of ``model_id``, or None when it never reported one (READY)."""
+        with self._status_lock:
+            status = self._statuses.get(model_id)
+            return None if status is None else _copy(status)
+
+    def set_status(
+        self,
+        model_id: str,
+        state: pb.ModelState,
+        message: str = "",
+        *,
+        progress: float = 0.0,
+        eta_s: float = 0.0,
+    ) -> None:
+        """Record a model's readiness and tell the listeners, unless nothing changed."""
+        status = pb.ModelStatus(
+            model_id=model_id,
+            state=state,
+            message=message,
+            progress=progress,
+            eta_ms=int(max(0.0, min(eta_s, 86_400.0)) * 1000),
+        )
+        with self._status_lock:
+            if self._statuses.get(model_id) == status:
+                return
+            self._statuses[model_id] = status
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(_copy(status))
+            except Exception:  # a broken display must not stop the backend
+                logger.exception("a model status listener failed")
+
+    def is_ready(self, model_id: str) -> bool:
+        """Whether tasks for ``model_id`` can run now."""
+        status = self.status(model_id)
+        return status is None or status.state == pb.READY
 
     @abc.abstractmethod
     def load(self) -> None:
@@ -109,3 +193,9 @@ class Backend(abc.ABC):
         """How many tasks of ``model_id`` may run at once, or None for the whole pool."""
         del model_id
         return None
+
+
+def _copy(status: pb.ModelStatus) -> pb.ModelStatus:
+    clone = pb.ModelStatus()
+    clone.CopyFrom(status)
+    return clone

@@ -43,6 +43,7 @@ class PythonModelBackend(Backend):
     name = "python"
 
     def __init__(self, path: str | Path) -> None:
+        super().__init__()
         self.folder: ModelFolder = load_model_folder(path)
         self.model_id = self.folder.config.model_id
         self.methods: dict[str, MethodSignature] = {s.name: s for s in self.folder.signatures}

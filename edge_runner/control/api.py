@@ -34,6 +34,7 @@ from edge_runner.control.tokens_api import add_token_routes
 from edge_runner.control.tunnel_ws import add_tunnel_route
 from edge_runner.errors import InvalidArgument
 from edge_runner.models.signatures import MethodKind, validate_arguments
+from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import PROTOCOL_VERSION, format_version
 
 __all__ = ["create_app"]
@@ -183,12 +184,20 @@ def _unknown_model(state: ControlState, user_id: str, model_id: str) -> ApiProbl
 
 def _model_view(state: ControlState, user_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     online = state.dispatcher.online(user_id, spec["id"])
-    return {
+    view = {
         **spec,
         "status": "online" if online else "offline",
         "runners": online,
         "queued": state.dispatcher.queued(user_id, spec["id"]),
     }
+    waiting = state.dispatcher.not_ready(user_id, spec["id"])
+    if waiting is not None:
+        view["status"] = pb.ModelState.Name(waiting.state).lower()
+        view["message"] = waiting.message
+        if waiting.state == pb.LOADING:
+            view["progress"] = round(waiting.progress, 4)
+            view["eta_s"] = waiting.eta_ms / 1000
+    return view
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

@@ -31,7 +31,18 @@ class ModelEntry:
     @property
     def chat(self) -> bool:
         """Whether the model serves OpenAI chat completions."""
-        return bool(self.spec.get("chat"))
+        return "chat.completions" in self.openai
+
+    @property
+    def openai(self) -> frozenset[str]:
+        """The OpenAI-compatible operations it serves (``chat.completions``, ``embeddings``...).
+
+        Specs from protocol 1.0 runners only carry the ``chat`` flag.
+        """
+        ops = set(self.spec.get("openai") or ())
+        if self.spec.get("chat"):
+            ops.add("chat.completions")
+        return frozenset(ops)
 
 
 def _entry(user_id: str, spec: dict[str, Any], signature_hash: str) -> ModelEntry:
@@ -77,6 +88,11 @@ class Catalog:
             f"this runner {spec.signature_hash[:12]}); "
             "stop the other runners of this model first, or give this one another model id"
         )
+
+    def remove(self, user_id: str, model_id: str) -> None:
+        """Forget a model that never became usable (its only runner withdrew it)."""
+        if self._models.pop((user_id, model_id), None) is not None:
+            self._registry.delete_model(user_id, model_id)
 
     def register(self, user_id: str, spec: pb.ModelSpec) -> ModelEntry:
         """Record a runner's model spec (new, or replacing one that nobody serves)."""

@@ -127,6 +127,10 @@ class RunnerLink:
         self.token_id = ""
         self.revoked = False
         self.last_heartbeat_sent = time.monotonic()
+        #: models whose runner said they are not READY (loading, unavailable), by id
+        self.model_status: dict[str, pb.ModelStatus] = {}
+        #: models this runner's registration added to the catalog (withdrawn ones are removed)
+        self.new_models: set[str] = set()
 
     def flush(self) -> None:
         """Move frames the session queued into the transport's outbox."""
@@ -134,10 +138,14 @@ class RunnerLink:
             self.outbox.put_nowait(frame)
 
     def free_slots(self, model_id: str) -> int:
-        """Credits left for ``model_id`` (0 unless the tunnel is open)."""
-        if self.session.state is not SessionState.OPEN:
+        """Credits left for ``model_id`` (0 unless the tunnel is open and the model READY)."""
+        if self.session.state is not SessionState.OPEN or model_id in self.model_status:
             return 0
         return self.session.credits[model_id]
+
+    def ready(self, model_id: str) -> bool:
+        """Whether this runner can take tasks for ``model_id`` (credit aside)."""
+        return self.session.state is SessionState.OPEN and model_id not in self.model_status
 
 
 class Dispatcher:
@@ -217,12 +225,58 @@ class Dispatcher:
             self._pump((link.user_id, model_id))
 
     def online(self, user_id: str, model_id: str) -> int:
-        """How many runners with an open tunnel serve this model."""
-        return sum(
-            1
-            for link in self._links.get((user_id, model_id), ())
-            if link.session.state is SessionState.OPEN
-        )
+        """How many runners with an open tunnel serve this model, READY."""
+        return sum(1 for link in self._links.get((user_id, model_id), ()) if link.ready(model_id))
+
+    def not_ready(self, user_id: str, model_id: str) -> pb.ModelStatus | None:
+        """Why a model served by runners cannot run now, or None when it can (or nobody serves it).
+
+        With several runners preparing it, the one closest to READY speaks: a LOADING one with
+        the most progress, else an UNAVAILABLE one.
+        """
+        links = self._links.get((user_id, model_id), ())
+        waiting = []
+        for link in links:
+            status = link.model_status.get(model_id)
+            if status is None:
+                if link.session.state is SessionState.OPEN:
+                    return None
+                continue
+            waiting.append(status)
+        if not waiting:
+            return None
+        return max(waiting, key=lambda s: (s.state == pb.LOADING, s.progress))
+
+    def set_model_status(self, link: RunnerLink, status: pb.ModelStatus) -> None:
+        """Apply a runner's LOADING/READY/UNAVAILABLE for one of its models."""
+        if status.state == pb.READY:
+            if link.model_status.pop(status.model_id, None) is not None:
+                self._pump((link.user_id, status.model_id))
+        else:
+            link.model_status[status.model_id] = status
+
+    def withdraw(self, link: RunnerLink, model_id: str, reason: str) -> bool:
+        """Stop routing ``model_id`` to a runner that gave it up (FAILED).
+
+        Tasks waiting for the model fail with ``reason`` when no other runner serves it.
+
+        Returns:
+            Whether any runner still serves the model.
+        """
+        key = (link.user_id, model_id)
+        link.model_ids = tuple(m for m in link.model_ids if m != model_id)
+        link.model_status.pop(model_id, None)
+        links = self._links.get(key, [])
+        if link in links:
+            links.remove(link)
+        if links:
+            return True
+        queue = self._queues.get(key)
+        while queue:
+            task = queue.popleft()
+            if not task.finished:
+                self._finish(task, TaskState.FAILED, TaskFailedEvent("MODEL_UNAVAILABLE", reason))
+        return False
 
     def runners_for(self, user_id: str, model_id: str) -> list[RunnerLink]:
         """Connected runners serving a model (any session state)."""

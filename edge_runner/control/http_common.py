@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,11 +20,13 @@ from edge_runner.control.dispatch import (
 )
 from edge_runner.control.http_errors import TASK_ERROR_STATUS, ApiProblem
 from edge_runner.control.state import ControlState
+from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = [
     "SSE_HEADERS",
     "answer",
     "first_event",
+    "not_ready_problem",
     "read_json_object",
     "stream_events",
     "submit_task",
@@ -68,6 +71,9 @@ async def wait_event(state: ControlState, task: Task, deadline_s: float) -> Task
     except TimeoutError as exc:
         never_ran = task.state is TaskState.QUEUED
         state.dispatcher.cancel(task, "deadline exceeded")
+        waiting = state.dispatcher.not_ready(task.user_id, task.model_id) if never_ran else None
+        if waiting is not None:
+            raise not_ready_problem(task.model_id, waiting) from exc
         if never_ran and state.dispatcher.online(task.user_id, task.model_id) == 0:
             raise ApiProblem(
                 503,
@@ -140,7 +146,24 @@ async def stream_events(
             state.dispatcher.cancel(task, "client went away")
 
 
+def not_ready_problem(model_id: str, status: pb.ModelStatus) -> ApiProblem:
+    """503 for a model that its runners are still loading, or that is unavailable for now."""
+    eta = math.ceil(status.eta_ms / 1000) if status.eta_ms else 0
+    if status.state == pb.LOADING:
+        message = status.message or f"{model_id} is loading"
+        if eta:
+            message += f"; ready in about {eta} s"
+        retry_after = min(max(eta, 1), 30) if eta else 5
+        return ApiProblem(503, "MODEL_LOADING", message, retry_after=retry_after)
+    message = status.message or f"{model_id} is unavailable on its runner for now"
+    return ApiProblem(503, "MODEL_UNAVAILABLE", message, retry_after=5)
+
+
 def submit_task(state: ControlState, task: Task) -> None:
+    """Queue a task, or answer at once: 503 while its model is loading, 429 when full."""
+    waiting = state.dispatcher.not_ready(task.user_id, task.model_id)
+    if waiting is not None:
+        raise not_ready_problem(task.model_id, waiting)
     try:
         state.dispatcher.submit(task)
     except QueueFull as exc:

@@ -283,6 +283,12 @@ class Registry:
             (user_id, spec["id"], json.dumps(spec), signature_hash, time.time()),
         )
 
+    def delete_model(self, user_id: str, model_id: str) -> None:
+        """Forget a model (one whose only runner could not prepare it)."""
+        self._db.execute(
+            "DELETE FROM models WHERE user_id = ? AND model_id = ?", (user_id, model_id)
+        )
+
     def models(self) -> list[ModelRecord]:
         """Every registered model of every user."""
         rows = self._db.execute(

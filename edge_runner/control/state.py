@@ -16,6 +16,7 @@ from edge_runner.control.dispatch import Dispatcher, RunnerLink, Task
 from edge_runner.control.registry import Registry, RunnerRecord, TokenInfo, hash_token
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import signatures_from_spec
+from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 
 __all__ = ["ControlSettings", "ControlState"]
@@ -156,13 +157,17 @@ class ControlState:
                 session.reject("SIGNATURE_CONFLICT", reason)
                 return None
         previous = self._take_previous(hello.runner_id)
+        new_models = set()
         for spec in hello.models:
+            if self.catalog.get(user_id, spec.model_id) is None:
+                new_models.add(spec.model_id)
             self.catalog.register(user_id, spec)
         self.registry.upsert_runner(
             RunnerRecord(hello.runner_id, user_id, _runner_info(hello), "connected", time.time())
         )
         link = RunnerLink(hello.runner_id, user_id, session)
         link.token_id = token_id
+        link.new_models = new_models
         adopted: dict[tuple[str, int], tuple[str, int]] = {}
         if previous is not None:
             inflight = [(ref.task_id, ref.attempt) for ref in hello.inflight]
@@ -187,6 +192,33 @@ class ControlState:
             f", {len(adopted)} task(s) resumed" if adopted else "",
         )
         return link
+
+    def model_status(self, link: RunnerLink, status: pb.ModelStatus) -> None:
+        """Apply a runner's ModelStatus: route only to READY models, drop FAILED ones."""
+        model_id = status.model_id
+        if model_id not in link.model_ids or status.state not in _KNOWN_STATES:
+            logger.debug("runner %s sent a status for %r; ignored", link.runner_id, model_id)
+            return
+        status = _bounded(status)
+        previous = link.model_status.get(model_id)
+        if status.state == pb.FAILED:
+            served = self.dispatcher.withdraw(link, model_id, status.message)
+            logger.warning(
+                "runner %s withdrew %s: %s", link.runner_id, model_id, status.message or "?"
+            )
+            if not served and model_id in link.new_models:
+                self.catalog.remove(link.user_id, model_id)  # nothing half-registered
+            return
+        self.dispatcher.set_model_status(link, status)
+        was = pb.READY if previous is None else previous.state
+        if was != status.state:
+            logger.info(
+                "%s on runner %s is %s%s",
+                model_id,
+                link.runner_id,
+                pb.ModelState.Name(status.state).lower(),
+                f" ({status.message})" if status.message else "",
+            )
 
     def _take_previous(self, runner_id: str) -> RunnerLink | None:
         """The runner's earlier link, if it is suspect or (half-open) still attached."""
@@ -295,6 +327,22 @@ class ControlState:
                 }
             )
         return out
+
+
+_KNOWN_STATES = (pb.LOADING, pb.READY, pb.UNAVAILABLE, pb.FAILED)
+_MAX_STATUS_MESSAGE = 500
+
+
+def _bounded(status: pb.ModelStatus) -> pb.ModelStatus:
+    """A runner's status with its message cut to size and progress in [0, 1]."""
+    progress = status.progress if 0.0 <= status.progress <= 1.0 else 0.0  # NaN fails both
+    return pb.ModelStatus(
+        model_id=status.model_id,
+        state=status.state,
+        message=status.message[:_MAX_STATUS_MESSAGE],
+        progress=progress,
+        eta_ms=status.eta_ms,
+    )
 
 
 def _spec_problem(spec: Any) -> str | None:

@@ -121,6 +121,8 @@ async def _read(
     try:
         while (frame := await conn.recv()) is not None:
             for event in session.receive_frame(frame):
+                if isinstance(event, pb.ModelStatus):
+                    state.model_status(link, event)
                 dispatcher.on_event(link, event)
                 if isinstance(event, pb.Draining):
                     logger.info("runner %s is draining", link.runner_id)

@@ -25,8 +25,14 @@ def model_spec(
     backend: str,
     chat: bool,
     model_type_id: str = "",
+    openai: tuple[str, ...] = (),
 ) -> pb.ModelSpec:
-    """Build the ModelSpec a runner registers in its Hello."""
+    """Build the ModelSpec a runner registers in its Hello.
+
+    ``openai`` lists the OpenAI-compatible operations the backend answers (``chat.completions``
+    is implied by ``chat``).
+    """
+    ops = sorted({*openai, *(("chat.completions",) if chat else ())})
     methods = [
         pb.MethodSpec(
             name=sig.name,
@@ -52,6 +58,7 @@ def model_spec(
         chat=chat,
         backend=backend,
         model_type_id=model_type_id,
+        openai=ops,
     )
 
 
@@ -86,6 +93,7 @@ def spec_to_dict(spec: pb.ModelSpec) -> dict[str, Any]:
         "backend": spec.backend,
         "model_type_id": spec.model_type_id,
         "chat": spec.chat,
+        "openai": list(spec.openai),
         "signature_hash": spec.signature_hash,
         "methods": [sig.to_dict() for sig in signatures_from_spec(spec)],
     }

@@ -20,6 +20,7 @@ class ModelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOADING: _ClassVar[ModelState]
     READY: _ClassVar[ModelState]
     UNAVAILABLE: _ClassVar[ModelState]
+    FAILED: _ClassVar[ModelState]
 METHOD_KIND_UNSPECIFIED: MethodKind
 UNARY: MethodKind
 SERVER_STREAM: MethodKind
@@ -28,6 +29,7 @@ MODEL_STATE_UNSPECIFIED: ModelState
 LOADING: ModelState
 READY: ModelState
 UNAVAILABLE: ModelState
+FAILED: ModelState
 
 class ProtocolVersion(_message.Message):
     __slots__ = ("major", "minor")
@@ -64,20 +66,22 @@ class MethodSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[MethodKind, str]] = ..., params: _Optional[_Iterable[_Union[ParamSpec, _Mapping]]] = ..., returns: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
-    __slots__ = ("model_id", "methods", "signature_hash", "chat", "backend", "model_type_id")
+    __slots__ = ("model_id", "methods", "signature_hash", "chat", "backend", "model_type_id", "openai")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_HASH_FIELD_NUMBER: _ClassVar[int]
     CHAT_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_TYPE_ID_FIELD_NUMBER: _ClassVar[int]
+    OPENAI_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     methods: _containers.RepeatedCompositeFieldContainer[MethodSpec]
     signature_hash: str
     chat: bool
     backend: str
     model_type_id: str
-    def __init__(self, model_id: _Optional[str] = ..., methods: _Optional[_Iterable[_Union[MethodSpec, _Mapping]]] = ..., signature_hash: _Optional[str] = ..., chat: _Optional[bool] = ..., backend: _Optional[str] = ..., model_type_id: _Optional[str] = ...) -> None: ...
+    openai: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_id: _Optional[str] = ..., methods: _Optional[_Iterable[_Union[MethodSpec, _Mapping]]] = ..., signature_hash: _Optional[str] = ..., chat: _Optional[bool] = ..., backend: _Optional[str] = ..., model_type_id: _Optional[str] = ..., openai: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Gpu(_message.Message):
     __slots__ = ("index", "uuid", "name", "memory_total_bytes")
@@ -242,16 +246,18 @@ class Goodbye(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., reconnect_after_ms: _Optional[int] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("model_id", "state", "progress", "message")
+    __slots__ = ("model_id", "state", "progress", "message", "eta_ms")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ETA_MS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     state: ModelState
     progress: float
     message: str
-    def __init__(self, model_id: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., progress: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+    eta_ms: int
+    def __init__(self, model_id: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., progress: _Optional[float] = ..., message: _Optional[str] = ..., eta_ms: _Optional[int] = ...) -> None: ...
 
 class RunnerMessage(_message.Message):
     __slots__ = ("hello", "credit", "heartbeat", "accepted", "chunk", "result", "task_error", "logs", "draining", "goodbye", "model_status")

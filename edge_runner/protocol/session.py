@@ -434,6 +434,11 @@ class RunnerSession(_Session):
         hb = pb.Heartbeat(sent_unix_ms=_now_ms(), busy=busy)
         self._out.append(encode(pb.RunnerMessage(heartbeat=hb)))
 
+    def send_model_status(self, status: pb.ModelStatus) -> None:
+        """Tell the control plane a model's readiness (loading, ready, unavailable, failed)."""
+        if self.state in (SessionState.OPEN, SessionState.DRAINING):
+            self._out.append(encode(pb.RunnerMessage(model_status=status)))
+
     def send_draining(self) -> None:
         """Tell the control plane to stop routing here; in-flight tasks still finish."""
         if self.state is SessionState.OPEN:

@@ -33,11 +33,18 @@ import httpx
 
 from edge_runner._version import __version__
 from edge_runner.backends.base import Backend
-from edge_runner.errors import ProtocolError, TunnelError, Unauthorized
+from edge_runner.errors import (
+    ConfigError,
+    EdgeRunnerError,
+    ProtocolError,
+    TunnelError,
+    Unauthorized,
+)
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import RunnerSession, SessionState
 from edge_runner.runner.backoff import backoff
 from edge_runner.runner.executor import Executor, TaskKey, TaskSink
+from edge_runner.runner.slots import split_pool
 from edge_runner.runner.transport import (
     CONNECT_METHOD,
     Transport,
@@ -138,6 +145,9 @@ class Runner(TaskSink):
         self._on_ready: Callable[[Runner], None] | None = None
         self._last_error = ""
         self._last_recv = time.monotonic()
+        self._shares: dict[str, int] = {}
+        #: set when the backend has nothing left to serve; run() raises it after stopping
+        self._fatal: EdgeRunnerError | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -151,8 +161,16 @@ class Runner(TaskSink):
         loop = asyncio.get_running_loop()
         self._on_ready = on_ready
         self._stop_requested = asyncio.Event()
+
+        def status_changed(status: pb.ModelStatus) -> None:  # any thread: hop onto the loop
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the runner stopped
+                loop.call_soon_threadsafe(self._on_model_status, status)
+
+        self.backend.add_status_listener(status_changed)
         await asyncio.to_thread(self.backend.load)
-        self._executor = Executor(self.settings.pool_size, self.backend, self, loop)
+        self._shares = self._split_pool()
+        threads = max(self.settings.pool_size, sum(self._shares.values()))
+        self._executor = Executor(threads, self.backend, self, loop)
         main = asyncio.create_task(self._connect_loop(), name="edge-runner-tunnel")
         stop = asyncio.create_task(self._stop_requested.wait())
         try:
@@ -169,6 +187,8 @@ class Runner(TaskSink):
             main.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await main
+            if self._fatal is not None:
+                raise self._fatal
         finally:
             stop.cancel()
             main.cancel()
@@ -223,7 +243,7 @@ class Runner(TaskSink):
         """Send a task's result now, or hold it for the next tunnel."""
         self._terminal(key, _ResultOut(payload, usage))
 
-    def error(self, key: TaskKey, code: str, message: str) -> None:
+    def error(self, key: TaskKey, code: str, message: str, retryable: bool = False) -> None:
         """Send a task's error now, or hold it for the next tunnel."""
         if code == "CANCELLED" and self.stop_level >= 2:
             # Cancelled because this runner is stopping, not because anyone asked: the control
@@ -232,7 +252,26 @@ class Runner(TaskSink):
                 key, _ErrorOut("UNAVAILABLE", "the runner stopped before the task finished", True)
             )
             return
-        self._terminal(key, _ErrorOut(code, message))
+        self._terminal(key, _ErrorOut(code, message, retryable))
+
+    # -- model readiness --------------------------------------------------------------------
+
+    def _split_pool(self) -> dict[str, int]:
+        caps = {spec.model_id: self.backend.slots(spec.model_id) for spec in self.backend.specs()}
+        return split_pool(self.settings.pool_size, caps)
+
+    def _on_model_status(self, status: pb.ModelStatus) -> None:
+        """Forward a model's readiness (on the loop); a runner left with nothing stops."""
+        session = self._session
+        if session is not None and session.state is not SessionState.CLOSED:
+            session.send_model_status(status)
+            self._flush()
+        if status.state != pb.FAILED or self.backend.specs() or self._fatal is not None:
+            return
+        self._fatal = ConfigError(f"nothing left to serve: {status.message}")
+        logger.error("stopping: nothing left to serve")
+        if self.stop_level == 0:
+            self.request_stop()
 
     def _terminal(self, key: TaskKey, outcome: _Outcome) -> None:
         assert self._executor is not None
@@ -435,13 +474,14 @@ class Runner(TaskSink):
         else:
             logger.info("connected to %s as %s", self.settings.api_base, self.runner_id)
         self._resume(session, {(ref.task_id, ref.attempt) for ref in welcome.adopted})
-        free = self.settings.pool_size - self._executor.busy
+        # Readiness first: the control plane must not route to a model that is still loading
+        # in the moment between its credit and its status.
+        for status in self.backend.statuses():
+            if status.state != pb.READY:
+                session.send_model_status(status)
         for spec in self.backend.specs():
-            cap = self.backend.slots(spec.model_id)
             busy_here = sum(1 for h in self._held.values() if h.model_id == spec.model_id)
-            session.grant(
-                spec.model_id, free if cap is None else max(0, min(free, cap - busy_here))
-            )
+            session.grant(spec.model_id, max(0, self._shares.get(spec.model_id, 1) - busy_here))
         if self.stop_level:
             session.send_draining()
         self._flush()

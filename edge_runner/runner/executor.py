@@ -33,8 +33,8 @@ class TaskSink:
         """The task finished."""
         raise NotImplementedError
 
-    def error(self, key: TaskKey, code: str, message: str) -> None:
-        """The task failed or was cancelled."""
+    def error(self, key: TaskKey, code: str, message: str, retryable: bool = False) -> None:
+        """The task failed or was cancelled; ``retryable`` when it may run again."""
         raise NotImplementedError
 
 
@@ -120,7 +120,7 @@ class Executor:
             else:
                 post(sink.result, key, b"", outcome.usage)
         except BackendError as exc:
-            post(sink.error, key, exc.code, exc.message)
+            post(sink.error, key, exc.code, exc.message, exc.retryable)
         except Exception as exc:
             logger.warning(
                 "task %s: %s.%s raised %s: %s",

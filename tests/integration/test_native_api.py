@@ -10,6 +10,7 @@ import pytest
 
 from edge_runner.client import Client, parse_sse
 from edge_runner.errors import TaskFailed
+from edge_runner.protocol import PROTOCOL_VERSION, format_version
 from tests.conftest import Stack, write_model
 
 
@@ -135,7 +136,7 @@ def test_healthz_needs_no_token_and_info_does(stack: Stack) -> None:
     assert httpx.get(f"{stack.api_base}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{stack.api_base}/v2/info").status_code == 401
     info = httpx.get(f"{stack.api_base}/v2/info", headers=stack.headers).json()
-    assert info["protocol_version"] == "1.0"
+    assert info["protocol_version"] == format_version(PROTOCOL_VERSION)
     assert info["tunnel"]["grpc"].endswith(f":{stack.plane.grpc_port}")  # type: ignore[union-attr]
 
 

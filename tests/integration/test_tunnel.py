@@ -13,7 +13,7 @@ import pytest
 from edge_runner.client import Client
 from edge_runner.errors import Unauthorized
 from edge_runner.proto import tunnel_pb2 as pb
-from edge_runner.protocol import decode_control, encode
+from edge_runner.protocol import PROTOCOL_VERSION, decode_control, encode, format_version
 from edge_runner.runner.daemon import CONNECT_METHOD
 from tests.conftest import MS, Stack, wait_for, write_model
 
@@ -66,11 +66,11 @@ def test_garbage_after_hello_closes_the_tunnel(hello_stack: Stack) -> None:
 
 
 def test_major_version_mismatch_is_refused_naming_both(stack: Stack) -> None:
-    """A runner speaking protocol 2.x is refused with a message naming 2.0 and 1.0."""
+    """A runner speaking protocol 2.x is refused with a message naming both versions."""
     received, error = _raw_tunnel(stack, [_hello(major=2)])
     assert error is not None and error.code() is grpc.StatusCode.INVALID_ARGUMENT
     message = decode_control(received[-1]).error.message
-    assert "2.0" in message and "1.0" in message
+    assert "2.0" in message and format_version(PROTOCOL_VERSION) in message
 
 
 def test_bad_token_tunnel_is_rejected_and_logged_once(

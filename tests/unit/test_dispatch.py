@@ -128,3 +128,58 @@ def test_cancel_removes_a_queued_task() -> None:
     dispatcher.submit(task)
     dispatcher.cancel(task, "client went away")
     assert dispatcher.queued("u", "m") == 0 and task.state is TaskState.CANCELLED
+
+
+def _status(state: int, progress: float = 0.0, message: str = "") -> pb.ModelStatus:
+    return pb.ModelStatus(model_id="m", state=state, progress=progress, message=message)  # type: ignore[arg-type]
+
+
+def test_a_loading_model_gets_no_tasks_until_it_is_ready() -> None:
+    """Credit is not enough: a LOADING model's tasks wait, and READY sends them."""
+    dispatcher = Dispatcher()
+    link, _ = _link("r", 2)
+    dispatcher.attach(link, ("m",))
+    dispatcher.set_model_status(link, _status(pb.LOADING, 0.4, "m is downloading: 40 %"))
+    task = _task(1)
+    dispatcher.submit(task)
+    assert _sent(link) == [] and dispatcher.queued("u", "m") == 1
+    assert dispatcher.online("u", "m") == 0
+    dispatcher.set_model_status(link, _status(pb.READY))
+    assert _sent(link) == ["t1"] and task.state is TaskState.RUNNING
+
+
+def test_not_ready_speaks_for_the_runner_closest_to_ready() -> None:
+    """With no READY runner the most advanced LOADING one answers; any READY one means None."""
+    dispatcher = Dispatcher()
+    slow, _ = _link("slow", 1)
+    fast, _ = _link("fast", 1)
+    down, _ = _link("down", 1)
+    for link in (slow, fast, down):
+        dispatcher.attach(link, ("m",))
+    dispatcher.set_model_status(slow, _status(pb.LOADING, 0.1, "slow"))
+    dispatcher.set_model_status(fast, _status(pb.LOADING, 0.9, "fast"))
+    dispatcher.set_model_status(down, _status(pb.UNAVAILABLE, 0.0, "down"))
+    waiting = dispatcher.not_ready("u", "m")
+    assert waiting is not None and waiting.message == "fast"
+    dispatcher.set_model_status(down, _status(pb.READY))
+    assert dispatcher.not_ready("u", "m") is None
+    assert dispatcher.not_ready("u", "unknown") is None
+
+
+def test_withdrawn_model_fails_waiting_tasks_only_when_nobody_else_serves_it() -> None:
+    """FAILED on one runner keeps the queue for the others; on the last one it fails it."""
+    dispatcher = Dispatcher()
+    first, _ = _link("first", 1)
+    second, _ = _link("second", 1)
+    dispatcher.attach(first, ("m",))
+    dispatcher.attach(second, ("m",))
+    for link in (first, second):
+        dispatcher.set_model_status(link, _status(pb.LOADING))
+    task = _task(1)
+    dispatcher.submit(task)
+    assert dispatcher.withdraw(first, "m", "pull failed") is True
+    assert task.state is TaskState.QUEUED and first.model_ids == ()
+    assert dispatcher.withdraw(second, "m", "pull failed: disk full") is False
+    failure = task.events.get_nowait()
+    assert isinstance(failure, TaskFailedEvent)
+    assert (failure.code, failure.message) == ("MODEL_UNAVAILABLE", "pull failed: disk full")

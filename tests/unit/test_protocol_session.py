@@ -7,6 +7,7 @@ import pytest
 from edge_runner.errors import ProtocolError, VersionMismatch
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import (
+    PROTOCOL_VERSION,
     ControlSession,
     RunnerSession,
     SessionState,
@@ -14,6 +15,7 @@ from edge_runner.protocol import (
     decode_control,
     decode_runner,
     encode,
+    format_version,
 )
 
 
@@ -153,10 +155,13 @@ def test_runner_needs_welcome_first() -> None:
 
 def test_major_mismatch_refused_minor_accepted() -> None:
     """Protocol majors must match (message names both); a minor difference is flagged only."""
-    with pytest.raises(VersionMismatch, match=r"2\.3.*1\.0"):
+    ours = format_version(PROTOCOL_VERSION).replace(".", r"\.")
+    with pytest.raises(VersionMismatch, match=rf"2\.3.*{ours}"):
         check_version(pb.ProtocolVersion(major=2, minor=3))
-    assert check_version(pb.ProtocolVersion(major=1, minor=7)) is True
-    assert check_version(pb.ProtocolVersion(major=1, minor=0)) is False
+    assert check_version(pb.ProtocolVersion(major=1, minor=PROTOCOL_VERSION[1] + 6)) is True
+    same = pb.ProtocolVersion(major=PROTOCOL_VERSION[0], minor=PROTOCOL_VERSION[1])
+    assert check_version(same) is False
+    assert check_version(pb.ProtocolVersion(major=1, minor=0)) is True  # 1.0 peers still work
     runner = RunnerSession(pb.Hello(runner_id="r", protocol=pb.ProtocolVersion(major=9)))
     _, control = _pair()
     with pytest.raises(VersionMismatch):
