@@ -11,14 +11,11 @@ the prompt, and chunks (or words, for a unary ``chat``) of the answer.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from edge_runner.backends.base import BackendError, Reply, StreamReply
+from edge_runner.backends.openai_format import CHAT_METHOD, CompletionWriter, include_usage
 from edge_runner.errors import InvalidArgument
 from edge_runner.models.model_class import (
     ModelClass,
@@ -28,9 +25,7 @@ from edge_runner.models.model_class import (
 from edge_runner.models.signatures import MethodKind, MethodSignature, validate_arguments
 from edge_runner.proto import tunnel_pb2 as pb
 
-__all__ = ["CHAT_METHOD", "CompletionWriter", "chat_completion"]
-
-CHAT_METHOD = "openai.chat.completions"
+__all__ = ["CHAT_METHOD", "chat_completion"]
 
 #: OpenAI request field -> chat() parameter it maps to (when the signature has it)
 _PARAM_MAP = (
@@ -43,78 +38,6 @@ _PARAM_MAP = (
     ("tools", "tools"),
     ("tool_choice", "tool_choice"),
 )
-
-
-class CompletionWriter:
-    """Writes one chat completion in OpenAI's wire format, whole or as stream chunks.
-
-    Shared by every backend that answers ``openai.chat.completions`` itself.
-    """
-
-    def __init__(self, model_id: str) -> None:
-        self.model_id = model_id
-        self.completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-
-    @staticmethod
-    def usage(usage: pb.Usage | None) -> dict[str, int]:
-        """OpenAI's ``usage`` object."""
-        prompt = usage.prompt_tokens if usage else 0
-        completion = usage.completion_tokens if usage else 0
-        return {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
-
-    def _doc(self, kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": self.completion_id,
-            "object": kind,
-            "created": self.created,
-            "model": self.model_id,
-            "choices": choices,
-        }
-
-    def completion(self, message: dict[str, Any], finish: str, usage: pb.Usage) -> Reply:
-        """A whole ``chat.completion``."""
-        choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-        doc = self._doc("chat.completion", [choice])
-        doc["usage"] = self.usage(usage)
-        return Reply(json.dumps(doc).encode(), usage)
-
-    def chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
-        """One ``chat.completion.chunk``."""
-        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return json.dumps(self._doc("chat.completion.chunk", [choice])).encode()
-
-    def stream(
-        self,
-        pieces: Iterator[str],
-        usage: Callable[[int], pb.Usage | None],
-        include_usage: bool,
-    ) -> StreamReply:
-        """Chunks for ``pieces``: the role, the content, the stop, and usage when asked.
-
-        ``usage`` is called with the number of pieces once they are exhausted.
-        """
-        reply = StreamReply(iter(()))
-
-        def chunks() -> Iterator[bytes]:
-            yield self.chunk({"role": "assistant", "content": ""}, None)
-            count = 0
-            for piece in pieces:
-                count += 1
-                yield self.chunk({"content": piece}, None)
-            yield self.chunk({}, "stop")
-            reply.usage = usage(count)
-            if include_usage:
-                doc = self._doc("chat.completion.chunk", [])
-                doc["usage"] = self.usage(reply.usage)
-                yield json.dumps(doc).encode()
-
-        reply.chunks = chunks()
-        return reply
 
 
 def _prompt_words(messages: list[Any]) -> int:
@@ -165,5 +88,5 @@ def chat_completion(
     return writer.stream(
         pieces_iter,
         lambda count: pb.Usage(prompt_tokens=prompt_tokens, completion_tokens=count),
-        bool((body.get("stream_options") or {}).get("include_usage")),
+        include_usage(body),
     )

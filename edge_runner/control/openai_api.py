@@ -1,6 +1,8 @@
-"""OpenAI-compatible routes: ``GET /v1/models`` and ``POST /v1/chat/completions``.
+"""OpenAI-compatible routes: ``GET /v1/models``, ``POST /v1/chat/completions``,
+``POST /v1/completions`` and ``POST /v1/embeddings``.
 
-The request body is forwarded as it is to the runner (task method ``openai.chat.completions``);
+The request body is forwarded as it is to the runner (task methods ``openai.chat.completions``,
+``openai.completions``, ``openai.embeddings``) once the model is known to serve that operation;
 the runner's backend answers in OpenAI's format, so this module only frames the bytes: a JSON
 body, or ``data: <chunk>`` Server-Sent Events closed by ``data: [DONE]``.
 """
@@ -28,9 +30,17 @@ from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 
-__all__ = ["CHAT_METHOD", "add_openai_routes", "normalize_model_id"]
+__all__ = [
+    "CHAT_METHOD",
+    "COMPLETIONS_METHOD",
+    "EMBEDDINGS_METHOD",
+    "add_openai_routes",
+    "normalize_model_id",
+]
 
 CHAT_METHOD = "openai.chat.completions"
+COMPLETIONS_METHOD = "openai.completions"
+EMBEDDINGS_METHOD = "openai.embeddings"
 
 
 def normalize_model_id(model: str) -> str:
@@ -54,7 +64,7 @@ def add_openai_routes(
                 "owned_by": user,
             }
             for entry in state.catalog.for_user(user)
-            if entry.chat
+            if entry.openai
         ]
         return {"object": "list", "data": data}
 
@@ -62,27 +72,7 @@ def add_openai_routes(
     async def chat_completions(request: Request) -> Response:
         user = principal(request, "predict").user_id
         body = await read_json_object(request, state.settings.max_body_bytes)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise ApiProblem(400, "INVALID_ARGUMENT", "`model` must be a model id", param="model")
-        model_id = normalize_model_id(model)
-        entry = state.catalog.get(user, model_id)
-        if entry is None:
-            chat_models = [e.model_id for e in state.catalog.for_user(user) if e.chat]
-            raise ApiProblem(
-                404,
-                "model_not_found",
-                f"no model {model!r}; chat models: {', '.join(chat_models) or 'none yet'}",
-                param="model",
-            )
-        if not entry.chat:
-            raise ApiProblem(
-                400,
-                "INVALID_ARGUMENT",
-                f"model {model!r} does not implement chat (it needs a `chat(messages, ...)` "
-                "method); call its methods at /v2/models/{id}/{method}",
-                param="model",
-            )
+        model_id = _model_for(state, user, body, "chat.completions")
         messages = body.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise ApiProblem(
@@ -91,23 +81,104 @@ def add_openai_routes(
                 "`messages` must be an array of message objects",
                 param="messages",
             )
-        stream = body.get("stream", False)
-        if not isinstance(stream, bool):
-            raise ApiProblem(400, "INVALID_ARGUMENT", "`stream` must be a boolean", param="stream")
-        body["model"] = model_id
-        task = state.new_task(user, model_id, CHAT_METHOD, json.dumps(body).encode())
-        submit_task(state, task)
-        headers = {"X-Task-Id": task.task_id}
-        if not stream:
-            event = await answer(state, task, request)
-            assert isinstance(event, TaskDone)
-            return Response(event.payload, headers=headers, media_type="application/json")
-        first = await first_event(state, task)
-        return StreamingResponse(
-            _openai_sse(state, task, first),
-            media_type="text/event-stream",
-            headers={**headers, **SSE_HEADERS},
+        return await _forward(state, request, user, model_id, CHAT_METHOD, body)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        user = principal(request, "predict").user_id
+        body = await read_json_object(request, state.settings.max_body_bytes)
+        model_id = _model_for(state, user, body, "completions")
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) and not (
+            isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt)
+        ):
+            raise ApiProblem(
+                400,
+                "INVALID_ARGUMENT",
+                "`prompt` must be a string or an array of strings",
+                param="prompt",
+            )
+        return await _forward(state, request, user, model_id, COMPLETIONS_METHOD, body)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        user = principal(request, "predict").user_id
+        body = await read_json_object(request, state.settings.max_body_bytes)
+        model_id = _model_for(state, user, body, "embeddings")
+        texts = body.get("input")
+        if not isinstance(texts, str) and not (
+            isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)
+        ):
+            raise ApiProblem(
+                400,
+                "INVALID_ARGUMENT",
+                "`input` must be a string or a non-empty array of strings (token arrays are "
+                "not supported)",
+                param="input",
+            )
+        if body.get("stream"):
+            raise ApiProblem(400, "INVALID_ARGUMENT", "embeddings do not stream", param="stream")
+        return await _forward(state, request, user, model_id, EMBEDDINGS_METHOD, body)
+
+
+def _model_for(state: ControlState, user: str, body: dict[str, Any], op: str) -> str:
+    """The registered model id a request names, checked to serve OpenAI's ``op``."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiProblem(400, "INVALID_ARGUMENT", "`model` must be a model id", param="model")
+    model_id = normalize_model_id(model)
+    entry = state.catalog.get(user, model_id)
+    if entry is None:
+        serving = [e.model_id for e in state.catalog.for_user(user) if op in e.openai]
+        raise ApiProblem(
+            404,
+            "model_not_found",
+            f"no model {model!r}; models serving /v1/{op.replace('.', '/')}: "
+            f"{', '.join(serving) or 'none yet'}",
+            param="model",
         )
+    if op not in entry.openai:
+        hint = (
+            "it needs a `chat(messages, ...)` method; "
+            if op == "chat.completions"
+            else "serve it with an Ollama or OpenAI-upstream runner for that; "
+        )
+        raise ApiProblem(
+            400,
+            "INVALID_ARGUMENT",
+            f"model {model!r} does not serve /v1/{op.replace('.', '/')} ({hint}"
+            "call its methods at /v2/models/{id}/{method})",
+            param="model",
+        )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiProblem(400, "INVALID_ARGUMENT", "`stream` must be a boolean", param="stream")
+    body["model"] = model_id
+    return model_id
+
+
+async def _forward(
+    state: ControlState,
+    request: Request,
+    user: str,
+    model_id: str,
+    method: str,
+    body: dict[str, Any],
+) -> Response:
+    """Send the request body to a runner as a task and answer with what it writes."""
+    task = state.new_task(user, model_id, method, json.dumps(body).encode())
+    submit_task(state, task)
+    headers = {"X-Task-Id": task.task_id}
+    if not body.get("stream"):
+        event = await answer(state, task, request)
+        assert isinstance(event, TaskDone)
+        return Response(event.payload, headers=headers, media_type="application/json")
+    first = await first_event(state, task)
+    return StreamingResponse(
+        _openai_sse(state, task, first),
+        media_type="text/event-stream",
+        headers={**headers, **SSE_HEADERS},
+    )
 
 
 async def _openai_sse(state: ControlState, task: Task, first: Any) -> AsyncIterator[bytes]:

@@ -2,18 +2,24 @@
 
 It is a real HTTP server on ``127.0.0.1:0`` (stdlib ``ThreadingHTTPServer``) that follows the
 JSON shapes of Ollama's documented REST API (``docs/api.md``) for the endpoints we use:
-``GET /``, ``GET /api/version``, ``GET /api/tags``, ``POST /api/pull``, ``POST /api/chat``,
-``POST /api/generate`` and ``POST /api/embed``. Streams are NDJSON over chunked transfer
-encoding, as Ollama sends them. The "model" echoes: it answers ``"echo: " + <last user
-message>`` in word pieces, one word counting as one token.
+``GET /``, ``GET /api/version``, ``GET /api/tags``, ``GET /api/ps``, ``POST /api/show``,
+``POST /api/pull``, ``POST /api/chat``, ``POST /api/generate`` and ``POST /api/embed``. Streams
+are NDJSON over chunked transfer encoding, as Ollama sends them; errors are ``{"error": ...}``.
+The "model" echoes: it answers ``"echo: " + <last user message>`` in word pieces, one word
+counting as one token. A model is loaded into memory by its first request (or an empty one, as
+Ollama's docs describe), which ``/api/ps`` then lists.
 
-Tests steer it through plain attributes: ``hold`` pauses streams between chunks, ``paused``
-says a stream is waiting on it, ``disconnects``/``disconnected`` report clients that went away
-mid-response, ``chunks_sent`` counts content chunks written, ``requests`` records every body.
+Tests steer it through plain attributes: ``hold`` pauses streams between chunks, ``hold_pull``
+pauses a pull after its first progress, ``hold_load`` pauses loading a model, ``stream_error``
+ends the next streams with an error line, ``die()``/``revive()`` stop the server abruptly and
+bring it back on the same port; ``paused``/``pull_paused``/``load_paused`` say something waits
+on a hold, ``disconnects``/``disconnected`` report clients that went away mid-response,
+``chunks_sent`` counts content chunks written, ``requests`` records every body.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -42,6 +48,8 @@ class FakeModel:
 
     Attributes:
         present: Whether it is already pulled (listed by ``/api/tags``, usable for inference).
+        capabilities: What ``/api/show`` lists; a model without ``completion`` refuses chat and
+            generate with Ollama's 400 (an embedding model).
         size: Bytes on disk, split across the layers a pull reports.
         family: ``details.family`` in ``/api/tags``.
         parameter_size: ``details.parameter_size`` in ``/api/tags``.
@@ -49,6 +57,7 @@ class FakeModel:
     """
 
     present: bool = True
+    capabilities: tuple[str, ...] = ("completion", "tools")
     size: int = 2_019_393_189
     family: str = "llama"
     parameter_size: str = "3.2B"
@@ -95,6 +104,7 @@ class FakeOllama:
         pull_delay: Seconds between pull progress lines.
         pull_steps: Progress lines per layer, after the first one at ``completed=0``.
         fail_pull: If set, every pull fails with ``{"error": fail_pull}`` after the manifest.
+        port: The port to listen on (0: any free one).
 
     Attributes:
         url: ``http://127.0.0.1:PORT`` while running.
@@ -103,6 +113,13 @@ class FakeOllama:
         hold: While set, chat and generate responses stop before each chunk after the first
             (and before a non-streamed answer) until it is cleared.
         paused: Set while a response is waiting on ``hold``.
+        hold_pull: While set, a pull stops after its first progress line with bytes done.
+        pull_paused: Set while a pull is waiting on ``hold_pull``.
+        hold_load: While set, a request that must load its model first waits before loading.
+        load_paused: Set while a load is waiting on ``hold_load``.
+        stream_error: If set, chat and generate streams send ``{"error": stream_error}`` after
+            their first chunk and end there (as Ollama does when a runner fails mid-answer).
+        loaded: Full names of the models in memory (what ``/api/ps`` lists).
         disconnected: Set when a client leaves before its response was complete.
         disconnects: How many clients did so.
         chunks_sent: Content chunks (``"done": false``) of chat/generate written to clients.
@@ -116,6 +133,7 @@ class FakeOllama:
         pull_delay: float = 0.001,
         pull_steps: int = 3,
         fail_pull: str | None = None,
+        port: int = 0,
     ) -> None:
         registry = {"llama3.2": FakeModel()} if models is None else models
         self._registry = {normalize_name(name): spec for name, spec in registry.items()}
@@ -130,21 +148,22 @@ class FakeOllama:
         self.disconnected = threading.Event()
         self.disconnects = 0
         self.chunks_sent = 0
+        self.hold_pull = threading.Event()
+        self.pull_paused = threading.Event()
+        self.hold_load = threading.Event()
+        self.load_paused = threading.Event()
+        self.stream_error: str | None = None
+        self.loaded: set[str] = set()
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        self._dead = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._port = port
+        self._connections: set[socket.socket] = set()
 
     def __enter__(self) -> FakeOllama:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]  # the handler finds its fake here
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(_POLL_S * 10,), name="fake-ollama", daemon=True
-        )
-        self._thread.start()
+        self._start()
         return self
 
     def __exit__(
@@ -154,11 +173,46 @@ class FakeOllama:
         tb: TracebackType | None,
     ) -> None:
         self._closing.set()  # releases held responses so their threads end
+        self._stop()
+
+    def _start(self) -> None:
+        self._closing.clear()
+        self._dead.clear()
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        server.daemon_threads = True
+        server.fake = self  # type: ignore[attr-defined]  # the handler finds its fake here
+        self._server = server
+        self._port = server.server_address[1]
+        self.url = f"http://127.0.0.1:{self._port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(_POLL_S * 10,), name="fake-ollama", daemon=True
+        )
+        self._thread.start()
+
+    def _stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server = None
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
+
+    def die(self) -> None:
+        """Stop as a crashed Ollama does: the port refuses, open streams are cut mid-way."""
+        self._dead.set()  # no handler writes another byte
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._closing.set()
+        self._stop()
+        self.loaded.clear()
+
+    def revive(self) -> None:
+        """Serve again on the same port (an Ollama that was restarted), nothing loaded."""
+        self._start()
 
     @property
     def present(self) -> list[str]:
@@ -179,6 +233,16 @@ class FakeOllama:
     def _mark_present(self, name: str) -> None:
         with self._lock:
             self._present.add(normalize_name(name))
+
+    def _track(self, conn: socket.socket, live: bool) -> None:
+        with self._lock:
+            if live:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _capabilities(self, name: str) -> tuple[str, ...]:
+        return self._registry[normalize_name(name)].capabilities
 
     def _count_chunk(self) -> None:
         with self._lock:
@@ -207,6 +271,13 @@ class FakeOllama:
             },
         }
 
+    def _ps_entry(self, name: str) -> dict[str, Any]:
+        entry = self._tag(name)
+        entry.pop("modified_at")
+        entry["expires_at"] = _now()
+        entry["size_vram"] = entry["size"]
+        return entry
+
     def _layers(self, name: str) -> list[tuple[str, int]]:
         """Return ``(digest, total)`` per layer: the weights, then a small template layer."""
         size = self._registry[name].size
@@ -226,6 +297,17 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def fake(self) -> FakeOllama:
         return self.server.fake  # type: ignore[attr-defined, no-any-return]
+
+    def setup(self) -> None:
+        """Remember the connection, so die() can cut it."""
+        super().setup()
+        self.fake._track(self.connection, True)
+
+    def finish(self) -> None:
+        """Forget the connection."""
+        self.fake._track(self.connection, False)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: pytest shows failures, not access logs."""
@@ -263,6 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(b"0\r\n\r\n")
 
     def _write(self, data: bytes) -> None:
+        if self.fake._dead.is_set():
+            raise _ClientGone
         try:
             self.wfile.write(data)
             self.wfile.flush()
@@ -277,17 +361,21 @@ class _Handler(BaseHTTPRequestHandler):
             return True
 
     def _wait_while_held(self) -> None:
+        self._wait_on(self.fake.hold, self.fake.paused)
+
+    def _wait_on(self, hold: threading.Event, paused: threading.Event) -> None:
+        """While ``hold`` is set, wait (saying so with ``paused``) unless the client leaves."""
         fake = self.fake
-        if not fake.hold.is_set():
+        if not hold.is_set():
             return
-        fake.paused.set()
+        paused.set()
         try:
-            while fake.hold.is_set() and not fake._closing.is_set():
+            while hold.is_set() and not fake._closing.is_set():
                 if self._peer_closed():
                     raise _ClientGone
                 fake._closing.wait(_POLL_S)
         finally:
-            fake.paused.clear()
+            paused.clear()
 
     # ---- dispatch -----------------------------------------------------------------------
 
@@ -318,6 +406,8 @@ class _Handler(BaseHTTPRequestHandler):
             ("HEAD", "/"): self._root,
             ("GET", "/api/version"): self._version,
             ("GET", "/api/tags"): self._tags,
+            ("GET", "/api/ps"): self._ps,
+            ("POST", "/api/show"): self._show,
             ("POST", "/api/pull"): self._pull,
             ("POST", "/api/chat"): self._chat,
             ("POST", "/api/generate"): self._generate,
@@ -347,6 +437,53 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         self._send_json(200, {"models": [fake._tag(name) for name in fake.present]})
 
+    def _ps(self, body: dict[str, Any]) -> None:
+        fake = self.fake
+        with fake._lock:
+            loaded = sorted(fake.loaded)
+        self._send_json(200, {"models": [fake._ps_entry(name) for name in loaded]})
+
+    def _show(self, body: dict[str, Any]) -> None:
+        name = self._require_model(body)
+        if name is None:
+            return
+        tag = self.fake._tag(normalize_name(name))
+        self._send_json(
+            200,
+            {
+                "modelfile": f"FROM {name}",
+                "parameters": "",
+                "template": "{{ .Prompt }}",
+                "details": tag["details"],
+                "model_info": {"general.architecture": tag["details"]["family"]},
+                "capabilities": list(self.fake._capabilities(name)),
+                "modified_at": tag["modified_at"],
+            },
+        )
+
+    def _load(self, name: str, body: dict[str, Any]) -> None:
+        """Load ``name`` into memory (a cold start waits on ``hold_load``), or unload it."""
+        fake = self.fake
+        full = normalize_name(name)
+        if body.get("keep_alive") in (0, "0", "0s"):
+            with fake._lock:
+                fake.loaded.discard(full)
+            return
+        with fake._lock:
+            if full in fake.loaded:
+                return
+        if fake.hold_load.is_set():
+            fake.load_paused.set()
+            try:
+                while fake.hold_load.is_set() and not fake._closing.is_set():
+                    if self._peer_closed():
+                        raise _ClientGone
+                    fake._closing.wait(_POLL_S)
+            finally:
+                fake.load_paused.clear()
+        with fake._lock:
+            fake.loaded.add(full)
+
     def _pull(self, body: dict[str, Any]) -> None:
         fake = self.fake
         name = normalize_name(str(body.get("model") or body.get("name") or ""))
@@ -375,6 +512,7 @@ class _Handler(BaseHTTPRequestHandler):
             yield {"error": error}
             return
         steps = max(1, fake.pull_steps)
+        held = False
         for digest, total in fake._layers(name):
             for step in range(steps + 1):
                 time.sleep(fake.pull_delay)  # the fake's pace, not a wait in a test
@@ -384,6 +522,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "total": total,
                     "completed": total * step // steps,
                 }
+                if step and not held:
+                    held = True
+                    self._wait_on(fake.hold_pull, fake.pull_paused)
         yield {"status": "verifying sha256 digest"}
         yield {"status": "writing manifest"}
         fake._mark_present(name)
@@ -400,8 +541,19 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return str(name)
 
-    def _chat(self, body: dict[str, Any]) -> None:
+    def _require_completion(self, body: dict[str, Any], verb: str) -> str | None:
+        """The model of a chat or generate request, loaded; else Ollama's error and None."""
         model = self._require_model(body)
+        if model is None:
+            return None
+        if "completion" not in self.fake._capabilities(model):
+            self._send_json(400, {"error": f'"{model}" does not support {verb}'})
+            return None
+        self._load(model, body)
+        return model
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        model = self._require_completion(body, "chat")
         if model is None:
             return
         messages = body.get("messages") or []
@@ -418,14 +570,42 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
-        last_user = next(
-            (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""
-        )
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        text = str(last_user.get("content", ""))
+        if last_user.get("images"):
+            text += f" ({len(last_user['images'])} images)"
         prompt_tokens = sum(_words(str(m.get("content", ""))) for m in messages)
-        self._complete(body, model, str(last_user), prompt_tokens, chat=True)
+        tools = body.get("tools") or []
+        if tools and "use the tool" in text:
+            self._tool_call(body, model, tools[0], text, prompt_tokens)
+            return
+        self._complete(body, model, text, prompt_tokens, chat=True)
+
+    def _tool_call(
+        self, body: dict[str, Any], model: str, tool: dict[str, Any], text: str, prompt_tokens: int
+    ) -> None:
+        """Answer with a call of ``tool`` (Ollama's shape: arguments as an object)."""
+        call = {"function": {"name": tool["function"]["name"], "arguments": {"text": text}}}
+        message = {"role": "assistant", "content": "", "tool_calls": [call]}
+        final = {
+            "model": model,
+            "created_at": _now(),
+            "message": message,
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": prompt_tokens,
+            "eval_count": 1,
+        }
+        if body.get("stream", True) is False:
+            self._send_json(200, final)
+            return
+        self._start_stream()
+        self._send_line({**final, "done": False, "done_reason": None})
+        self._send_line({**final, "message": {"role": "assistant", "content": ""}})
+        self._end_stream()
 
     def _generate(self, body: dict[str, Any]) -> None:
-        model = self._require_model(body)
+        model = self._require_completion(body, "generate")
         if model is None:
             return
         prompt = str(body.get("prompt") or "")
@@ -486,6 +666,11 @@ class _Handler(BaseHTTPRequestHandler):
         for i, piece in enumerate(pieces):
             if i:
                 self._wait_while_held()
+                error = self.fake.stream_error
+                if error is not None:
+                    self._send_line({"error": error})
+                    self._end_stream()
+                    return
             self._send_line({"model": model, "created_at": _now(), **content(piece), "done": False})
             self.fake._count_chunk()
         self._wait_while_held()
@@ -496,6 +681,7 @@ class _Handler(BaseHTTPRequestHandler):
         model = self._require_model(body)
         if model is None:
             return
+        self._load(model, body)
         given = body.get("input", [])
         texts = [given] if isinstance(given, str) else [str(t) for t in given]
         self._send_json(
