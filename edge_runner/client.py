@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -243,6 +243,38 @@ class Client(_Base):
                     yield item
         except httpx.HTTPError as exc:
             raise _connection_failed(self.api_base, exc) from exc
+
+    def chat_stream(
+        self, model_id: str, messages: list[dict[str, Any]], /, **options: Any
+    ) -> Generator[str, None, None]:
+        """Stream a chat answer from ``/v1/chat/completions``; yields text as it comes.
+
+        ``options`` are OpenAI request fields (``max_tokens``, ``temperature``, ...).
+        """
+        body = {**options, "model": model_id, "messages": messages, "stream": True}
+        try:
+            with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    raise _api_error(response, response.read())
+                for _, data in parse_sse(response.iter_lines()):
+                    if data == "[DONE]":
+                        return
+                    text = _chat_delta(json.loads(data))
+                    if text:
+                        yield text
+        except httpx.HTTPError as exc:
+            raise _connection_failed(self.api_base, exc) from exc
+
+
+def _chat_delta(doc: Any) -> str:
+    """The text of one ``chat.completion.chunk``; an error document raises."""
+    if isinstance(doc, dict) and "error" in doc:
+        error = doc["error"] if isinstance(doc["error"], dict) else {"message": doc["error"]}
+        raise TaskFailed(0, str(error.get("code", "ERROR")), str(error.get("message")))
+    choices = doc.get("choices") if isinstance(doc, dict) else None
+    if not choices:
+        return ""
+    return str((choices[0].get("delta") or {}).get("content") or "")
 
 
 class AsyncClient(_Base):

@@ -194,6 +194,9 @@ class Backend(abc.ABC):
         del model_id
         return None
 
+    #: how :meth:`slots` is set, for a warning about ``--pool-size`` ("OLLAMA_NUM_PARALLEL=1")
+    slots_setting: str = ""
+
 
 def _copy(status: pb.ModelStatus) -> pb.ModelStatus:
     clone = pb.ModelStatus()

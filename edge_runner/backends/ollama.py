@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -52,6 +52,7 @@ from edge_runner.backends.openai_format import (
     embeddings_reply,
     include_usage,
 )
+from edge_runner.backends.watch import Watcher
 from edge_runner.errors import ConfigError
 from edge_runner.models.signatures import MethodKind, MethodSignature, Param
 from edge_runner.models.wire import model_spec
@@ -162,7 +163,8 @@ class OllamaBackend(Backend):
 
     Args:
         host: Ollama's address (see :func:`normalize_host`).
-        models: Ollama model names (``llama3.2``, ``qwen3:8b``, ``library/qwen2.5``).
+        models: Ollama model names (``llama3.2``, ``qwen3:8b``, ``library/qwen2.5``), each
+            served under :func:`model_id_for` its name; or a mapping of model id to name.
         num_ctx: the context length to run every model with.
         keep_alive: how long Ollama keeps a model loaded after a request (``5m``, ``-1``).
         preload: load each model into memory before it is READY (the cold start happens
@@ -177,7 +179,7 @@ class OllamaBackend(Backend):
     def __init__(
         self,
         host: str,
-        models: list[str],
+        models: Sequence[str] | Mapping[str, str],
         *,
         num_ctx: int | None = None,
         keep_alive: str | None = None,
@@ -190,22 +192,28 @@ class OllamaBackend(Backend):
         if not models:
             raise ValueError("name at least one Ollama model")
         self.host = normalize_host(host)
-        self.names = {model_id_for(m): m for m in models}
+        self.names = (
+            dict(models) if isinstance(models, Mapping) else {model_id_for(m): m for m in models}
+        )
         self.num_ctx = num_ctx
         self.keep_alive = keep_alive
         self.preload = preload
-        self.probe_interval = probe_interval
         self.log_progress = log_progress
         self.parallel = ollama_parallel()
+        self.slots_setting = f"OLLAMA_NUM_PARALLEL={self.parallel}"
         self._client = ollama.Client(
             self.host, **client_options(httpx.Timeout(timeout, connect=5.0))
         )
         self._probe_http = httpx.Client(base_url=self.host, timeout=2.0)
         self._failed: set[str] = set()
-        self._down_since: float | None = None
-        self._wake = threading.Event()
         self._closed = CancelEvent()  # also aborts a pull or a load in progress
-        self._thread: threading.Thread | None = None
+        self._watcher = Watcher(
+            f"Ollama at {self.host}",
+            probe_interval,
+            prepare=self._prepare,
+            probe=self._probe,
+            went_down=self._went_down,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -228,15 +236,12 @@ class OllamaBackend(Backend):
                 self.set_status(model_id, pb.LOADING, f"{name} is waiting to be downloaded")
             elif self.preload:
                 self.set_status(model_id, pb.LOADING, f"{name} is loading into memory")
-        self._thread = threading.Thread(target=self._watch, name=f"ollama-{self.host}", daemon=True)
-        self._thread.start()
+        self._watcher.start()
 
     def close(self) -> None:
         """Stop the watcher (aborting a pull in progress) and close the clients."""
         self._closed.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
+        self._watcher.stop()
         self._client.close()
         self._probe_http.close()
 
@@ -260,28 +265,7 @@ class OllamaBackend(Backend):
             if model_id not in self._failed
         ]
 
-    # -- preparing and watching (the watcher thread) ----------------------------------------
-
-    def _watch(self) -> None:
-        self._prepare()
-        while not self._closed.is_set():
-            self._wake.wait(self.probe_interval)
-            self._wake.clear()
-            if self._closed.is_set():
-                return
-            try:
-                self._probe_http.get("/api/version").raise_for_status()
-            except httpx.HTTPError as exc:
-                self._went_down(_describe(exc))
-                continue
-            if self._down_since is not None:
-                logger.info(
-                    "Ollama at %s answers again after %.1f s",
-                    self.host,
-                    time.monotonic() - self._down_since,
-                )
-                self._down_since = None
-                self._prepare()
+    # -- preparing (the watcher's thread) ---------------------------------------------------
 
     def _prepare(self) -> None:
         """Pull what is missing, load, mark READY; stops at the first sign Ollama is down."""
@@ -303,28 +287,23 @@ class OllamaBackend(Backend):
                 self.set_status(model_id, pb.FAILED, str(exc))
                 continue
             except (_Down, *_FOREIGN, *_FOREIGN_ANSWER) as exc:
-                if self._closed.is_set():
-                    return
-                self._went_down(_describe(exc))
+                if not self._closed.is_set():
+                    self._watcher.down(_describe(exc))
                 return
             self.set_status(model_id, pb.READY, f"{name} is ready")
             logger.info("%s is ready", name)
 
+    def _probe(self) -> None:
+        self._probe_http.get("/api/version").raise_for_status()
+
     def _went_down(self, reason: str) -> None:
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            logger.warning(
-                "Ollama at %s is not answering (%s); its models are unavailable until it is back",
-                self.host,
-                reason,
-            )
         for model_id, name in self.names.items():
             if model_id not in self._failed:
                 self.set_status(
                     model_id,
                     pb.UNAVAILABLE,
                     f"{name} is unavailable: Ollama at {self.host} is not answering ({reason}); "
-                    f"the runner checks again every {self.probe_interval:g} s",
+                    f"the runner checks again every {self._watcher.interval:g} s",
                 )
 
     def _local_models(self) -> set[str]:
@@ -624,7 +603,7 @@ class OllamaBackend(Backend):
         if isinstance(exc, ollama.RequestError):
             return BackendError("INVALID_ARGUMENT", f"Ollama request: {exc.error}")
         if isinstance(exc, httpx.HTTPError | ConnectionError):
-            self._wake.set()  # let the watcher confirm and mark the models unavailable
+            self._watcher.wake()  # let it confirm and mark the models unavailable
             return BackendError(
                 "BACKEND_UNAVAILABLE",
                 f"Ollama at {self.host} stopped answering ({_describe(exc)}); "

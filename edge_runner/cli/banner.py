@@ -57,27 +57,37 @@ def _pick(sigs: list[MethodSignature], kind: MethodKind, preferred: str) -> Meth
 def render_banner(
     *,
     api_base: str,
-    model_path: Path,
-    model_id: str,
+    source: str,
     runner: dict[str, Any],
     secret_backend: str,
     data_dir: Path,
 ) -> str:
-    """The text ``edge-runner up`` prints once the runner is registered."""
+    """The text ``edge-runner up`` prints once the runner is registered.
+
+    Args:
+        api_base: the control plane's address.
+        source: what the runner serves, for a person ("examples/hello", "Ollama at ...").
+        runner: the runner's ready line (its models, the first one's methods, chat, pool).
+        secret_backend: where the token went (``keyring:...`` or ``file:DIR``).
+        data_dir: the control plane's data dir.
+    """
     sigs = [MethodSignature.from_dict(m) for m in runner.get("methods", [])]
+    models = list(runner.get("models") or [runner.get("model_id")])
+    model_id = str(models[0])
     token_place = (
         "the OS keyring"
         if secret_backend.startswith("keyring")
         else secret_backend.split(":", 1)[-1]
     )
+    served = ", ".join(map(str, models))
     lines = [
         f"edge-runner {__version__} is up",
         f"  control plane  {api_base}   (data: {data_dir})",
-        f"  runner         {runner.get('runner_id')} serving {model_id} from {model_path} "
-        f"({runner.get('pool_size')} workers, connected through the gRPC tunnel)",
+        f"  runner         {runner.get('runner_id')} serving {served} from {source} "
+        f"({runner.get('pool_size')} workers, connected through the tunnel)",
         f"  context        local (active); its token is in {token_place}",
         "",
-        f"Methods of {model_id}:",
+        f"Methods of {model_id}{' (and the others)' if len(models) > 1 else ''}:",
         *(f"  {sig.render()}" for sig in sigs),
         "",
         "Try it from another terminal:",
@@ -91,6 +101,8 @@ def render_banner(
     if stream is not None:
         method = "" if stream.name == "generate" else f" --method {stream.name}"
         lines.append(f"  edge-runner generate {model_id}{method} {_cli_args(stream)}".rstrip())
+    if runner.get("chat"):
+        lines.append(f"  edge-runner chat {model_id}                # /bye to leave")
     target = unary or stream
     if target is not None:
         lines += [

@@ -27,11 +27,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7070
 DEFAULT_GRPC_PORT = 7071
+DEFAULT_POOL_SIZE = 32
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``up``, ``control`` and ``runner``."""
     from edge_runner.cli import up
+    from edge_runner.cli.backend_args import add_backend_options
 
     control = sub.add_parser(
         "control",
@@ -47,8 +49,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     runner = sub.add_parser(
         "runner",
         help="run a runner for a model folder",
-        description="Serve a model folder through the active context's control plane. The "
-        "runner only dials out; it keeps retrying with backoff until the control plane answers.",
+        description="Serve a model folder, Ollama models (--ollama) or the models of a local "
+        "OpenAI-compatible server (--openai-upstream) through the active context's control "
+        "plane. The runner only dials out; it keeps retrying with backoff until the control "
+        "plane answers.",
     )
     runner.add_argument("model_path", nargs="?", default=".", help="model folder (default .)")
     _runner_options(runner)
@@ -59,18 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     runner.add_argument("--port", type=int, help="control plane HTTP port")
     runner.add_argument("--runner-id", help="use this runner id instead of the persisted one")
-    runner.add_argument(
-        "--ollama",
-        metavar="MODELS",
-        help="serve these Ollama models (comma-separated) instead of a model folder",
-    )
-    runner.add_argument(
-        "--ollama-host",
-        default=None,
-        help="the Ollama to use (default: $OLLAMA_HOST or 127.0.0.1:11434)",
-    )
-    runner.add_argument("--num-ctx", type=int, help="Ollama context length (num_ctx)")
-    runner.add_argument("--keep-alive", help="how long Ollama keeps the model loaded (e.g. 5m)")
+    add_backend_options(runner)
     runner.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     runner.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)
     runner.set_defaults(func=_runner)
@@ -152,7 +145,10 @@ def is_loopback(host: str) -> bool:
 
 def _runner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--pool-size", type=int, default=32, help="worker threads = tasks at once (default 32)"
+        "--pool-size",
+        type=int,
+        help="tasks run at once (default 32; for Ollama, what it runs at once: "
+        "OLLAMA_NUM_PARALLEL per model)",
     )
     parser.add_argument(
         "--grace-period",
@@ -326,10 +322,11 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def _runner(args: argparse.Namespace) -> int:
-    from edge_runner.backends.base import Backend
     from edge_runner.backends.ollama import OllamaBackend
-    from edge_runner.backends.python_model import PythonModelBackend
+    from edge_runner.backends.ollama_serve import OllamaServe, ensure_ollama
+    from edge_runner.cli.backend_args import build_backend
     from edge_runner.cli.enroll import runner_credential
+    from edge_runner.cli.progress import ProgressDisplay
     from edge_runner.config.paths import data_dir, runtime_dir
     from edge_runner.config.resolve import resolve_credentials
     from edge_runner.models.wire import signatures_from_spec
@@ -337,27 +334,26 @@ def _runner(args: argparse.Namespace) -> int:
     from edge_runner.runner.identity import claim_runner_id
     from edge_runner.runner.transport import TransportKind
 
-    _positive("--pool-size", args.pool_size)
+    if args.pool_size is not None:
+        _positive("--pool-size", args.pool_size)
     _positive("--grace-period", args.grace_period)
     scale = time_scale()
     api_base = None
     if args.host or args.port:
         api_base = f"http://{args.host or '127.0.0.1'}:{args.port or DEFAULT_PORT}"
     creds = resolve_credentials(context=args.context, api_base=api_base)
-    backend: Backend
-    if args.ollama:
-        models = [m.strip() for m in args.ollama.split(",") if m.strip()]
-        if not models:
-            raise ConfigError("--ollama needs at least one model name, e.g. --ollama llama3.2")
-        host = args.ollama_host or os.environ.get("OLLAMA_HOST") or "127.0.0.1:11434"
-        if "://" not in host:
-            host = f"http://{host}"
-        backend = OllamaBackend(host, models, num_ctx=args.num_ctx, keep_alive=args.keep_alive)
-        source = f"ollama {host} {','.join(sorted(models))}"
-    else:
-        model_path = Path(args.model_path).expanduser().resolve()
-        backend = PythonModelBackend(model_path)
-        source = str(model_path)
+    # A bar on a terminal of our own; a supervised runner (`up`) leaves progress to `up`.
+    bar = ProgressDisplay() if sys.stderr.isatty() and args.ready_fd is None else None
+    model_path = Path(args.model_path).expanduser().resolve()
+    built = build_backend(args, model_path, probe_interval=5.0 * scale, log_progress=bar is None)
+    backend, source = built.backend, built.source
+    pool_size = args.pool_size
+    if pool_size is None:
+        pool_size = DEFAULT_POOL_SIZE
+        if isinstance(backend, OllamaBackend):  # what Ollama runs at once, and no more
+            pool_size = backend.parallel * len(backend.names)
+    if bar is not None:
+        backend.add_status_listener(bar.status)
     identity = None
     if args.runner_id:
         runner_id = args.runner_id
@@ -377,7 +373,7 @@ def _runner(args: argparse.Namespace) -> int:
     settings = RunnerSettings(
         api_base=creds.api_base,
         token=token,
-        pool_size=args.pool_size,
+        pool_size=pool_size,
         grace_period=args.grace_period,
         backoff_initial=0.5 * scale,
         backoff_cap=10.0 * scale,
@@ -387,15 +383,17 @@ def _runner(args: argparse.Namespace) -> int:
     runner = Runner(settings, backend, runner_id)
 
     def ready(r: Runner) -> None:
-        spec = backend.specs()[0]
+        specs = backend.specs()
+        spec = specs[0]
         write_ready(
             args.ready_fd,
             {
                 "runner_id": r.runner_id,
                 "model_id": spec.model_id,
-                "models": [s.model_id for s in backend.specs()],
+                "models": [s.model_id for s in specs],
                 "methods": [sig.to_dict() for sig in signatures_from_spec(spec)],
                 "chat": spec.chat,
+                "backend": backend.name,
                 "pool_size": settings.pool_size,
             },
         )
@@ -405,19 +403,20 @@ def _runner(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runner.request_stop)
         watch_lifeline(args.lifeline_fd, runner.request_stop)
-        logger.info(
-            "runner %s serving %s (%s) with %d worker(s)",
-            runner_id,
-            ", ".join(s.model_id for s in backend.specs()),
-            source,
-            settings.pool_size,
-        )
+        logger.info("runner %s serving %s with %d worker(s)", runner_id, source, settings.pool_size)
         await runner.run(on_ready=ready)
         logger.debug("runner stopped")
 
+    child: OllamaServe | None = None
     try:
+        if isinstance(backend, OllamaBackend):
+            child = ensure_ollama(backend.host, verbose=args.verbose, log_dir=data_dir() / "ollama")
         asyncio.run(serve())
     finally:
+        if bar is not None:
+            bar.close()
+        if child is not None:
+            child.stop()
         if identity is not None:
             identity.release()
     return 0

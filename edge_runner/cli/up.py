@@ -33,20 +33,22 @@ LOCAL_CONTEXT = "local"
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``up`` command."""
+    from edge_runner.cli.backend_args import add_backend_options
     from edge_runner.cli.serve import _control_options, _listen_options, _runner_options
 
     up = sub.add_parser(
         "up",
-        help="run a control plane and a runner for a model folder on this machine",
-        description="Start an embedded control plane on this machine and a runner for "
-        "MODEL_PATH connected to it through the tunnel; write the `local` context; print "
-        "how to call the model. Ctrl-C stops everything.",
+        help="run a control plane and a runner on this machine",
+        description="Start an embedded control plane on this machine and a runner connected "
+        "to it through the tunnel, serving MODEL_PATH (a model folder), Ollama models "
+        "(--ollama) or a local OpenAI-compatible server (--openai-upstream); write the "
+        "`local` context; print how to call the models. Ctrl-C stops everything.",
     )
     up.add_argument("model_path", nargs="?", default=".", help="model folder (default .)")
     _listen_options(up)
     _control_options(up)
     _runner_options(up)
-    up.add_argument("-v", "--verbose", action="store_true", help="show the children's INFO logs")
+    add_backend_options(up)
     up.set_defaults(func=_up)
 
 
@@ -102,8 +104,12 @@ async def _ready(proc: asyncio.subprocess.Process, read_fd: int, what: str) -> d
     return dict(json.loads(line))
 
 
-def _store_local_context(api_base: str, token_file: Path) -> str:
-    """Write the ``local`` context and put the admin token in the secret store."""
+def _store_local_context(api_base: str, token_file: Path) -> tuple[str, str]:
+    """Write the ``local`` context and put the admin token in the secret store.
+
+    Returns:
+        The secret store's name and the token (for ``up``'s own calls; never printed).
+    """
     from edge_runner.config.contexts import Context, ContextsFile
     from edge_runner.config.secrets import secret_store
 
@@ -120,7 +126,7 @@ def _store_local_context(api_base: str, token_file: Path) -> str:
     contexts = ContextsFile.load()
     contexts.put(Context(LOCAL_CONTEXT, api_base, "admin"), make_current=True)
     contexts.save()
-    return store.backend_name
+    return store.backend_name, token
 
 
 async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
@@ -137,9 +143,13 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
 
 
 async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Path) -> int:
+    from edge_runner.cli.backend_args import backend_argv, check_one_source, describe
     from edge_runner.models.config import load_config
+    from edge_runner.models.loader import existing_folder
 
-    config = load_config(model_path)  # fail fast on a bad folder, before starting anything
+    folder = check_one_source(args)
+    if folder:
+        load_config(existing_folder(model_path))  # a bad folder fails before anything starts
     loop = asyncio.get_running_loop()
     signals: asyncio.Queue[int] = asyncio.Queue()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -176,15 +186,15 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
         ready = await _race(_ready(control, fd, "control plane"), signals)
         if ready is None:
             return 130
-        backend = _store_local_context(ready["api_base"], Path(ready["admin_token_file"]))
+        backend, token = _store_local_context(ready["api_base"], Path(ready["admin_token_file"]))
         runner, fd = await _spawn(
             [
                 "runner",
-                str(model_path),
+                *([str(model_path)] if folder else []),
+                *backend_argv(args),
                 "--context",
                 LOCAL_CONTEXT,
-                "--pool-size",
-                str(args.pool_size),
+                *(["--pool-size", str(args.pool_size)] if args.pool_size is not None else []),
                 "--grace-period",
                 str(args.grace_period),
                 "--transport",
@@ -198,19 +208,54 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
         print(
             render_banner(
                 api_base=ready["api_base"],
-                model_path=model_path,
-                model_id=config.model_id,
+                source=describe(args, model_path),
                 runner=runner_ready,
                 secret_backend=backend,
                 data_dir=control_dir,
             ),
             flush=True,
         )
-        return await _wait(control, runner, signals)
+        follow = asyncio.ensure_future(
+            _follow_readiness(ready["api_base"], token, list(runner_ready.get("models", [])))
+        )
+        try:
+            return await _wait(control, runner, signals)
+        finally:
+            follow.cancel()
     finally:
         if runner is not None:
             await _stop(runner, args.grace_period + 5)
         await _stop(control, 10)
+
+
+async def _follow_readiness(api_base: str, token: str, models: list[str]) -> None:
+    """Show download and load progress of the runner's models until all are ready."""
+    import httpx
+
+    from edge_runner.cli.progress import ProgressDisplay
+
+    display = ProgressDisplay()
+    headers = {"Authorization": f"Bearer {token}"}
+    waiting = set(models)
+    try:
+        async with httpx.AsyncClient(base_url=api_base, headers=headers, timeout=5.0) as http:
+            while waiting:
+                try:
+                    listed = (await http.get("/v2/models")).json()["models"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    listed = []  # the control plane is stopping or busy: try again
+                seen = {m["id"]: m for m in listed if m.get("id") in waiting}
+                for model_id in list(waiting):
+                    model = seen.get(model_id)
+                    if model is None:  # withdrawn: the runner has said why
+                        waiting.discard(model_id)
+                        continue
+                    display.view(model)
+                    if model.get("status") == "online":
+                        waiting.discard(model_id)
+                await asyncio.sleep(0.25)
+    finally:
+        display.close()
 
 
 async def _race(coro: Any, signals: asyncio.Queue[int]) -> Any:
@@ -261,6 +306,6 @@ async def _wait(
 def _up(args: argparse.Namespace) -> int:
     from edge_runner.config.paths import data_dir
 
-    model_path = Path(args.model_path).expanduser().resolve()
+    model_path = Path(args.model_path or ".").expanduser().resolve()
     control_dir = (args.data_dir or data_dir() / "control").expanduser().resolve()
     return asyncio.run(_supervise(args, model_path, control_dir))

@@ -21,7 +21,7 @@ from edge_runner.models.config import ModelConfig, load_config
 from edge_runner.models.model_class import ModelClass
 from edge_runner.models.signatures import MethodSignature, signatures_of
 
-__all__ = ["MODEL_FILE", "ModelFolder", "load_model_folder"]
+__all__ = ["MODEL_FILE", "ModelFolder", "existing_folder", "load_model_folder"]
 
 #: Where the model class lives, relative to the model folder.
 MODEL_FILE = Path("1") / "model.py"
@@ -74,14 +74,11 @@ class ModelFolder:
         return model
 
 
-def load_model_folder(path: str | Path) -> ModelFolder:
-    """Load the model folder at ``path``: config, model class and method signatures.
-
-    The model class is not instantiated; call :meth:`ModelFolder.instantiate` for that.
+def existing_folder(path: str | Path) -> Path:
+    """``path`` made absolute, once it is known to be a folder.
 
     Raises:
-        ModelFolderError: anything about the folder is wrong; the message says what and how
-            to fix it.
+        ModelFolderError: it does not exist or is a file.
     """
     folder = Path(path).expanduser().resolve()
     if not folder.exists():
@@ -93,6 +90,19 @@ def load_model_folder(path: str | Path) -> ModelFolder:
         raise ModelFolderError(
             f"{folder} is not a folder; pass the model folder holding config.yaml and 1/model.py"
         )
+    return folder
+
+
+def load_model_folder(path: str | Path) -> ModelFolder:
+    """Load the model folder at ``path``: config, model class and method signatures.
+
+    The model class is not instantiated; call :meth:`ModelFolder.instantiate` for that.
+
+    Raises:
+        ModelFolderError: anything about the folder is wrong; the message says what and how
+            to fix it.
+    """
+    folder = existing_folder(path)
     config = load_config(folder)
     model_file = folder / MODEL_FILE
     if not model_file.is_file():

@@ -44,7 +44,7 @@ from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import RunnerSession, SessionState
 from edge_runner.runner.backoff import backoff
 from edge_runner.runner.executor import Executor, TaskKey, TaskSink
-from edge_runner.runner.slots import split_pool
+from edge_runner.runner.slots import pool_warning, split_pool
 from edge_runner.runner.transport import (
     CONNECT_METHOD,
     Transport,
@@ -258,6 +258,9 @@ class Runner(TaskSink):
 
     def _split_pool(self) -> dict[str, int]:
         caps = {spec.model_id: self.backend.slots(spec.model_id) for spec in self.backend.specs()}
+        warning = pool_warning(self.settings.pool_size, caps, self.backend.slots_setting)
+        if warning is not None:
+            logger.warning("%s", warning)
         return split_pool(self.settings.pool_size, caps)
 
     def _on_model_status(self, status: pb.ModelStatus) -> None:

@@ -54,10 +54,10 @@ def test_banner_shows_methods_and_snippets_without_secrets(tmp_path: Path) -> No
     folder = load_model_folder(HELLO)
     text = render_banner(
         api_base="http://127.0.0.1:7070",
-        model_path=HELLO,
-        model_id="hello",
+        source=str(HELLO),
         runner={
             "runner_id": "runner-1",
+            "models": ["hello"],
             "methods": [s.to_dict() for s in folder.signatures],
             "chat": True,
             "pool_size": 32,
@@ -68,6 +68,7 @@ def test_banner_shows_methods_and_snippets_without_secrets(tmp_path: Path) -> No
     assert "predict(text: str) -> str" in text
     assert "edge-runner predict hello --text hi" in text
     assert "edge-runner generate hello --text hi" in text
+    assert "edge-runner chat hello" in text
     assert '"Authorization: Bearer $EDGE_RUNNER_PAT"' in text
     assert 'api_key=os.environ["EDGE_RUNNER_PAT"]' in text
     assert "er_pat_" not in text

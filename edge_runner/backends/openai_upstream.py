@@ -1,0 +1,413 @@
+"""The OpenAI-upstream backend: serve the models of any local OpenAI-compatible server.
+
+vLLM (``vllm serve``), the llama.cpp server, LM Studio, SGLang, Ollama's own ``/v1``: whatever
+answers ``GET /v1/models`` and ``POST /v1/chat/completions``. The runner proxies OpenAI
+requests to it through the tunnel as they are (``model`` swapped for the upstream's name and
+back), streaming included, and offers the native methods too: ``predict``/``generate``/``chat``
+over chat completions and ``embed`` over embeddings, so ``edge-runner predict`` and
+``edge-runner chat`` work.
+
+Readiness: the models are READY once ``/v1/models`` answers at start; a :class:`Watcher` probes
+it every ``probe_interval`` s and marks them UNAVAILABLE while it does not. A cancelled task
+shuts its socket down (see :mod:`.http_cancel`), which ends the generation upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply
+from edge_runner.backends.http_cancel import cancel_scope, client_options
+from edge_runner.backends.openai_format import (
+    CHAT_METHOD,
+    COMPLETIONS_METHOD,
+    EMBEDDINGS_METHOD,
+    OPENAI_METHODS,
+)
+from edge_runner.backends.watch import Watcher
+from edge_runner.errors import ConfigError
+from edge_runner.models.config import MODEL_ID_PATTERN
+from edge_runner.models.signatures import MethodKind, MethodSignature, Param
+from edge_runner.models.wire import model_spec
+from edge_runner.proto import tunnel_pb2 as pb
+
+__all__ = ["OpenAIUpstreamBackend", "normalize_base_url"]
+
+logger = logging.getLogger(__name__)
+
+START_HINT = (
+    "start the server first (e.g. `vllm serve MODEL`, `llama-server -m FILE --port 8080`, "
+    "LM Studio's local server) or fix --openai-upstream"
+)
+_OPTIONAL_INT = "int | None"
+_OPTIONAL_FLOAT = "float | None"
+_SIGNATURES = (
+    MethodSignature(
+        "chat",
+        MethodKind.SERVER_STREAM,
+        (
+            Param("messages", "list[dict]", True),
+            Param("max_tokens", _OPTIONAL_INT, False, None),
+            Param("temperature", _OPTIONAL_FLOAT, False, None),
+        ),
+        "Iterator[str]",
+        "Chat with the model; streams the answer.",
+    ),
+    MethodSignature(
+        "embed",
+        MethodKind.UNARY,
+        (Param("input", "list[str]", True),),
+        "list[list[float]]",
+        "Embed texts (needs an embedding model upstream).",
+    ),
+    MethodSignature(
+        "generate",
+        MethodKind.SERVER_STREAM,
+        (
+            Param("prompt", "str", True),
+            Param("max_tokens", _OPTIONAL_INT, False, None),
+            Param("temperature", _OPTIONAL_FLOAT, False, None),
+        ),
+        "Iterator[str]",
+        "Answer a prompt (one user message); streams the answer.",
+    ),
+    MethodSignature(
+        "predict",
+        MethodKind.UNARY,
+        (
+            Param("prompt", "str", True),
+            Param("max_tokens", _OPTIONAL_INT, False, None),
+            Param("temperature", _OPTIONAL_FLOAT, False, None),
+        ),
+        "str",
+        "Answer a prompt (one user message).",
+    ),
+)
+_PATHS = {
+    CHAT_METHOD: "/chat/completions",
+    COMPLETIONS_METHOD: "/completions",
+    EMBEDDINGS_METHOD: "/embeddings",
+}
+_STATUS_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "INVALID_ARGUMENT"}
+
+
+def normalize_base_url(url: str) -> str:
+    """The upstream's ``/v1`` base: ``http://host:8000`` becomes ``http://host:8000/v1``."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    if not urlsplit(url).path:
+        url += "/v1"
+    return url
+
+
+def _model_id(name: str) -> str:
+    """A model id for an upstream name: ``/`` as ``--``, other odd characters as ``-``."""
+    model_id = re.sub(r"[^A-Za-z0-9._:-]", "-", name.replace("/", "--")).lstrip("._:-")
+    return model_id[:128]
+
+
+class OpenAIUpstreamBackend(Backend):
+    """Serves ``models`` (default: all it lists) of the server at ``base_url``.
+
+    Args:
+        base_url: the server's OpenAI base (``http://127.0.0.1:8000/v1``).
+        models: upstream model names to serve (or a mapping of model id to name); None
+            serves every model it lists.
+        api_key: sent as ``Authorization: Bearer`` (read from an environment variable by the
+            CLI, never from a flag).
+        probe_interval: seconds between liveness probes.
+        timeout: seconds a call may stay silent before it fails.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        models: Sequence[str] | Mapping[str, str] | None = None,
+        *,
+        api_key: str | None = None,
+        probe_interval: float = 5.0,
+        timeout: float = 600.0,
+    ) -> None:
+        super().__init__()
+        self.base_url = normalize_base_url(base_url)
+        self._wanted = models
+        self.names: dict[str, str] = {}
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            **client_options(httpx.Timeout(timeout, connect=5.0)),
+        )
+        self._probe_http = httpx.Client(base_url=self.base_url, headers=headers, timeout=2.0)
+        self._watcher = Watcher(
+            f"the OpenAI-compatible server at {self.base_url}",
+            probe_interval,
+            prepare=self._mark_ready,
+            probe=self._listed,
+            went_down=self._went_down,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """List the upstream's models and pick the ones to serve.
+
+        Raises:
+            ConfigError: nothing answers at ``base_url``, or a wanted model is not listed.
+        """
+        try:
+            listed = self._listed()
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"no OpenAI-compatible server answers GET {self.base_url}/models "
+                f"({type(exc).__name__}: {exc}); {START_HINT}"
+            ) from exc
+        wanted = self._wanted if self._wanted is not None else listed
+        if not isinstance(wanted, Mapping):
+            wanted = {_model_id(name): name for name in wanted}
+        missing = [m for m in wanted.values() if m not in listed]
+        if missing:
+            raise ConfigError(
+                f"{self.base_url} does not serve {', '.join(map(repr, missing))}; "
+                f"it lists: {', '.join(listed) or 'nothing'}"
+            )
+        for model_id, name in wanted.items():
+            if not MODEL_ID_PATTERN.fullmatch(model_id):
+                logger.warning("skipping upstream model %r: no usable model id", name)
+                continue
+            self.names[model_id] = name
+        if not self.names:
+            raise ConfigError(f"{self.base_url} lists no model to serve")
+        logger.info("serving %s from %s", ", ".join(sorted(self.names.values())), self.base_url)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop probing and close the HTTP clients."""
+        self._watcher.stop()
+        self._http.close()
+        self._probe_http.close()
+
+    def specs(self) -> list[pb.ModelSpec]:
+        """One spec per upstream model, all alike."""
+        return [
+            model_spec(
+                model_id,
+                _SIGNATURES,
+                backend=self.name,
+                chat=True,
+                model_type_id="openai",
+                openai=tuple(OPENAI_METHODS.values()),
+            )
+            for model_id in sorted(self.names)
+        ]
+
+    def _listed(self) -> list[str]:
+        response = self._probe_http.get("/models")
+        response.raise_for_status()
+        return [str(m["id"]) for m in response.json()["data"]]
+
+    def _mark_ready(self) -> None:
+        for model_id in self.names:
+            self.set_status(model_id, pb.READY)
+
+    def _went_down(self, reason: str) -> None:
+        for model_id, name in self.names.items():
+            self.set_status(
+                model_id,
+                pb.UNAVAILABLE,
+                f"{name} is unavailable: {self.base_url} is not answering ({reason}); "
+                f"the runner checks again every {self._watcher.interval:g} s",
+            )
+
+    # -- calls (worker threads) -------------------------------------------------------------
+
+    def call(
+        self, model_id: str, method: str, payload: bytes, cancel: threading.Event
+    ) -> Reply | StreamReply:
+        """Run one task against the upstream."""
+        name = self.names.get(model_id)
+        if name is None:
+            raise BackendError("NOT_FOUND", f"this runner does not serve {model_id!r}")
+        status = self.status(model_id)
+        if status is not None and status.state != pb.READY:
+            raise BackendError("BACKEND_UNAVAILABLE", status.message, retryable=True)
+        try:
+            args = json.loads(payload or b"{}")
+        except ValueError as exc:
+            raise BackendError("INVALID_ARGUMENT", f"task payload is not JSON: {exc}") from exc
+        if not isinstance(args, dict):
+            raise BackendError("INVALID_ARGUMENT", "task payload must be a JSON object")
+        if method in _PATHS:
+            return self._proxy(_PATHS[method], {**args, "model": name}, model_id, cancel)
+        native = self._native.get(method)
+        if native is None:
+            raise BackendError("NOT_FOUND", f"upstream models have no method {method!r}")
+        return native(self, name, model_id, args, cancel)
+
+    def _proxy(
+        self, path: str, body: dict[str, Any], model_id: str, cancel: threading.Event
+    ) -> Reply | StreamReply:
+        """Forward an OpenAI request; answers carry our model id, not the upstream's name."""
+        if not body.get("stream"):
+            doc = self._post(path, body, cancel)
+            doc["model"] = model_id
+            return Reply(json.dumps(doc).encode(), _usage(doc.get("usage")))
+        reply = StreamReply(iter(()))
+
+        def chunks() -> Iterator[bytes]:
+            for doc in self._events(path, body, cancel):
+                doc["model"] = model_id
+                if doc.get("usage"):
+                    reply.usage = _usage(doc["usage"])
+                yield json.dumps(doc).encode()
+
+        reply.chunks = chunks()
+        return reply
+
+    def _chat_body(self, name: str, args: dict[str, Any], messages: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": name, "messages": messages}
+        for field in ("max_tokens", "temperature"):
+            if args.get(field) is not None:
+                body[field] = args[field]
+        return body
+
+    def _native_text(
+        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+    ) -> StreamReply:
+        if "messages" in args:
+            messages = args["messages"]
+        else:
+            if not isinstance(args.get("prompt"), str):
+                raise BackendError("INVALID_ARGUMENT", "`prompt` must be a string")
+            messages = [{"role": "user", "content": args["prompt"]}]
+        body = {**self._chat_body(name, args, messages), "stream": True}
+        reply = StreamReply(iter(()))
+
+        def pieces() -> Iterator[bytes]:
+            for doc in self._events("/chat/completions", body, cancel):
+                if doc.get("usage"):
+                    reply.usage = _usage(doc["usage"])
+                for choice in doc.get("choices") or ():
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        yield json.dumps(text).encode()
+
+        reply.chunks = pieces()
+        return reply
+
+    def _native_predict(
+        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+    ) -> Reply:
+        stream = self._native_text(name, model_id, args, cancel)
+        text = "".join(json.loads(piece) for piece in stream.chunks)
+        return Reply(json.dumps(text).encode(), stream.usage)
+
+    def _native_embed(
+        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+    ) -> Reply:
+        doc = self._post(
+            "/embeddings",
+            {"model": name, "input": args.get("input"), "encoding_format": "float"},
+            cancel,
+        )
+        vectors = [item["embedding"] for item in sorted(doc["data"], key=lambda d: d["index"])]
+        return Reply(json.dumps(vectors).encode(), _usage(doc.get("usage")))
+
+    _native: dict[str, Callable[..., Reply | StreamReply]] = {
+        "predict": _native_predict,
+        "generate": _native_text,
+        "chat": _native_text,
+        "embed": _native_embed,
+    }
+
+    # -- the translation boundary -----------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
+        try:
+            with cancel_scope(cancel):
+                response = self._http.post(path, json=body)
+            if response.status_code >= 400:
+                raise _upstream_error(response.status_code, response.content)
+            doc = response.json()
+        except httpx.HTTPError as exc:
+            if cancel.is_set():
+                raise BackendError("CANCELLED", "the task was cancelled") from exc
+            raise self._unreachable(exc) from exc
+        except ValueError as exc:
+            raise BackendError("MODEL_ERROR", f"the upstream's answer is not JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise BackendError("MODEL_ERROR", "the upstream's answer is not a JSON object")
+        return doc
+
+    def _events(
+        self, path: str, body: dict[str, Any], cancel: threading.Event
+    ) -> Iterator[dict[str, Any]]:
+        """The JSON documents of an upstream SSE stream, until ``[DONE]``."""
+        try:
+            with cancel_scope(cancel), self._http.stream("POST", path, json=body) as response:
+                if response.status_code >= 400:
+                    raise _upstream_error(response.status_code, response.read())
+                for line in response.iter_lines():
+                    if cancel.is_set():
+                        return
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    doc = json.loads(data)
+                    if isinstance(doc, dict) and "error" in doc:
+                        raise BackendError("MODEL_ERROR", f"upstream: {_message(doc)}")
+                    if isinstance(doc, dict):
+                        yield doc
+        except httpx.HTTPError as exc:
+            if cancel.is_set():
+                return
+            raise self._unreachable(exc) from exc
+        except ValueError as exc:
+            raise BackendError(
+                "MODEL_ERROR", f"the upstream sent a bad stream line: {exc}"
+            ) from exc
+
+    def _unreachable(self, exc: httpx.HTTPError) -> BackendError:
+        self._watcher.wake()
+        return BackendError(
+            "BACKEND_UNAVAILABLE",
+            f"{self.base_url} stopped answering ({type(exc).__name__}: {exc}); "
+            "the runner marks its models unavailable until it is back",
+        )
+
+
+def _message(doc: Any) -> str:
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error if error is not None else doc)
+
+
+def _upstream_error(status: int, body: bytes) -> BackendError:
+    try:
+        message = _message(json.loads(body))
+    except ValueError:
+        message = body.decode(errors="replace")[:300]
+    return BackendError(_STATUS_CODES.get(status, "MODEL_ERROR"), f"upstream ({status}): {message}")
+
+
+def _usage(doc: Any) -> pb.Usage | None:
+    if not isinstance(doc, dict):
+        return None
+    return pb.Usage(
+        prompt_tokens=int(doc.get("prompt_tokens") or 0),
+        completion_tokens=int(doc.get("completion_tokens") or 0),
+    )

@@ -1,0 +1,105 @@
+"""The thread that keeps a server-backed backend's models' readiness true.
+
+Backends that serve through a local server (Ollama, an OpenAI-compatible upstream) run one
+:class:`Watcher`: it prepares the models once, then probes the server every ``interval``
+seconds. The first failed probe calls ``went_down`` (the backend marks its models UNAVAILABLE);
+the first probe that answers after that calls ``came_back`` (it prepares them again). A call
+that could not reach the server calls :meth:`Watcher.wake`, so the outage is confirmed at once
+instead of at the next tick. An outage is logged once when it starts and once when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["Watcher"]
+
+logger = logging.getLogger(__name__)
+
+
+class Watcher:
+    """Prepare, then probe forever (until :meth:`stop`), in a daemon thread.
+
+    Args:
+        what: the server, for logs ("Ollama at http://127.0.0.1:11434").
+        interval: seconds between probes.
+        prepare: runs first, and again after an outage; it calls :meth:`down` itself when it
+            finds the server gone.
+        probe: raises (anything) when the server does not answer.
+        went_down: called with the reason when an outage starts.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        interval: float,
+        *,
+        prepare: Callable[[], None],
+        probe: Callable[[], object],
+        went_down: Callable[[str], None],
+    ) -> None:
+        self.what = what
+        self.interval = interval
+        self._prepare = prepare
+        self._probe = probe
+        self._went_down = went_down
+        self._down_since: float | None = None
+        self._wake = threading.Event()
+        self.stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"watch {what}", daemon=True)
+
+    @property
+    def is_down(self) -> bool:
+        """Whether an outage is in progress."""
+        return self._down_since is not None
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Probe now (a call just failed to reach the server)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop probing and wait for the thread."""
+        self.stopped.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def down(self, reason: str) -> None:
+        """Record an outage (once) and let the backend mark its models."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            logger.warning(
+                "%s is not answering (%s); its models are unavailable", self.what, reason
+            )
+        self._went_down(reason)
+
+    def _run(self) -> None:
+        self._prepare()
+        while not self.stopped.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self.stopped.is_set():
+                return
+            try:
+                self._probe()
+            except Exception as exc:  # whatever the probe raised, the server is not usable
+                self.down(_describe(exc))
+                continue
+            if self._down_since is not None:
+                logger.info(
+                    "%s answers again after %.1f s", self.what, time.monotonic() - self._down_since
+                )
+                self._down_since = None
+                self._prepare()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

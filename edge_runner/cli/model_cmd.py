@@ -1,0 +1,225 @@
+"""``edge-runner model init``: write a model folder to start from.
+
+Without ``--toolkit`` it is a Python model folder (``config.yaml``, ``1/model.py`` with a
+ModelClass that has unary, streaming and chat methods, ``requirements.txt``). With
+``--toolkit ollama`` or ``--toolkit openai`` it is a ``config.yaml`` whose ``toolkit`` section
+makes the runner serve an Ollama model or a model of a local OpenAI-compatible server (see
+:mod:`edge_runner.backends.factory`), so that setup can be versioned like any model folder.
+Existing files are never overwritten without ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+from edge_runner.errors import ConfigError
+
+__all__ = ["register"]
+
+_PYTHON_CONFIG = """\
+# A model folder: `edge-runner up {path}` serves it on this machine.
+model:
+  id: {model_id}
+  user_id: local
+  app_id: local
+  model_type_id: {model_type_id}
+
+inference_compute_info:
+  cpu_limit: "1"
+  cpu_memory: 1Gi
+  num_accelerators: 0
+
+build_info:
+  python_version: "3.11"
+"""
+
+_PYTHON_MODEL = '''\
+"""{model_id}: a starting point. Replace the bodies with your model's code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from edge_runner import ModelClass
+
+
+class Model(ModelClass):
+    """Every method marked with @ModelClass.method is callable; type hints make its signature."""
+
+    def load_model(self) -> None:
+        """Load weights and other heavy things here, once, before the first request."""
+        self.greeting = "Hello"
+
+    @ModelClass.method
+    def predict(self, text: str) -> str:
+        """One answer for one input."""
+        return f"{{self.greeting}}, {{text}}!"
+
+    @ModelClass.method
+    def generate(self, text: str, n: int = 3) -> Iterator[str]:
+        """A streamed answer: each yield reaches the client as it is produced."""
+        for i in range(n):
+            if self.cancelled():  # the client went away or cancelled the task
+                return
+            yield f"{{i}}: {{self.greeting}}, {{text}}!\\n"
+
+    @ModelClass.method
+    def chat(
+        self, messages: list[dict], max_tokens: int = 256, temperature: float = 1.0
+    ) -> Iterator[str]:
+        """Served at /v1/chat/completions too (OpenAI-compatible)."""
+        users = [m.get("content", "") for m in messages if m.get("role") == "user"]
+        for word in f"You said: {{users[-1] if users else ''}}".split()[:max_tokens]:
+            if self.cancelled():
+                return
+            yield word + " "
+'''
+
+_REQUIREMENTS = "# The Python packages this model needs, one per line (not edge-runner itself).\n"
+
+_OLLAMA_CONFIG = """\
+# Serves the Ollama model {name} through edge-runner: `edge-runner up {path}`.
+# The runner uses the Ollama at `host` (or $OLLAMA_HOST, or 127.0.0.1:11434), starts
+# `ollama serve` when none answers on this machine, and pulls {name} when it is missing.
+model:
+  id: {model_id}
+  user_id: local
+  app_id: local
+  model_type_id: text-to-text
+
+toolkit:
+  provider: ollama
+  model: {name}
+{host}  context_length: {context_length}   # num_ctx
+  keep_alive: 5m          # how long Ollama keeps the model in memory after a request
+"""
+
+_OPENAI_CONFIG = """\
+# Serves {name} of the OpenAI-compatible server at {base_url} (vLLM, llama.cpp's
+# llama-server, LM Studio, SGLang, ...) through edge-runner: `edge-runner up {path}`.
+model:
+  id: {model_id}
+  user_id: local
+  app_id: local
+  model_type_id: text-to-text
+
+toolkit:
+  provider: openai
+  base_url: {base_url}
+  model: {name}
+  # api_key_env: UPSTREAM_API_KEY   # the environment variable holding its key, if it needs one
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``model init``."""
+    model = sub.add_parser("model", help="work with model folders")
+    actions = model.add_subparsers(dest="model_command", metavar="ACTION")
+    init = actions.add_parser(
+        "init",
+        help="write a model folder (Python, or an Ollama / OpenAI-compatible toolkit)",
+        description="Write a model folder into MODEL_PATH (default: the current folder).",
+    )
+    init.add_argument("model_path", nargs="?", default=".", help="folder to write (default .)")
+    init.add_argument(
+        "--toolkit",
+        choices=("ollama", "openai"),
+        help="serve a model of a local Ollama, or of a local OpenAI-compatible server",
+    )
+    init.add_argument(
+        "--model-name",
+        help="the toolkit's model (default for ollama: llama3.2; required for openai)",
+    )
+    init.add_argument("--model-id", help="the id clients call it by (default: from the name)")
+    init.add_argument(
+        "--model-type-id", default="text-to-text", help="model.model_type_id (default text-to-text)"
+    )
+    init.add_argument("--port", type=int, help="ollama: the port Ollama listens on")
+    init.add_argument(
+        "--context-length", type=int, default=8192, help="ollama: num_ctx (default 8192)"
+    )
+    init.add_argument(
+        "--base-url", help="openai: the server's address (default http://127.0.0.1:8000/v1)"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    init.set_defaults(func=_init)
+    model.set_defaults(func=lambda args: _missing_action(model))
+
+
+def _missing_action(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _model_id(name: str) -> str:
+    model_id = re.sub(r"[^A-Za-z0-9._:-]", "-", name.replace("/", "--")).strip("-._:")
+    return model_id[:128] or "my-model"
+
+
+def _init(args: argparse.Namespace) -> int:
+    from edge_runner.models.config import MODEL_ID_PATTERN
+
+    folder = Path(args.model_path).expanduser()
+    if args.model_type_id == "mcp":
+        raise ConfigError("MCP model folders are not supported yet; use --toolkit or no option")
+    if args.toolkit is None and (args.port or args.base_url or args.model_name):
+        raise ConfigError("--model-name, --port and --base-url go with --toolkit ollama|openai")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be 1-65535, got {args.port}")
+    if args.context_length < 1:
+        raise ConfigError(f"--context-length must be positive, got {args.context_length}")
+    name = args.model_name or ("llama3.2" if args.toolkit == "ollama" else None)
+    if args.toolkit == "openai" and not name:
+        raise ConfigError("--toolkit openai needs --model-name (a model the server lists)")
+    default_id = name or folder.resolve().name
+    model_id = args.model_id or _model_id(default_id)
+    if not MODEL_ID_PATTERN.fullmatch(model_id):
+        raise ConfigError(
+            f"model id {model_id!r} is not valid: use letters, digits and . _ : - "
+            "(at most 128, starting with a letter or digit); pass --model-id"
+        )
+    shown = shlex.quote(str(folder))
+    files: dict[str, str]
+    if args.toolkit == "ollama":
+        host = f"  host: 127.0.0.1:{args.port}\n" if args.port else ""
+        files = {
+            "config.yaml": _OLLAMA_CONFIG.format(
+                name=name,
+                model_id=model_id,
+                path=shown,
+                host=host,
+                context_length=args.context_length,
+            )
+        }
+    elif args.toolkit == "openai":
+        base_url = args.base_url or "http://127.0.0.1:8000/v1"
+        files = {
+            "config.yaml": _OPENAI_CONFIG.format(
+                name=name, model_id=model_id, path=shown, base_url=base_url
+            )
+        }
+    else:
+        files = {
+            "config.yaml": _PYTHON_CONFIG.format(
+                model_id=model_id, model_type_id=args.model_type_id, path=shown
+            ),
+            "1/model.py": _PYTHON_MODEL.format(model_id=model_id),
+            "requirements.txt": _REQUIREMENTS,
+        }
+    existing = [rel for rel in files if (folder / rel).exists()]
+    if existing and not args.force:
+        raise ConfigError(
+            f"{folder} already has {', '.join(existing)}; pass --force to overwrite, or pick "
+            "another folder"
+        )
+    for rel, text in files.items():
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}")
+    print(f"\nServe it on this machine:  edge-runner up {shown}")
+    print(f"or with a control plane:   edge-runner runner {shown}")
+    return 0
