@@ -17,13 +17,10 @@ A benchmark, not a test: it prints numbers and asserts nothing. Loopback only.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,31 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import free_port, spawn_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = ROOT / "bench" / "models" / "slow"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _spawn(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_runner", *args, "--ready-fd", str(write_fd)],
-        pass_fds=(write_fd,),
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as ready:
-        line = ready.readline()
-    if not line:
-        raise SystemExit(f"{args[0]} exited with {proc.wait()} before it was ready")
-    return proc, json.loads(line)
 
 
 def _until(condition: Callable[[], bool], limit: float = 60.0) -> float:
@@ -74,7 +50,7 @@ class Bench:
 
     def __init__(self, home: Path) -> None:
         self.env = dict(os.environ, EDGE_RUNNER_HOME=str(home), EDGE_RUNNER_SECRET_BACKEND="file")
-        self.port, self.grpc_port = _free_port(), _free_port()
+        self.port, self.grpc_port = free_port(), free_port()
         self.data = home / "control"
         self.control = self.start_control()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -84,12 +60,12 @@ class Bench:
 
     def start_control(self) -> subprocess.Popen[bytes]:
         args = ["control", "--port", str(self.port), "--grpc-port", str(self.grpc_port)]
-        proc, _ = _spawn([*args, "--data-dir", str(self.data)], self.env)
+        proc, _ = spawn_ready([*args, "--data-dir", str(self.data)], self.env)
         return proc
 
     def start_runner(self, pool: int = 4) -> subprocess.Popen[bytes]:
         env = dict(self.env, EDGE_RUNNER_API_BASE=self.base, EDGE_RUNNER_PAT=self.token)
-        proc, _ = _spawn(
+        proc, _ = spawn_ready(
             [
                 "runner",
                 str(SLOW),

@@ -16,8 +16,9 @@ that fails leaves the model FAILED (withdrawn; the message lists the local model
 pull). When Ollama stops answering — a probe every ``probe_interval`` s, or a call that could not
 reach it — every model becomes UNAVAILABLE; when it answers again they are prepared again.
 
-Calls run in the runner's worker threads. A cancelled task shuts its socket down (see
-:mod:`.http_cancel`), which stops the generation in Ollama.
+Calls run in the runner's worker threads, each with its own client (kept-alive connection). A
+cancelled task shuts its socket down (see :mod:`.http_cancel`), which stops the generation in
+Ollama.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import ollama
 import pydantic
 
 from edge_runner.backends.base import Backend, BackendError, CancelEvent, Reply, StreamReply
-from edge_runner.backends.http_cancel import cancel_scope, client_options
+from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
+from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
 from edge_runner.backends.ollama_mapping import (
     chat_options,
     ollama_messages,
@@ -47,6 +49,7 @@ from edge_runner.backends.openai_format import (
     CHAT_METHOD,
     COMPLETIONS_METHOD,
     EMBEDDINGS_METHOD,
+    OPENAI_METHODS,
     CompletionWriter,
     TextCompletionWriter,
     embeddings_reply,
@@ -54,7 +57,6 @@ from edge_runner.backends.openai_format import (
 )
 from edge_runner.backends.watch import Watcher
 from edge_runner.errors import ConfigError
-from edge_runner.models.signatures import MethodKind, MethodSignature, Param
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
 
@@ -69,51 +71,6 @@ INSTALL_HINT = (
 )
 _T = TypeVar("_T")
 
-_OPTIONAL_INT = "int | None"
-_OPTIONAL_FLOAT = "float | None"
-_SIGNATURES = (
-    MethodSignature(
-        "chat",
-        MethodKind.SERVER_STREAM,
-        (
-            Param("messages", "list[dict]", True),
-            Param("max_tokens", _OPTIONAL_INT, False, None),
-            Param("temperature", _OPTIONAL_FLOAT, False, None),
-        ),
-        "Iterator[str]",
-        "Chat with the model; streams the answer.",
-    ),
-    MethodSignature(
-        "embed",
-        MethodKind.UNARY,
-        (Param("input", "list[str]", True),),
-        "list[list[float]]",
-        "Embed texts (needs an embedding model).",
-    ),
-    MethodSignature(
-        "generate",
-        MethodKind.SERVER_STREAM,
-        (
-            Param("prompt", "str", True),
-            Param("max_tokens", _OPTIONAL_INT, False, None),
-            Param("temperature", _OPTIONAL_FLOAT, False, None),
-        ),
-        "Iterator[str]",
-        "Complete a prompt; streams the answer.",
-    ),
-    MethodSignature(
-        "predict",
-        MethodKind.UNARY,
-        (
-            Param("prompt", "str", True),
-            Param("max_tokens", _OPTIONAL_INT, False, None),
-            Param("temperature", _OPTIONAL_FLOAT, False, None),
-        ),
-        "str",
-        "Complete a prompt.",
-    ),
-)
-_OPENAI_OPS = ("chat.completions", "completions", "embeddings")
 #: errors of the ollama client and the HTTP stack under it, translated in one place
 _FOREIGN = (ollama.ResponseError, ollama.RequestError, httpx.HTTPError, ConnectionError)
 _FOREIGN_ANSWER = (pydantic.ValidationError, ValueError)
@@ -201,8 +158,9 @@ class OllamaBackend(Backend):
         self.log_progress = log_progress
         self.parallel = ollama_parallel()
         self.slots_setting = f"OLLAMA_NUM_PARALLEL={self.parallel}"
-        self._client = ollama.Client(
-            self.host, **client_options(httpx.Timeout(timeout, connect=5.0))
+        options = client_options(httpx.Timeout(timeout, connect=5.0))
+        self._clients: PerThread[ollama.Client] = PerThread(
+            lambda: ollama.Client(self.host, **options), ollama.Client.close
         )
         self._probe_http = httpx.Client(base_url=self.host, timeout=2.0)
         self._failed: set[str] = set()
@@ -242,7 +200,7 @@ class OllamaBackend(Backend):
         """Stop the watcher (aborting a pull in progress) and close the clients."""
         self._closed.set()
         self._watcher.stop()
-        self._client.close()
+        self._clients.close()
         self._probe_http.close()
 
     def slots(self, model_id: str) -> int | None:
@@ -255,11 +213,11 @@ class OllamaBackend(Backend):
         return [
             model_spec(
                 model_id,
-                _SIGNATURES,
+                LLM_SIGNATURES,
                 backend=self.name,
                 chat=True,
                 model_type_id="ollama",
-                openai=_OPENAI_OPS,
+                openai=tuple(OPENAI_METHODS.values()),
             )
             for model_id in sorted(self.names)
             if model_id not in self._failed
@@ -307,14 +265,14 @@ class OllamaBackend(Backend):
                 )
 
     def _local_models(self) -> set[str]:
-        return {m.model for m in self._client.list().models if m.model}
+        return {m.model for m in self._clients.get().list().models if m.model}
 
     def _pull(self, model_id: str, name: str) -> None:
         logger.info("pulling %s from Ollama's registry", name)
         progress = _PullProgress(name)
         started = time.monotonic()
         try:
-            for part in self._client.pull(name, stream=True):
+            for part in self._clients.get().pull(name, stream=True):
                 update = progress.feed(part)
                 if update is None:
                     continue
@@ -347,14 +305,14 @@ class OllamaBackend(Backend):
         )
 
     def _load_into_memory(self, model_id: str, name: str, resolved: str) -> None:
-        loaded = {m.model for m in self._client.ps().models}
+        loaded = {m.model for m in self._clients.get().ps().models}
         if resolved in loaded or f"{resolved}:latest" in loaded:
             return
         self.set_status(model_id, pb.LOADING, f"{name} is loading into memory")
         started = time.monotonic()
         options = {"num_ctx": self.num_ctx} if self.num_ctx else None
         try:
-            self._client.generate(model=name, keep_alive=self.keep_alive, options=options)
+            self._clients.get().generate(model=name, keep_alive=self.keep_alive, options=options)
         except ollama.ResponseError as exc:
             # An embedding model cannot generate; a model too big for memory says so here. Either
             # way requests will carry Ollama's own message.
@@ -402,57 +360,57 @@ class OllamaBackend(Backend):
             body["tools"] = request["tools"]
         return body
 
-    def _native_generate(
-        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+    def _text_stream(
+        self,
+        cancel: threading.Event,
+        start: Callable[[], Iterator[Any]],
+        text: Callable[[Any], Any],
     ) -> StreamReply:
-        prompt = _text(args, "prompt")
-        body = self._body(args, chat=False)
+        """A stream of the text pieces of an ollama streaming call, with usage at its end."""
         reply = StreamReply(iter(()))
 
         def pieces() -> Iterator[bytes]:
-            for part in self._stream(
-                cancel, lambda: self._client.generate(name, prompt, stream=True, **body)
-            ):
-                if part.response:
-                    yield json.dumps(part.response).encode()
+            for part in self._stream(cancel, start):
+                if piece := text(part):
+                    yield json.dumps(piece).encode()
                 if part.done:
                     reply.usage = _usage(part)
 
         reply.chunks = pieces()
         return reply
 
+    def _native_generate(
+        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+    ) -> StreamReply:
+        prompt = _text(args, "prompt")
+        body = self._body(args, chat=False)
+        return self._text_stream(
+            cancel,
+            lambda: self._clients.get().generate(name, prompt, stream=True, **body),
+            lambda part: part.response,
+        )
+
     def _native_predict(
         self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
     ) -> Reply:
-        # Streamed underneath, so a cancel can cut it between tokens.
-        stream = self._native_generate(name, model_id, args, cancel)
-        text = "".join(json.loads(piece) for piece in stream.chunks)
-        return Reply(json.dumps(text).encode(), stream.usage)
+        return collect(self._native_generate(name, model_id, args, cancel))
 
     def _native_chat(
         self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
     ) -> StreamReply:
         messages = ollama_messages(args.get("messages"))
         body = self._body(args, chat=True)
-        reply = StreamReply(iter(()))
-
-        def pieces() -> Iterator[bytes]:
-            for part in self._stream(
-                cancel, lambda: self._client.chat(name, messages, stream=True, **body)
-            ):
-                if part.message.content:
-                    yield json.dumps(part.message.content).encode()
-                if part.done:
-                    reply.usage = _usage(part)
-
-        reply.chunks = pieces()
-        return reply
+        return self._text_stream(
+            cancel,
+            lambda: self._clients.get().chat(name, messages, stream=True, **body),
+            lambda part: part.message.content,
+        )
 
     def _native_embed(
         self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
     ) -> Reply:
         texts = _texts(args.get("input"), "input")
-        response = self._unary(cancel, lambda: self._client.embed(name, texts))
+        response = self._unary(cancel, lambda: self._clients.get().embed(name, texts))
         vectors = [list(v) for v in response.embeddings]
         return Reply(
             json.dumps(vectors).encode(),
@@ -469,7 +427,7 @@ class OllamaBackend(Backend):
 
         def deltas() -> Iterator[str | dict[str, Any]]:
             for part in self._stream(
-                cancel, lambda: self._client.chat(name, messages, stream=True, **body)
+                cancel, lambda: self._clients.get().chat(name, messages, stream=True, **body)
             ):
                 message = part.message
                 if message.tool_calls:
@@ -519,7 +477,7 @@ class OllamaBackend(Backend):
             if request.get("echo"):
                 yield prompt
             for part in self._stream(
-                cancel, lambda: self._client.generate(name, prompt, stream=True, **body)
+                cancel, lambda: self._clients.get().generate(name, prompt, stream=True, **body)
             ):
                 if part.response:
                     yield part.response
@@ -550,7 +508,7 @@ class OllamaBackend(Backend):
             raise BackendError("INVALID_ARGUMENT", "`dimensions` must be a positive integer")
         response = self._unary(
             cancel,
-            lambda: self._client.embed(
+            lambda: self._clients.get().embed(
                 name, texts, dimensions=dimensions, keep_alive=self.keep_alive
             ),
         )

@@ -1,10 +1,11 @@
 """Start ``ollama serve`` as a child of the runner when no Ollama answers.
 
 Used only for a loopback address: a remote Ollama is somebody else's to start. The child gets
-``OLLAMA_HOST`` for the address the runner will use and nothing on its command line but
-``serve``. Its output goes to the runner's stderr with ``--verbose``, else to a log file whose
-path errors name. It runs in its own process group, dies with the runner (SIGTERM when the
-runner stops, and on Linux a parent-death signal should the runner be killed), and is awaited.
+``OLLAMA_HOST`` for the address the runner will use, none of edge-runner's own variables (no
+token), and nothing on its command line but ``serve``. Its output goes to the runner's stderr
+with ``--verbose``, else to a log file whose path errors name. It runs in its own process group,
+dies with the runner (SIGTERM when the runner stops, and on Linux a parent-death signal should
+the runner be killed), and is awaited.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def ensure_ollama(
             "https://ollama.com/download (Linux: `curl -fsSL https://ollama.com/install.sh | "
             "sh`), then run `ollama serve`, or point --ollama-host / OLLAMA_HOST at a running one"
         )
-    env = dict(os.environ, OLLAMA_HOST=f"{parts.hostname}:{parts.port or 11434}")
+    # Our own variables (a token in EDGE_RUNNER_PAT, say) are none of Ollama's business.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_RUNNER_")}
+    env["OLLAMA_HOST"] = f"{parts.hostname}:{parts.port or 11434}"
     log: Path | None = None
     out: int | IO[bytes]
     if verbose:

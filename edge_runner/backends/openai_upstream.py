@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply
-from edge_runner.backends.http_cancel import cancel_scope, client_options
+from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
+from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
 from edge_runner.backends.openai_format import (
     CHAT_METHOD,
     COMPLETIONS_METHOD,
@@ -35,7 +36,6 @@ from edge_runner.backends.openai_format import (
 from edge_runner.backends.watch import Watcher
 from edge_runner.errors import ConfigError
 from edge_runner.models.config import MODEL_ID_PATTERN
-from edge_runner.models.signatures import MethodKind, MethodSignature, Param
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
 
@@ -46,50 +46,6 @@ logger = logging.getLogger(__name__)
 START_HINT = (
     "start the server first (e.g. `vllm serve MODEL`, `llama-server -m FILE --port 8080`, "
     "LM Studio's local server) or fix --openai-upstream"
-)
-_OPTIONAL_INT = "int | None"
-_OPTIONAL_FLOAT = "float | None"
-_SIGNATURES = (
-    MethodSignature(
-        "chat",
-        MethodKind.SERVER_STREAM,
-        (
-            Param("messages", "list[dict]", True),
-            Param("max_tokens", _OPTIONAL_INT, False, None),
-            Param("temperature", _OPTIONAL_FLOAT, False, None),
-        ),
-        "Iterator[str]",
-        "Chat with the model; streams the answer.",
-    ),
-    MethodSignature(
-        "embed",
-        MethodKind.UNARY,
-        (Param("input", "list[str]", True),),
-        "list[list[float]]",
-        "Embed texts (needs an embedding model upstream).",
-    ),
-    MethodSignature(
-        "generate",
-        MethodKind.SERVER_STREAM,
-        (
-            Param("prompt", "str", True),
-            Param("max_tokens", _OPTIONAL_INT, False, None),
-            Param("temperature", _OPTIONAL_FLOAT, False, None),
-        ),
-        "Iterator[str]",
-        "Answer a prompt (one user message); streams the answer.",
-    ),
-    MethodSignature(
-        "predict",
-        MethodKind.UNARY,
-        (
-            Param("prompt", "str", True),
-            Param("max_tokens", _OPTIONAL_INT, False, None),
-            Param("temperature", _OPTIONAL_FLOAT, False, None),
-        ),
-        "str",
-        "Answer a prompt (one user message).",
-    ),
 )
 _PATHS = {
     CHAT_METHOD: "/chat/completions",
@@ -144,10 +100,10 @@ class OpenAIUpstreamBackend(Backend):
         self._wanted = models
         self.names: dict[str, str] = {}
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            **client_options(httpx.Timeout(timeout, connect=5.0)),
+        options = client_options(httpx.Timeout(timeout, connect=5.0))
+        self._http: PerThread[httpx.Client] = PerThread(
+            lambda: httpx.Client(base_url=self.base_url, headers=headers, **options),
+            httpx.Client.close,
         )
         self._probe_http = httpx.Client(base_url=self.base_url, headers=headers, timeout=2.0)
         self._watcher = Watcher(
@@ -203,7 +159,7 @@ class OpenAIUpstreamBackend(Backend):
         return [
             model_spec(
                 model_id,
-                _SIGNATURES,
+                LLM_SIGNATURES,
                 backend=self.name,
                 chat=True,
                 model_type_id="openai",
@@ -309,9 +265,7 @@ class OpenAIUpstreamBackend(Backend):
     def _native_predict(
         self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
     ) -> Reply:
-        stream = self._native_text(name, model_id, args, cancel)
-        text = "".join(json.loads(piece) for piece in stream.chunks)
-        return Reply(json.dumps(text).encode(), stream.usage)
+        return collect(self._native_text(name, model_id, args, cancel))
 
     def _native_embed(
         self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
@@ -336,7 +290,7 @@ class OpenAIUpstreamBackend(Backend):
     def _post(self, path: str, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
         try:
             with cancel_scope(cancel):
-                response = self._http.post(path, json=body)
+                response = self._http.get().post(path, json=body)
             if response.status_code >= 400:
                 raise _upstream_error(response.status_code, response.content)
             doc = response.json()
@@ -355,7 +309,7 @@ class OpenAIUpstreamBackend(Backend):
     ) -> Iterator[dict[str, Any]]:
         """The JSON documents of an upstream SSE stream, until ``[DONE]``."""
         try:
-            with cancel_scope(cancel), self._http.stream("POST", path, json=body) as response:
+            with cancel_scope(cancel), self._http.get().stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
                     raise _upstream_error(response.status_code, response.read())
                 for line in response.iter_lines():

@@ -435,8 +435,13 @@ class RunnerSession(_Session):
         self._out.append(encode(pb.RunnerMessage(heartbeat=hb)))
 
     def send_model_status(self, status: pb.ModelStatus) -> None:
-        """Tell the control plane a model's readiness (loading, ready, unavailable, failed)."""
-        if self.state in (SessionState.OPEN, SessionState.DRAINING):
+        """Tell the control plane a model's readiness (loading, ready, unavailable, failed).
+
+        Allowed as soon as the Hello is out: the control plane reads the Hello (and registers
+        the models) before anything that follows it, so a model that fails before the Welcome
+        is withdrawn all the same.
+        """
+        if self.state is not SessionState.CLOSED:
             self._out.append(encode(pb.RunnerMessage(model_status=status)))
 
     def send_draining(self) -> None:

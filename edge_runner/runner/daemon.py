@@ -480,7 +480,7 @@ class Runner(TaskSink):
         # Readiness first: the control plane must not route to a model that is still loading
         # in the moment between its credit and its status.
         for status in self.backend.statuses():
-            if status.state != pb.READY:
+            if status.state not in (pb.READY, pb.FAILED):  # a FAILED one is not in the Hello
                 session.send_model_status(status)
         for spec in self.backend.specs():
             busy_here = sum(1 for h in self._held.values() if h.model_id == spec.model_id)

@@ -105,6 +105,7 @@ class FakeOllama:
         pull_steps: Progress lines per layer, after the first one at ``completed=0``.
         fail_pull: If set, every pull fails with ``{"error": fail_pull}`` after the manifest.
         port: The port to listen on (0: any free one).
+        token_delay: Seconds between streamed tokens (a model's pace, for benchmarks).
 
     Attributes:
         url: ``http://127.0.0.1:PORT`` while running.
@@ -134,11 +135,13 @@ class FakeOllama:
         pull_steps: int = 3,
         fail_pull: str | None = None,
         port: int = 0,
+        token_delay: float = 0.0,
     ) -> None:
         registry = {"llama3.2": FakeModel()} if models is None else models
         self._registry = {normalize_name(name): spec for name, spec in registry.items()}
         self._present = {name for name, spec in self._registry.items() if spec.present}
         self.pull_delay = pull_delay
+        self.token_delay = token_delay
         self.pull_steps = pull_steps
         self.fail_pull = fail_pull
         self.url = ""
@@ -665,6 +668,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream()
         for i, piece in enumerate(pieces):
             if i:
+                if self.fake.token_delay:
+                    time.sleep(self.fake.token_delay)  # the model's pace
                 self._wait_while_held()
                 error = self.fake.stream_error
                 if error is not None:

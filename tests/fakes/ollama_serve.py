@@ -5,7 +5,8 @@ Tests put a two-line ``ollama`` script on PATH that execs this, to check that a 
 ``$OLLAMA_HOST`` (as the real binary does) and serves the models named in
 ``$FAKE_OLLAMA_MODELS`` (comma-separated, all pulled; default ``llama3.2``) until SIGTERM;
 ``$FAKE_OLLAMA_ABSENT`` names models its registry has but that must be pulled, at
-``$FAKE_OLLAMA_PULL_DELAY`` seconds a progress line (for trying the progress display by hand).
+``$FAKE_OLLAMA_PULL_DELAY`` seconds a progress line (for trying the progress display by hand);
+``$FAKE_OLLAMA_TOKEN_DELAY`` paces streamed tokens (``bench/ollama.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with FakeOllama(models=models, port=port, pull_delay=delay, pull_steps=50):
+    pace = float(os.environ.get("FAKE_OLLAMA_TOKEN_DELAY", "0"))
+    with FakeOllama(models=models, port=port, pull_delay=delay, pull_steps=50, token_delay=pace):
+        ours = sorted(k for k in os.environ if k.startswith("EDGE_RUNNER_"))
         print(f"Listening on 127.0.0.1:{port} (version {VERSION})", file=sys.stderr, flush=True)
+        print(f"edge-runner variables: {ours}", file=sys.stderr, flush=True)
         stop.wait()
     print("fake ollama: stopped", file=sys.stderr, flush=True)
     return 0

@@ -85,7 +85,10 @@ def _online(stack: Stack, model_id: str) -> bool:
 def test_runner_starts_ollama_serve_and_stops_it(
     stack: Stack, fake_binary: Path, er_home: Path, tmp_path: Path, verbose: bool
 ) -> None:
-    """No Ollama answers: the runner starts `ollama serve` (logs shown with -v) and stops it."""
+    """No Ollama answers: the runner starts `ollama serve` (logs shown with -v) and stops it.
+
+    The child gets none of edge-runner's variables: the token in EDGE_RUNNER_PAT stays ours.
+    """
     port = _free_port()
     env = _runner_env(stack, PATH=f"{fake_binary}{os.pathsep}{os.environ['PATH']}")
     args = ["runner", "--ollama", "llama3.2", "--ollama-host", f"127.0.0.1:{port}"]
@@ -105,6 +108,7 @@ def test_runner_starts_ollama_serve_and_stops_it(
     listening = f"Listening on 127.0.0.1:{port}"
     if verbose:
         assert listening in shown
+        assert "edge-runner variables: []" in shown  # no token reached the child
     else:
         assert listening not in shown
         assert listening in next(er_home.rglob("ollama-serve.log")).read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -206,3 +207,86 @@ def test_the_ollama_client_understands_the_fake(fake: FakeOllama) -> None:
     with pytest.raises(ollama.ResponseError) as caught:
         api.chat(model="missing", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 404
+
+
+def test_ps_lists_what_a_request_loaded_and_keep_alive_zero_unloads(
+    fake: FakeOllama, client: httpx.Client
+) -> None:
+    """An empty generate loads a model (Ollama's docs); keep_alive 0 unloads it; /api/ps shows."""
+    assert client.get("/api/ps").json() == {"models": []}
+    assert client.post("/api/generate", json={"model": "llama3.2"}).json()["done"] is True
+    loaded = client.get("/api/ps").json()["models"]
+    assert [m["name"] for m in loaded] == ["llama3.2:latest"]
+    assert {"size_vram", "expires_at", "details"} <= loaded[0].keys()
+    client.post("/api/generate", json={"model": "llama3.2", "keep_alive": 0})
+    assert client.get("/api/ps").json() == {"models": []}
+
+
+def test_show_and_capabilities(client: httpx.Client) -> None:
+    """/api/show names capabilities; an embedding-only model refuses chat with Ollama's 400."""
+    with FakeOllama(models={"nomic-embed-text": FakeModel(capabilities=("embedding",))}) as f:
+        shown = httpx.post(f"{f.url}/api/show", json={"model": "nomic-embed-text"}).json()
+        assert shown["capabilities"] == ["embedding"] and "details" in shown
+        refused = httpx.post(f"{f.url}/api/chat", json=_chat("x", model="nomic-embed-text"))
+        assert refused.status_code == 400
+        assert refused.json() == {"error": '"nomic-embed-text" does not support chat'}
+    assert client.post("/api/show", json={"model": "nope"}).status_code == 404
+
+
+def test_stream_error_ends_a_stream_with_an_error_line(
+    fake: FakeOllama, client: httpx.Client
+) -> None:
+    """stream_error: one chunk, then {"error": ...} and the end, as Ollama does on a crash."""
+    fake.stream_error = "llama runner process has terminated"
+    lines = _ndjson(client.post("/api/chat", json=_chat("a b c")))
+    assert lines[0]["done"] is False and lines[-1] == {
+        "error": "llama runner process has terminated"
+    }
+    assert len(lines) == 2
+
+
+def test_die_cuts_streams_and_revive_serves_again(fake: FakeOllama) -> None:
+    """die() refuses new connections and cuts a held stream; revive() is the same port again."""
+    url = fake.url
+    fake.hold.set()
+    with (
+        httpx.Client(timeout=TIMEOUT) as http,
+        http.stream("POST", f"{url}/api/chat", json=_chat("one two three")) as response,
+    ):
+        lines = response.iter_lines()
+        next(lines)
+        assert fake.paused.wait(TIMEOUT)
+        fake.die()
+        with pytest.raises(httpx.HTTPError):
+            list(lines)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/api/version", timeout=TIMEOUT)
+    fake.hold.clear()
+    fake.revive()
+    assert fake.url == url and httpx.get(f"{url}/api/version").status_code == 200
+
+
+def test_hold_pull_and_hold_load_pause_until_cleared(
+    fake: FakeOllama, client: httpx.Client
+) -> None:
+    """hold_pull stops a pull after its first progress; hold_load stops a cold start."""
+    fake.hold_pull.set()
+    with client.stream("POST", "/api/pull", json={"model": "qwen2.5:0.5b"}) as response:
+        lines = response.iter_lines()
+        first = [json.loads(next(lines)) for _ in range(3)]
+        assert first[-1]["completed"] > 0 and fake.pull_paused.wait(TIMEOUT)
+        fake.hold_pull.clear()
+        assert json.loads(list(lines)[-1]) == {"status": "success"}
+    fake.hold_load.set()
+    answer: list[str] = []
+    request = threading.Thread(
+        target=lambda: answer.append(
+            client.post("/api/generate", json=_chat("x", stream=False) | {"prompt": "x"}).text
+        )
+    )
+    request.start()
+    assert fake.load_paused.wait(TIMEOUT) and "llama3.2:latest" not in fake.loaded
+    fake.hold_load.clear()
+    request.join(TIMEOUT)
+    assert json.loads(answer[0])["response"] == "echo: x"
+    assert "llama3.2:latest" in fake.loaded

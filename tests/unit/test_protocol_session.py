@@ -190,3 +190,18 @@ def test_cancel_only_for_held_tasks() -> None:
     control.send_cancel("unknown", 1, "x")
     events = _pump(control, runner)
     assert [e.task_id for e in events] == ["c"]  # type: ignore[attr-defined]
+
+
+def test_model_status_follows_the_hello_and_stops_at_close() -> None:
+    """A ModelStatus may follow the Hello before the Welcome; the control plane reads it after."""
+    runner, control = _pair()
+    failed = pb.ModelStatus(model_id="m", state=pb.FAILED, message="pull failed")
+    runner.send_model_status(failed)
+    hello, status = runner.data_to_send()
+    assert isinstance(control.receive_frame(hello)[0], pb.Hello)
+    control.accept("r1")  # the control plane registers the runner before it reads on
+    assert control.receive_frame(status) == [failed]
+    runner.send_goodbye("bye")
+    runner.data_to_send()
+    runner.send_model_status(failed)
+    assert runner.data_to_send() == []
