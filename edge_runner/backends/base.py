@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from edge_runner.proto import tunnel_pb2 as pb
 
@@ -21,6 +23,7 @@ __all__ = [
     "Reply",
     "StatusListener",
     "StreamReply",
+    "json_arguments",
 ]
 
 READY = pb.READY
@@ -196,6 +199,21 @@ class Backend(abc.ABC):
 
     #: how :meth:`slots` is set, for a warning about ``--pool-size`` ("OLLAMA_NUM_PARALLEL=1")
     slots_setting: str = ""
+
+
+def json_arguments(payload: bytes) -> dict[str, Any]:
+    """A task's JSON object payload (empty means no arguments).
+
+    Raises:
+        BackendError: ``INVALID_ARGUMENT`` when it is not a JSON object.
+    """
+    try:
+        args = json.loads(payload or b"{}")
+    except ValueError as exc:
+        raise BackendError("INVALID_ARGUMENT", f"task payload is not JSON: {exc}") from exc
+    if not isinstance(args, dict):
+        raise BackendError("INVALID_ARGUMENT", "task payload must be a JSON object")
+    return args
 
 
 def _copy(status: pb.ModelStatus) -> pb.ModelStatus:

@@ -35,7 +35,14 @@ import httpx
 import ollama
 import pydantic
 
-from edge_runner.backends.base import Backend, BackendError, CancelEvent, Reply, StreamReply
+from edge_runner.backends.base import (
+    Backend,
+    BackendError,
+    CancelEvent,
+    Reply,
+    StreamReply,
+    json_arguments,
+)
 from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
 from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
 from edge_runner.backends.ollama_mapping import (
@@ -327,12 +334,7 @@ class OllamaBackend(Backend):
     ) -> Reply | StreamReply:
         """Run one task against Ollama."""
         name = self._serving(model_id)
-        try:
-            args = json.loads(payload or b"{}")
-        except ValueError as exc:
-            raise BackendError("INVALID_ARGUMENT", f"task payload is not JSON: {exc}") from exc
-        if not isinstance(args, dict):
-            raise BackendError("INVALID_ARGUMENT", "task payload must be a JSON object")
+        args = json_arguments(payload)
         handler = self._handlers.get(method)
         if handler is None:
             raise BackendError("NOT_FOUND", f"Ollama models have no method {method!r}")

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply
+from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply, json_arguments
 from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
 from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
 from edge_runner.backends.openai_format import (
@@ -198,12 +198,7 @@ class OpenAIUpstreamBackend(Backend):
         status = self.status(model_id)
         if status is not None and status.state != pb.READY:
             raise BackendError("BACKEND_UNAVAILABLE", status.message, retryable=True)
-        try:
-            args = json.loads(payload or b"{}")
-        except ValueError as exc:
-            raise BackendError("INVALID_ARGUMENT", f"task payload is not JSON: {exc}") from exc
-        if not isinstance(args, dict):
-            raise BackendError("INVALID_ARGUMENT", "task payload must be a JSON object")
+        args = json_arguments(payload)
         if method in _PATHS:
             return self._proxy(_PATHS[method], {**args, "model": name}, model_id, cancel)
         native = self._native.get(method)

@@ -178,12 +178,19 @@ def _models(args: argparse.Namespace) -> int:
         ("MODEL", "STATUS", "RUNNERS", "BACKEND", "METHODS"),
         lambda m: (
             m["id"],
-            m.get("status", "?"),
+            _status_text(m),
             m.get("runners", 0),
             m.get("backend", ""),
             ", ".join(method["name"] for method in m.get("methods", [])),
         ),
     )
+
+
+def _status_text(model: dict[str, Any]) -> str:
+    status = str(model.get("status", "?"))
+    if status == "loading" and model.get("progress"):
+        return f"loading {int(float(model['progress']) * 100)} %"
+    return status
 
 
 def _runners(args: argparse.Namespace) -> int:
