@@ -26,7 +26,9 @@ import pytest
 from edge_runner.backends.base import Backend
 from edge_runner.backends.python_model import PythonModelBackend
 from edge_runner.control import ControlPlane, ControlSettings
+from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.runner import Runner, RunnerSettings
+from edge_runner.telemetry import Sampler
 
 #: The time unit of every wait in the suite: scale all of them with TIMEOUT_FACTOR.
 MS = 0.001 * float(os.environ.get("TIMEOUT_FACTOR", 1))
@@ -143,6 +145,8 @@ class Stack:
         api_base: str | None = None,
         token: str | None = None,
         backend: Backend | None = None,
+        sampler: Sampler | None = None,
+        gpus: tuple[pb.Gpu, ...] = (),
         **settings: Any,
     ) -> RunningRunner:
         """Start a runner for ``model`` (or ``backend``); by default wait for its Welcome."""
@@ -153,6 +157,8 @@ class Stack:
             RunnerSettings(api_base=api_base or self.api_base, token=token or self.token, **values),
             backend,
             runner_id or f"runner-test-{len(self.runners) + 1}",
+            sampler=sampler,
+            gpus=gpus,
         )
         ready = threading.Event()
         task = self.loop.submit(runner.run(on_ready=lambda _: ready.set()))

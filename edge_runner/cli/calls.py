@@ -186,6 +186,16 @@ def _models(args: argparse.Namespace) -> int:
     )
 
 
+def _gpus_text(gpus: list[dict[str, Any]]) -> str:
+    """``2/8 (55 %)``: the runner's GPUs of the machine's, and their mean utilisation."""
+    if not gpus:
+        return "-"
+    mine = [g for g in gpus if g.get("assigned")]
+    utils = [g["utilization"] for g in mine if g.get("utilization") is not None]
+    load = f" ({round(sum(utils) / len(utils))} %)" if utils else ""
+    return f"{len(mine)}/{len(gpus)}{load}"
+
+
 def _status_text(model: dict[str, Any]) -> str:
     status = str(model.get("status", "?"))
     if status == "loading" and model.get("progress"):
@@ -197,13 +207,14 @@ def _runners(args: argparse.Namespace) -> int:
     return _list(
         args,
         Client.runners,
-        ("RUNNER", "HOST", "STATUS", "MODELS", "BUSY", "SEEN"),
+        ("RUNNER", "HOST", "STATUS", "MODELS", "BUSY", "GPUS", "SEEN"),
         lambda r: (
             r["id"],
             r.get("hostname", ""),
             r.get("status", "?"),
             ", ".join(r.get("models", [])),
             f"{r.get('busy', 0)}/{r.get('pool_size', 0)}",
+            _gpus_text(r.get("gpus") or []),
             ago(float(r.get("last_seen", 0))),
         ),
     )

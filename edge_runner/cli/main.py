@@ -35,7 +35,16 @@ def setup_logging(level: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    from edge_runner.cli import calls, chat_cmd, context_cmd, login, model_cmd, serve, token_cmd
+    from edge_runner.cli import (
+        calls,
+        chat_cmd,
+        context_cmd,
+        gpus_cmd,
+        login,
+        model_cmd,
+        serve,
+        token_cmd,
+    )
     from edge_runner.protocol.version import PROTOCOL_VERSION, format_version
 
     parser = argparse.ArgumentParser(
@@ -58,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     calls.register(sub)
     chat_cmd.register(sub)
+    gpus_cmd.register(sub)
     model_cmd.register(sub)
     context_cmd.register(sub)
     login.register(sub)

@@ -168,6 +168,12 @@ def _runner_options(parser: argparse.ArgumentParser) -> None:
         default="grpc",
         help="tunnel transport: gRPC (default) or WebSocket, where only HTTP/1.1 gets out",
     )
+    parser.add_argument(
+        "--gpus",
+        metavar="LIST",
+        help="GPU indices the model may use, e.g. 0,1, or none (default: placed by the model "
+        "folder's inference_compute_info; see `edge-runner gpus`)",
+    )
 
 
 def write_ready(fd: int | None, info: dict[str, Any]) -> None:
@@ -327,6 +333,7 @@ def _runner(args: argparse.Namespace) -> int:
     from edge_runner.cli.backend_args import build_backend
     from edge_runner.cli.enroll import runner_credential
     from edge_runner.cli.progress import ProgressDisplay
+    from edge_runner.cli.runner_telemetry import RunnerTelemetry
     from edge_runner.config.paths import data_dir, runtime_dir
     from edge_runner.config.resolve import resolve_credentials
     from edge_runner.models.wire import signatures_from_spec
@@ -345,6 +352,9 @@ def _runner(args: argparse.Namespace) -> int:
     # A bar on a terminal of our own; a supervised runner (`up`) leaves progress to `up`.
     bar = ProgressDisplay() if sys.stderr.isatty() and args.ready_fd is None else None
     model_path = Path(args.model_path).expanduser().resolve()
+    telemetry = RunnerTelemetry(data_dir())
+    # Before the backend: building it imports the model's code, which may initialise CUDA.
+    gpus = telemetry.place(args, model_path)
     built = build_backend(args, model_path, probe_interval=5.0 * scale, log_progress=bar is None)
     backend, source = built.backend, built.source
     pool_size = args.pool_size
@@ -380,7 +390,8 @@ def _runner(args: argparse.Namespace) -> int:
         transport=TransportKind(args.transport),
         ca_file=ca_file,
     )
-    runner = Runner(settings, backend, runner_id)
+    telemetry.label(runner_id, [s.model_id for s in backend.specs()] or [source])
+    runner = Runner(settings, backend, runner_id, sampler=telemetry.sampler, gpus=gpus)
 
     def ready(r: Runner) -> None:
         specs = backend.specs()
@@ -414,6 +425,8 @@ def _runner(args: argparse.Namespace) -> int:
     try:
         if isinstance(backend, OllamaBackend):
             child = ensure_ollama(backend.host, verbose=args.verbose, log_dir=data_dir() / "ollama")
+            if child is not None:
+                telemetry.watch_child("ollama", child.process.pid)
         asyncio.run(serve())
     finally:
         if bar is not None:

@@ -131,6 +131,9 @@ class RunnerLink:
         self.model_status: dict[str, pb.ModelStatus] = {}
         #: models this runner's registration added to the catalog (withdrawn ones are removed)
         self.new_models: set[str] = set()
+        #: the runner machine's GPUs as of its last heartbeat, and why there are none
+        self.gpu_samples: list[pb.GpuSample] = []
+        self.gpu_note = ""
 
     def flush(self) -> None:
         """Move frames the session queued into the transport's outbox."""
@@ -365,6 +368,8 @@ class Dispatcher:
                 self._pump((link.user_id, model_id))
         elif isinstance(event, pb.Heartbeat):
             link.busy_reported = event.busy
+            link.gpu_samples = list(event.gpus)
+            link.gpu_note = event.gpu_note
         elif isinstance(event, pb.Goodbye):
             link.said_goodbye = True
 

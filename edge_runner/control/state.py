@@ -316,16 +316,17 @@ class ControlState:
                 status = "draining" if link.session.state is SessionState.DRAINING else "connected"
                 busy = len(link.tasks)
                 free = sum(link.free_slots(m) for m in link.model_ids)
-            out.append(
-                {
-                    "id": record.runner_id,
-                    **record.info,
-                    "status": status,
-                    "busy": busy,
-                    "free": free,
-                    "last_seen": last_seen,
-                }
-            )
+            view = {
+                "id": record.runner_id,
+                **record.info,
+                "status": status,
+                "busy": busy,
+                "free": free,
+                "last_seen": last_seen,
+            }
+            if link is not None:
+                view["gpus"], view["gpu_note"] = _gpus_view(record.info, link)
+            out.append(view)
         return out
 
 
@@ -357,6 +358,28 @@ def _spec_problem(spec: Any) -> str | None:
     except ValueError as exc:
         return f"model {spec.model_id!r} has a malformed method signature: {exc}"
     return None
+
+
+def _gpus_view(info: dict[str, Any], link: RunnerLink) -> tuple[list[dict[str, Any]], str]:
+    """The machine's GPUs from the last heartbeat; ``assigned`` marks the runner's own."""
+    assigned = {g["index"]: g for g in info.get("gpus", [])}
+    gpus = []
+    for sample in link.gpu_samples:
+        placed = assigned.get(sample.index)
+        gpus.append(
+            {
+                "index": sample.index,
+                "name": placed["name"] if placed else "",
+                "assigned": placed is not None,
+                "utilization": sample.utilization if sample.HasField("utilization") else None,
+                "memory_used": sample.memory_used_bytes,
+                "memory_total": sample.memory_total_bytes,
+                "temperature": sample.temperature if sample.HasField("temperature") else None,
+            }
+        )
+    if not gpus:  # no heartbeat yet: what the Hello registered
+        gpus = [{**g, "assigned": True} for g in assigned.values()]
+    return gpus, link.gpu_note
 
 
 def _runner_info(hello: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from edge_runner.errors import ModelFolderError
+from edge_runner.models.compute import ComputeInfo, parse_compute_info
 
 __all__ = ["CONFIG_FILE", "DEFAULT_MODEL_TYPE_ID", "MODEL_ID_PATTERN", "ModelConfig", "load_config"]
 
@@ -45,8 +46,8 @@ class ModelConfig:
         user_id: ``model.user_id``, when set.
         app_id: ``model.app_id``, when set.
         model_type_id: ``model.model_type_id`` (``text-to-text`` by default; ``mcp``, ``openai``).
-        raw: the whole parsed file, for sections other code reads (``inference_compute_info``,
-            ``build_info``).
+        raw: the whole parsed file, for sections other code reads (``build_info``, ``toolkit``).
+        compute: ``inference_compute_info``, checked (GPU placement reads it).
     """
 
     model_id: str
@@ -54,6 +55,7 @@ class ModelConfig:
     app_id: str | None = None
     model_type_id: str = DEFAULT_MODEL_TYPE_ID
     raw: dict[str, Any] = field(default_factory=dict, hash=False)
+    compute: ComputeInfo = field(default_factory=ComputeInfo)
 
 
 def load_config(folder: Path) -> ModelConfig:
@@ -97,7 +99,9 @@ def load_config(folder: Path) -> ModelConfig:
     for section in ("inference_compute_info", "build_info"):
         if data.get(section) is not None and not isinstance(data[section], dict):
             raise ModelFolderError(f"{path}: `{section}` must be a mapping of settings")
+    compute = parse_compute_info(data.get("inference_compute_info"), path)
     return ModelConfig(
+        compute=compute,
         model_id=model_id,
         user_id=_optional_str(path, model, "user_id"),
         app_id=_optional_str(path, model, "app_id"),

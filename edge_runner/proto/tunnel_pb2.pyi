@@ -95,6 +95,20 @@ class Gpu(_message.Message):
     memory_total_bytes: int
     def __init__(self, index: _Optional[int] = ..., uuid: _Optional[str] = ..., name: _Optional[str] = ..., memory_total_bytes: _Optional[int] = ...) -> None: ...
 
+class GpuSample(_message.Message):
+    __slots__ = ("index", "utilization", "memory_used_bytes", "memory_total_bytes", "temperature")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    utilization: int
+    memory_used_bytes: int
+    memory_total_bytes: int
+    temperature: int
+    def __init__(self, index: _Optional[int] = ..., utilization: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., temperature: _Optional[int] = ...) -> None: ...
+
 class TaskRef(_message.Message):
     __slots__ = ("task_id", "attempt")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -156,12 +170,16 @@ class Credit(_message.Message):
     def __init__(self, grant: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("sent_unix_ms", "busy")
+    __slots__ = ("sent_unix_ms", "busy", "gpus", "gpu_note")
     SENT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    GPU_NOTE_FIELD_NUMBER: _ClassVar[int]
     sent_unix_ms: int
     busy: int
-    def __init__(self, sent_unix_ms: _Optional[int] = ..., busy: _Optional[int] = ...) -> None: ...
+    gpus: _containers.RepeatedCompositeFieldContainer[GpuSample]
+    gpu_note: str
+    def __init__(self, sent_unix_ms: _Optional[int] = ..., busy: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[GpuSample, _Mapping]]] = ..., gpu_note: _Optional[str] = ...) -> None: ...
 
 class Accepted(_message.Message):
     __slots__ = ("task_id", "attempt")

@@ -429,9 +429,11 @@ class RunnerSession(_Session):
         self._granted[str(entry[0])] += 1  # the slot returns with the terminal message
         self._out.append(encode(pb.RunnerMessage(task_error=err)))
 
-    def send_heartbeat(self, busy: int) -> None:
-        """Queue a heartbeat carrying the number of busy slots."""
-        hb = pb.Heartbeat(sent_unix_ms=_now_ms(), busy=busy)
+    def send_heartbeat(
+        self, busy: int, gpus: list[pb.GpuSample] | None = None, gpu_note: str = ""
+    ) -> None:
+        """Queue a heartbeat carrying the number of busy slots and the machine's GPUs."""
+        hb = pb.Heartbeat(sent_unix_ms=_now_ms(), busy=busy, gpus=gpus or (), gpu_note=gpu_note)
         self._out.append(encode(pb.RunnerMessage(heartbeat=hb)))
 
     def send_model_status(self, status: pb.ModelStatus) -> None:

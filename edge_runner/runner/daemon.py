@@ -53,6 +53,7 @@ from edge_runner.runner.transport import (
     tls_context,
     ws_url,
 )
+from edge_runner.telemetry.sampler import Sampler
 
 __all__ = ["CONNECT_METHOD", "Runner", "RunnerSettings", "TransportKind"]
 
@@ -129,10 +130,22 @@ class _Held:
 class Runner(TaskSink):
     """One runner process: one backend, one tunnel, one thread pool."""
 
-    def __init__(self, settings: RunnerSettings, backend: Backend, runner_id: str) -> None:
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        backend: Backend,
+        runner_id: str,
+        *,
+        sampler: Sampler | None = None,
+        gpus: tuple[pb.Gpu, ...] = (),
+    ) -> None:
         self.settings = settings
         self.backend = backend
         self.runner_id = runner_id
+        #: telemetry: started and stopped with the runner; its GPUs ride on every heartbeat
+        self.sampler = sampler
+        #: the GPUs placed for the model, registered in the Hello
+        self.gpus = gpus
         self.stop_level = 0
         self.connected = False
         self.reconnects = 0
@@ -167,6 +180,8 @@ class Runner(TaskSink):
                 loop.call_soon_threadsafe(self._on_model_status, status)
 
         self.backend.add_status_listener(status_changed)
+        if self.sampler is not None:
+            self.sampler.start()
         await asyncio.to_thread(self.backend.load)
         self._shares = self._split_pool()
         threads = max(self.settings.pool_size, sum(self._shares.values()))
@@ -194,6 +209,8 @@ class Runner(TaskSink):
             main.cancel()
             self._executor.shutdown()
             await asyncio.to_thread(self.backend.close)
+            if self.sampler is not None:
+                await asyncio.to_thread(self.sampler.stop)
 
     def request_stop(self) -> None:
         """Handle a stop signal: 1st drains, 2nd cancels in-flight tasks, 3rd exits now."""
@@ -383,6 +400,7 @@ class Runner(TaskSink):
             nodepool=s.nodepool,
             pool_size=s.pool_size,
             models=self.backend.specs(),
+            gpus=self.gpus,
             inflight=[pb.TaskRef(task_id=t, attempt=a) for t, a in self._held],
         )
 
@@ -527,8 +545,25 @@ class Runner(TaskSink):
                 transport.abort()
                 return
             assert self._executor is not None
-            session.send_heartbeat(self._executor.busy)
+            gpus, note = self._gpu_samples()
+            session.send_heartbeat(self._executor.busy, gpus, note)
             self._flush()
+
+    def _gpu_samples(self) -> tuple[list[pb.GpuSample], str]:
+        if self.sampler is None:
+            return [], ""
+        report = self.sampler.latest.gpu
+        samples = [
+            pb.GpuSample(
+                index=g.index,
+                utilization=g.utilization,
+                memory_used_bytes=g.memory_used,
+                memory_total_bytes=g.memory_total,
+                temperature=g.temperature,
+            )
+            for g in report.gpus
+        ]
+        return samples, report.note
 
     def _flush(self) -> None:
         session, outbox = self._session, self._outbox

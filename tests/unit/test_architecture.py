@@ -46,6 +46,12 @@ def test_sides_never_import_each_other(package: str, forbidden: tuple[str, ...])
     assert bad == []
 
 
+def test_only_telemetry_gpu_imports_pynvml() -> None:
+    """NVML stays behind one module (DESIGN.md's import rules)."""
+    users = {where for where, module in _imports(PACKAGE) if module.split(".")[0] == "pynvml"}
+    assert users == {"edge_runner/telemetry/gpu.py"}
+
+
 def test_protocol_is_sans_io() -> None:
     """protocol/ imports only the stubs, the error tree and the stdlib — no asyncio or grpc."""
     allowed_ours = ("edge_runner.proto", "edge_runner.errors", "edge_runner.protocol")
