@@ -29,7 +29,7 @@ def setup_logging(level: int) -> None:
         format="%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("httpx", "httpcore", "uvicorn.error"):
+    for noisy in ("httpx", "httpcore", "uvicorn.error", "websockets.server", "websockets.client"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         chat_cmd,
         context_cmd,
         gpus_cmd,
+        local_cmds,
         login,
         model_cmd,
         serve,
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     calls.register(sub)
     chat_cmd.register(sub)
     gpus_cmd.register(sub)
+    local_cmds.register(sub)
     model_cmd.register(sub)
     context_cmd.register(sub)
     login.register(sub)

@@ -327,6 +327,17 @@ def _control(args: argparse.Namespace) -> int:
 # -- runner -----------------------------------------------------------------------------------
 
 
+def _capture_logs(buffer: logging.Handler) -> None:
+    """Keep INFO records for `edge-runner logs` even when stderr shows only warnings (`up`)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if handler.level == logging.NOTSET:
+            handler.setLevel(root.level)  # what stderr shows stays as configured
+    buffer.setLevel(min(root.level, logging.INFO))
+    root.setLevel(min(root.level, logging.INFO))
+    root.addHandler(buffer)
+
+
 def _runner(args: argparse.Namespace) -> int:
     from edge_runner.backends.ollama import OllamaBackend
     from edge_runner.backends.ollama_serve import OllamaServe, ensure_ollama
@@ -338,7 +349,9 @@ def _runner(args: argparse.Namespace) -> int:
     from edge_runner.config.resolve import resolve_credentials
     from edge_runner.models.wire import signatures_from_spec
     from edge_runner.runner import Runner, RunnerSettings
+    from edge_runner.runner.events import LogBuffer
     from edge_runner.runner.identity import claim_runner_id
+    from edge_runner.runner.local_api import LocalApi
     from edge_runner.runner.transport import TransportKind
 
     if args.pool_size is not None:
@@ -409,13 +422,17 @@ def _runner(args: argparse.Namespace) -> int:
             },
         )
 
+    logs = LogBuffer(runner.hub)
+    _capture_logs(logs)
+
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runner.request_stop)
         watch_lifeline(args.lifeline_fd, runner.request_stop)
         logger.info("runner %s serving %s with %d worker(s)", runner_id, source, settings.pool_size)
-        await runner.run(on_ready=ready)
+        async with LocalApi(runner, logs, runtime_dir()):
+            await runner.run(on_ready=ready)
         logger.debug("runner stopped")
 
     # Workers streaming fast hold the GIL; the loop that forwards their chunks should not wait

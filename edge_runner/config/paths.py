@@ -31,6 +31,7 @@ __all__ = [
     "config_file",
     "data_dir",
     "ensure_private_dir",
+    "runner_file",
     "runtime_dir",
 ]
 
@@ -85,6 +86,15 @@ def runtime_dir() -> Path:
     fallback = data_dir() / "run"
     logger.debug("runtime dir %s cannot be created; using %s", preferred, fallback)
     return fallback
+
+
+def runner_file(runtime: Path, runner_id: str, suffix: str) -> Path:
+    """A running runner's file in the runtime dir: ``<id>.<suffix>`` (ids read ``runner-...``).
+
+    ``lock`` (held while it runs), ``api.json`` (its local API's port) and ``secret`` (that
+    API's bearer secret, 0600).
+    """
+    return runtime / f"{runner_id}.{suffix}"
 
 
 def config_file() -> Path:

@@ -405,6 +405,7 @@ class Dispatcher:
             task.method,
             task.payload,
             task.deadline_unix_ms,
+            int((time.monotonic() - task.created) * 1000),
         )
         task.state = TaskState.RUNNING
         task.link = link

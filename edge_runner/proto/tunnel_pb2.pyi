@@ -320,20 +320,22 @@ class Welcome(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., server_version: _Optional[str] = ..., adopted: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "attempt", "model_id", "method", "payload", "deadline_unix_ms")
+    __slots__ = ("task_id", "attempt", "model_id", "method", "payload", "deadline_unix_ms", "queued_ms")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_MS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
     model_id: str
     method: str
     payload: bytes
     deadline_unix_ms: int
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., model_id: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., deadline_unix_ms: _Optional[int] = ...) -> None: ...
+    queued_ms: int
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., model_id: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., deadline_unix_ms: _Optional[int] = ..., queued_ms: _Optional[int] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("task_id", "attempt", "reason")

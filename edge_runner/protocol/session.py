@@ -250,6 +250,7 @@ class ControlSession(_Session):
         method: str,
         payload: bytes,
         deadline_unix_ms: int = 0,
+        queued_ms: int = 0,
     ) -> None:
         """Queue a task, spending one credit of its model.
 
@@ -267,6 +268,7 @@ class ControlSession(_Session):
             method=method,
             payload=payload,
             deadline_unix_ms=deadline_unix_ms,
+            queued_ms=min(queued_ms, 2**32 - 1),
         )
         self._out.append(encode(pb.ControlMessage(task=task)))
 

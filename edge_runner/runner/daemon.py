@@ -43,7 +43,9 @@ from edge_runner.errors import (
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import RunnerSession, SessionState
 from edge_runner.runner.backoff import backoff
+from edge_runner.runner.events import EventHub
 from edge_runner.runner.executor import Executor, TaskKey, TaskSink
+from edge_runner.runner.metrics import RunnerMetrics
 from edge_runner.runner.slots import pool_warning, split_pool
 from edge_runner.runner.transport import (
     CONNECT_METHOD,
@@ -121,10 +123,14 @@ class _Held:
     """A task the runner holds across tunnels: its numbering and any output not yet sent."""
 
     model_id: str
+    method: str = ""
+    queue_wait: float = 0.0
+    started: float = field(default_factory=time.monotonic)
     next_seq: int = 0
     pending: list[_Outcome] = field(default_factory=list)
     finished: bool = False
     unwanted: bool = False
+    timed: bool = False
 
 
 class Runner(TaskSink):
@@ -161,6 +167,11 @@ class Runner(TaskSink):
         self._shares: dict[str, int] = {}
         #: set when the backend has nothing left to serve; run() raises it after stopping
         self._fatal: EdgeRunnerError | None = None
+        #: what the local API shows: events, counters, when the tunnel came up
+        self.hub = EventHub()
+        self.metrics = RunnerMetrics()
+        self.started = time.time()
+        self.connected_since: float | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -174,6 +185,7 @@ class Runner(TaskSink):
         loop = asyncio.get_running_loop()
         self._on_ready = on_ready
         self._stop_requested = asyncio.Event()
+        self.hub.bind(loop)
 
         def status_changed(status: pb.ModelStatus) -> None:  # any thread: hop onto the loop
             with contextlib.suppress(RuntimeError):  # the loop is gone: the runner stopped
@@ -181,6 +193,9 @@ class Runner(TaskSink):
 
         self.backend.add_status_listener(status_changed)
         if self.sampler is not None:
+            self.sampler.add_listener(
+                lambda sample: self.hub.publish_threadsafe("telemetry", sample.to_dict())
+            )
             self.sampler.start()
         await asyncio.to_thread(self.backend.load)
         self._shares = self._split_pool()
@@ -282,6 +297,15 @@ class Runner(TaskSink):
 
     def _on_model_status(self, status: pb.ModelStatus) -> None:
         """Forward a model's readiness (on the loop); a runner left with nothing stops."""
+        self.hub.publish(
+            "model",
+            {
+                "model": status.model_id,
+                "status": pb.ModelState.Name(status.state).lower(),
+                "message": status.message,
+                "progress": round(status.progress, 4),
+            },
+        )
         session = self._session
         if session is not None and session.state is not SessionState.CLOSED:
             session.send_model_status(status)
@@ -299,6 +323,7 @@ class Runner(TaskSink):
         held = self._held.get(key)
         if held is None:
             return
+        self._record_finish(key, held, outcome)
         session = self._live_session(key)
         if session is not None:
             del self._held[key]
@@ -314,6 +339,117 @@ class Runner(TaskSink):
         else:
             held.pending.append(outcome)
             held.finished = True
+
+    def _record_finish(self, key: TaskKey, held: _Held, outcome: _Outcome) -> None:
+        if held.timed:
+            return
+        held.timed = True
+        run_time = time.monotonic() - held.started
+        status = "ok" if isinstance(outcome, _ResultOut) else str(getattr(outcome, "code", "?"))
+        if held.unwanted:
+            status = "CANCELLED"
+        self.metrics.task_finished(status, held.queue_wait, run_time)
+        event: dict[str, object] = {
+            "event": "finished",
+            "task_id": key[0],
+            "attempt": key[1],
+            "model": held.model_id,
+            "method": held.method,
+            "status": status,
+            "queue_wait_s": round(held.queue_wait, 6),
+            "run_time_s": round(run_time, 6),
+        }
+        usage = outcome.usage if isinstance(outcome, _ResultOut) else None
+        if usage is not None and usage.completion_tokens and run_time > 0:
+            event["completion_tokens"] = usage.completion_tokens
+            event["tokens_per_s"] = round(usage.completion_tokens / run_time, 2)
+        self.hub.publish("task", event)
+
+    # -- what the local API shows -----------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Registered with the control plane and not stopping."""
+        return self.connected and self.stop_level == 0
+
+    def tunnel_state(self) -> str:
+        """``connected``, ``connecting``, ``reconnecting``, ``draining`` or ``stopping``."""
+        if self.stop_level:
+            return "draining" if self.connected else "stopping"
+        if self.connected:
+            return "connected"
+        return "reconnecting" if self.reconnects or self._outage_since else "connecting"
+
+    def snapshot(self) -> dict[str, object]:
+        """Everything a person asks about a runner, as JSON (the local API's /v1/snapshot)."""
+        now = time.monotonic()
+        statuses = {s.model_id: s for s in self.backend.statuses()}
+        models = []
+        for spec in self.backend.specs():
+            status = statuses.get(spec.model_id)
+            state = "ready" if status is None else pb.ModelState.Name(status.state).lower()
+            models.append(
+                {
+                    "id": spec.model_id,
+                    "backend": spec.backend,
+                    "status": state,
+                    "message": status.message if status else "",
+                    "progress": round(status.progress, 4) if status else 0.0,
+                }
+            )
+        executor = self._executor
+        tasks = [
+            {
+                "task_id": task_id,
+                "attempt": attempt,
+                "model": held.model_id,
+                "method": held.method,
+                "age_s": round(now - held.started, 3),
+                "queue_wait_s": round(held.queue_wait, 6),
+                "finished": held.finished,
+            }
+            for (task_id, attempt), held in self._held.items()
+            if not held.unwanted
+        ]
+        sample = self.sampler.latest.to_dict() if self.sampler is not None else None
+        return {
+            "runner_id": self.runner_id,
+            "pid": os.getpid(),
+            "version": __version__,
+            "api_base": self.settings.api_base,
+            "transport": self.settings.transport.value,
+            "ready": self.ready,
+            "tunnel": {
+                "state": self.tunnel_state(),
+                "connected_since": self.connected_since,
+                "reconnects": self.reconnects,
+                "last_error": self._last_error,
+            },
+            "models": models,
+            "pool_size": self.settings.pool_size,
+            "busy": executor.busy if executor is not None else 0,
+            "tasks": tasks,
+            "started": self.started,
+            "watchers": len(self.hub),
+            "telemetry": sample,
+        }
+
+    def metrics_text(self) -> str:
+        """The Prometheus exposition of this runner (the local API's /metrics)."""
+        executor = self._executor
+        return self.metrics.render(
+            inflight=executor.busy if executor is not None else 0,
+            pool_size=self.settings.pool_size,
+            reconnects=self.reconnects,
+            ready=self.ready,
+            gpus=self.sampler.latest.gpu if self.sampler is not None else None,
+        )
+
+    def _status_event(self) -> None:
+        self.hub.publish(
+            "status",
+            {"state": self.tunnel_state(), "ready": self.ready, "reconnects": self.reconnects},
+        )
 
     def _live_session(self, key: TaskKey) -> RunnerSession | None:
         session = self._session
@@ -349,7 +485,10 @@ class Runner(TaskSink):
                 self._outage(_describe(exc))
             if self.connected or hint is not None:
                 delays = backoff(s.backoff_initial, s.backoff_cap)
-            self.connected = False
+            was_connected, self.connected = self.connected, False
+            if was_connected:
+                self.connected_since = None
+                self._status_event()
             if self.stop_level:
                 return
             delay = hint if hint is not None else next(delays)
@@ -458,8 +597,21 @@ class Runner(TaskSink):
                 self._flush()
                 return None
             assert self._executor is not None
-            self._held[key] = _Held(event.model_id)
+            held = self._held[key] = _Held(
+                event.model_id, event.method, queue_wait=event.queued_ms / 1000
+            )
             self._executor.submit(event)
+            self.hub.publish(
+                "task",
+                {
+                    "event": "started",
+                    "task_id": key[0],
+                    "attempt": key[1],
+                    "model": held.model_id,
+                    "method": held.method,
+                    "queue_wait_s": round(held.queue_wait, 6),
+                },
+            )
         elif isinstance(event, pb.Cancel):
             assert self._executor is not None
             self._executor.cancel((event.task_id, event.attempt))
@@ -484,6 +636,7 @@ class Runner(TaskSink):
     def _on_welcome(self, session: RunnerSession, welcome: pb.Welcome) -> None:
         assert self._executor is not None
         self.connected = True
+        self.connected_since = time.time()
         if self._outage_since is not None:
             logger.info(
                 "tunnel to %s is back after %.1f s",
@@ -506,6 +659,7 @@ class Runner(TaskSink):
         if self.stop_level:
             session.send_draining()
         self._flush()
+        self._status_event()
         if self._on_ready is not None:
             callback, self._on_ready = self._on_ready, None
             callback(self)

@@ -1,7 +1,7 @@
 """A runner id that persists across restarts, and that two runners on one machine never share.
 
 The id is kept in ``<data dir>/runners/<key>.id``, where the key derives from the control plane
-address and the model folder. A runner holds an ``flock`` on ``<runtime dir>/runner-<id>.lock``
+address and the model folder. A runner holds an ``flock`` on ``<runtime dir>/<id>.lock``
 while it runs; a second runner for the same folder finds the lock taken and uses the next slot
 (``<key>-2.id``, ...), so several runners can share a machine.
 """
@@ -14,6 +14,8 @@ import os
 import uuid
 from pathlib import Path
 from typing import IO
+
+from edge_runner.config.paths import runner_file
 
 __all__ = ["RunnerIdentity", "claim_runner_id"]
 
@@ -56,7 +58,7 @@ def claim_runner_id(
             tmp = id_file.with_suffix(".tmp")
             tmp.write_text(runner_id + "\n")
             os.replace(tmp, id_file)
-        lock = (runtime_dir / f"runner-{runner_id}.lock").open("w")
+        lock = runner_file(runtime_dir, runner_id, "lock").open("w")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
