@@ -4,7 +4,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test lint unit integration bench proto clean
+.PHONY: up test test-torch lint unit integration bench proto clean
+
+# The CPU build of torch: on these machines this exact version is a wheel already on disk.
+# Elsewhere pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (the default torch on PyPI is
+# a CUDA build of several GB), or TORCH='torch' for whatever your index has.
+TORCH       ?= torch==2.13.0
+TORCH_INDEX ?=
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("edge-runner needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -24,6 +30,10 @@ up: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev lint
 	$(BIN)/python -m pytest
+
+test-torch: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install -q '$(TORCH)' numpy $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pytest -m torch
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
