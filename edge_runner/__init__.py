@@ -6,6 +6,6 @@ Kept light on purpose: importing ``edge_runner`` pulls in no gRPC, web or UI lib
 from __future__ import annotations
 
 from edge_runner._version import __version__
-from edge_runner.models.model_class import ModelClass
+from edge_runner.models.model_class import MCPModelClass, ModelClass
 
-__all__ = ["ModelClass", "__version__"]
+__all__ = ["MCPModelClass", "ModelClass", "__version__"]

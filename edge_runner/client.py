@@ -244,6 +244,13 @@ class Client(_Base):
         except httpx.HTTPError as exc:
             raise _connection_failed(self.api_base, exc) from exc
 
+    def chat(
+        self, model_id: str, messages: list[dict[str, Any]], /, **options: Any
+    ) -> dict[str, Any]:
+        """One chat completion (``/v1/chat/completions``): the OpenAI ``chat.completion``."""
+        body = {**options, "model": model_id, "messages": messages, "stream": False}
+        return dict(self._request("POST", "/v1/chat/completions", json=body))
+
     def chat_stream(
         self, model_id: str, messages: list[dict[str, Any]], /, **options: Any
     ) -> Generator[str, None, None]:

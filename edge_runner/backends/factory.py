@@ -17,7 +17,8 @@ A folder whose ``config.yaml`` has a ``toolkit`` section (written by ``edge-runn
       model: Qwen/Qwen2.5-7B-Instruct
       api_key_env: VLLM_API_KEY      # the variable holding its key, if it needs one
 
-Every other folder is a Python model folder (``1/model.py`` with a ModelClass).
+A folder with ``model_type_id: mcp`` hosts the MCP server its MCPModelClass returns; every
+other folder is a Python model folder (``1/model.py`` with a ModelClass).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def backend_for_folder(path: Path, **options: Any) -> Backend:
     """
     config = load_config(existing_folder(path))
     toolkit = config.raw.get("toolkit")
+    if toolkit is None and config.model_type_id == "mcp":
+        from edge_runner.backends.mcp_server import MCPBackend
+
+        return MCPBackend(path)
     if toolkit is None:
         from edge_runner.backends.python_model import PythonModelBackend
 

@@ -33,7 +33,7 @@ from edge_runner.config.resolve import (
 from edge_runner.config.secrets import SecretStore, secret_store
 from edge_runner.errors import ConfigError, SecretStoreError
 
-__all__ = ["register"]
+__all__ = ["context_records", "register"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,15 +142,20 @@ def _use(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace) -> int:
+def context_records() -> list[dict[str, Any]]:
+    """Every context as plain data, the active one marked, tokens masked (MCP uses it too)."""
     contexts = ContextsFile.load()
     active = os.environ.get(ENV_CONTEXT) or contexts.current
+    store = secret_store() if contexts.contexts else None
+    return [_record(ctx, ctx.name == active, store) for ctx in contexts.contexts.values()]
+
+
+def _list(args: argparse.Namespace) -> int:
     if args.output == "name":
-        for name in contexts.contexts:
+        for name in ContextsFile.load().contexts:
             print(name)
         return 0
-    store = secret_store() if contexts.contexts else None
-    records = [_record(ctx, ctx.name == active, store) for ctx in contexts.contexts.values()]
+    records = context_records()
     if args.output in ("json", "yaml"):
         _dump(records, args.output)
         return 0

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         gpus_cmd,
         local_cmds,
         login,
+        mcp_cmd,
         model_cmd,
         serve,
         token_cmd,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat_cmd.register(sub)
     gpus_cmd.register(sub)
     local_cmds.register(sub)
+    mcp_cmd.register(sub)
     model_cmd.register(sub)
     context_cmd.register(sub)
     login.register(sub)

@@ -1,7 +1,8 @@
 """``edge-runner model init``: write a model folder to start from.
 
 Without ``--toolkit`` it is a Python model folder (``config.yaml``, ``1/model.py`` with a
-ModelClass that has unary, streaming and chat methods, ``requirements.txt``). With
+ModelClass that has unary, streaming and chat methods, ``requirements.txt``); with
+``--model-type-id mcp`` its ``1/model.py`` is an MCP server with three tools instead. With
 ``--toolkit ollama`` or ``--toolkit openai`` it is a ``config.yaml`` whose ``toolkit`` section
 makes the runner serve an Ollama model or a model of a local OpenAI-compatible server (see
 :mod:`edge_runner.backends.factory`), so that setup can be versioned like any model folder.
@@ -78,6 +79,59 @@ class Model(ModelClass):
             yield word + " "
 '''
 
+_MCP_MODEL = '''\
+"""{model_id}: an MCP server hosted by a runner (reach it at /v2/mcp/{model_id}).
+
+Each @server.tool function is a tool a remote agent can call; annotate its parameters (with
+pydantic's Field for descriptions) and they become the tool's JSON schema. Raise ToolError for
+an error the agent should read.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from edge_runner import MCPModelClass
+
+server = MCPServer("{model_id}", instructions="Tools that run on this machine.")
+
+
+@server.tool(description="Add two numbers.")
+def add(
+    a: Annotated[float, Field(description="the first number")],
+    b: Annotated[float, Field(description="the second number")],
+) -> float:
+    return a + b
+
+
+@server.tool(description="Say which machine these tools run on.")
+def machine() -> dict[str, str]:
+    return {{
+        "node": platform.node(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+    }}
+
+
+@server.tool(description="Divide a by b.")
+def divide(a: float, b: float) -> float:
+    if b == 0:
+        raise ToolError("b must not be 0")
+    return a / b
+
+
+class Model(MCPModelClass):
+    """Hands the server above to the runner."""
+
+    def get_server(self) -> MCPServer:
+        return server
+'''
+
 _REQUIREMENTS = "# The Python packages this model needs, one per line (not edge-runner itself).\n"
 
 _OLLAMA_CONFIG = """\
@@ -135,7 +189,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     init.add_argument("--model-id", help="the id clients call it by (default: from the name)")
     init.add_argument(
-        "--model-type-id", default="text-to-text", help="model.model_type_id (default text-to-text)"
+        "--model-type-id",
+        default="text-to-text",
+        help="model.model_type_id (default text-to-text; mcp writes an MCP server)",
     )
     init.add_argument("--port", type=int, help="ollama: the port Ollama listens on")
     init.add_argument(
@@ -163,8 +219,8 @@ def _init(args: argparse.Namespace) -> int:
     from edge_runner.models.config import MODEL_ID_PATTERN
 
     folder = Path(args.model_path).expanduser()
-    if args.model_type_id == "mcp":
-        raise ConfigError("MCP model folders are not supported yet; use --toolkit or no option")
+    if args.model_type_id == "mcp" and args.toolkit:
+        raise ConfigError("--model-type-id mcp writes its own server; leave out --toolkit")
     if args.toolkit is None and (args.port or args.base_url or args.model_name):
         raise ConfigError("--model-name, --port and --base-url go with --toolkit ollama|openai")
     if args.port is not None and not 0 < args.port < 65536:
@@ -202,12 +258,13 @@ def _init(args: argparse.Namespace) -> int:
             )
         }
     else:
+        mcp = args.model_type_id == "mcp"
         files = {
             "config.yaml": _PYTHON_CONFIG.format(
                 model_id=model_id, model_type_id=args.model_type_id, path=shown
             ),
-            "1/model.py": _PYTHON_MODEL.format(model_id=model_id),
-            "requirements.txt": _REQUIREMENTS,
+            "1/model.py": (_MCP_MODEL if mcp else _PYTHON_MODEL).format(model_id=model_id),
+            "requirements.txt": _REQUIREMENTS + ("mcp>=2.3\n" if mcp else ""),
         }
     existing = [rel for rel in files if (folder / rel).exists()]
     if existing and not args.force:

@@ -27,6 +27,7 @@ from edge_runner.control.http_common import (
     submit_task,
 )
 from edge_runner.control.http_errors import ApiProblem, error_body, problem_response
+from edge_runner.control.mcp_api import add_mcp_routes
 from edge_runner.control.openai_api import add_openai_routes
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
@@ -171,6 +172,7 @@ def create_app(state: ControlState) -> FastAPI:
     # per request than the tunnel does (measured with bench/tunnel.py).
     app.router.add_route("/v2/models/{model_id}/{method}", call_method, methods=["POST"])
     add_openai_routes(app, state, principal)
+    add_mcp_routes(app, state, principal)
     add_tunnel_route(app, state)
     add_token_routes(app, state, principal)
     return app

@@ -97,6 +97,8 @@ class Task:
     state: TaskState = TaskState.QUEUED
     link: RunnerLink | None = None
     produced_output: bool = False
+    #: whether a lost runner's task may run again elsewhere (not an MCP call: tools act)
+    retry: bool = True
     created: float = field(default_factory=time.monotonic)
     started: float | None = None
     events: asyncio.Queue[TaskEvent] = field(default_factory=asyncio.Queue)
@@ -207,12 +209,14 @@ class Dispatcher:
         for task in orphans:
             if task.finished:
                 continue
-            if not task.produced_output and task.attempt < MAX_ATTEMPTS:
+            if task.retry and not task.produced_output and task.attempt < MAX_ATTEMPTS:
                 self._requeue(task, f"runner {link.runner_id} was lost")
             else:
                 reason = (
                     "after it had streamed output"
                     if task.produced_output
+                    else "(a call that is not retried elsewhere)"
+                    if not task.retry
                     else f"and the task has had {task.attempt} attempts"
                 )
                 self._finish(
@@ -357,7 +361,8 @@ class Dispatcher:
             if task is None:
                 self._pump_link(link)
                 return
-            if event.retryable and not task.produced_output and task.attempt < MAX_ATTEMPTS:
+            retry = event.retryable and task.retry and not task.produced_output
+            if retry and task.attempt < MAX_ATTEMPTS:
                 # Refused before it ran (a runner that started draining as the task arrived).
                 self._requeue(task, f"runner {link.runner_id} refused it: {event.message}")
             else:

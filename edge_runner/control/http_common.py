@@ -27,6 +27,7 @@ __all__ = [
     "answer",
     "first_event",
     "not_ready_problem",
+    "read_body",
     "read_json_object",
     "stream_events",
     "submit_task",
@@ -37,8 +38,8 @@ __all__ = [
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """Read a JSON object body of at most ``limit`` bytes (an empty body is ``{}``)."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read a body of at most ``limit`` bytes (413 beyond, without reading the rest)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise _too_large(int(length), limit)
@@ -47,6 +48,12 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         body += piece
         if len(body) > limit:
             raise _too_large(len(body), limit)
+    return bytes(body)
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """Read a JSON object body of at most ``limit`` bytes (an empty body is ``{}``)."""
+    body = await read_body(request, limit)
     if not body.strip():
         return {}
     try:

@@ -18,7 +18,7 @@ from types import ModuleType
 
 from edge_runner.errors import ModelFolderError
 from edge_runner.models.config import ModelConfig, load_config
-from edge_runner.models.model_class import ModelClass
+from edge_runner.models.model_class import MCPModelClass, ModelClass
 from edge_runner.models.signatures import MethodSignature, signatures_of
 
 __all__ = ["MODEL_FILE", "ModelFolder", "existing_folder", "load_model_folder"]
@@ -112,11 +112,26 @@ def load_model_folder(path: str | Path) -> ModelFolder:
         )
     module = _import_model_file(model_file)
     model_class = _find_model_class(module, model_file)
+    if config.model_type_id == "mcp" or issubclass(model_class, MCPModelClass):
+        if not issubclass(model_class, MCPModelClass):
+            raise ModelFolderError(
+                f"{model_file}: model_type_id is mcp, so {model_class.__qualname__} must "
+                "subclass MCPModelClass and define get_server() (`from edge_runner import "
+                "MCPModelClass`)"
+            )
+        if config.model_type_id != "mcp":
+            raise ModelFolderError(
+                f"{folder / 'config.yaml'}: {model_class.__qualname__} is an MCPModelClass; "
+                "set model.model_type_id: mcp"
+            )
+        signatures: tuple[MethodSignature, ...] = ()  # its tools are the MCP server's
+    else:
+        signatures = signatures_of(model_class)
     return ModelFolder(
         path=folder,
         config=config,
         model_class=model_class,
-        signatures=signatures_of(model_class),
+        signatures=signatures,
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 __all__ = [
     "METHOD_MARKER",
+    "MCPModelClass",
     "ModelClass",
     "current_cancel_event",
     "is_model_method",
@@ -95,6 +96,28 @@ class ModelClass:
         """
         event = current_cancel_event.get()
         return event is not None and event.is_set()
+
+
+class MCPModelClass(ModelClass):
+    """Base class of an MCP model folder (``model_type_id: mcp``): it serves an MCP server.
+
+    ``get_server()`` returns the server, an ``mcp.server.mcpserver.MCPServer`` with its
+    ``@server.tool`` functions; the runner hosts it and the control plane exposes it at
+    ``/v2/mcp/{model_id}``. No ``@ModelClass.method`` is needed::
+
+        server = MCPServer("files")
+
+        @server.tool(description="Read a text file")
+        def read_file(path: str) -> str: ...
+
+        class FilesModel(MCPModelClass):
+            def get_server(self) -> MCPServer:
+                return server
+    """
+
+    def get_server(self) -> Any:
+        """The MCP server to host (called once, after :meth:`load_model`)."""
+        raise NotImplementedError(f"{type(self).__name__} must define get_server()")
 
 
 def is_model_method(obj: object) -> bool:

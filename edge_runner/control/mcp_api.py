@@ -1,0 +1,137 @@
+"""``/v2/mcp/{model_id}``: MCP streamable HTTP for the MCP servers runners host.
+
+Each HTTP exchange (POST, GET, DELETE) becomes one task (``mcp.http``: the method, the MCP
+headers and the body) that goes through the tunnel to a runner of the model, whose hosted
+server answers; the answer's status, headers and body are sent back as they are. Hosted servers
+run stateless (see :mod:`edge_runner.backends.mcp_server`), so any runner of the model may
+answer any request and no session has to be pinned.
+
+Only the model's owner's tokens with the ``predict`` scope reach it (another user's catalog
+has no such model: 404). An MCP call is never re-run on another runner (tools act on the
+world): a runner lost mid-call fails it with ``RUNNER_LOST`` once its lease expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge_runner.control.dispatch import TaskDone
+from edge_runner.control.http_common import answer, read_body, submit_task
+from edge_runner.control.http_errors import ApiProblem
+from edge_runner.control.registry import TokenInfo
+from edge_runner.control.state import ControlState
+
+__all__ = ["MCP_HTTP_METHOD", "add_mcp_routes"]
+
+MCP_HTTP_METHOD = "mcp.http"
+#: request headers the hosted server needs; Authorization (our token) is never forwarded
+_FORWARDED = ("accept", "content-type", "last-event-id")
+#: response headers worth handing back
+_RETURNED = ("content-type", "cache-control")
+
+
+def _wanted(name: str, allowed: tuple[str, ...]) -> bool:
+    name = name.lower()
+    return name in allowed or name.startswith("mcp-")
+
+
+def add_mcp_routes(
+    app: FastAPI, state: ControlState, principal: Callable[[Request, str | None], TokenInfo]
+) -> None:
+    """Register ``/v2/mcp/{model_id}``."""
+
+    async def mcp(request: Request) -> Response:
+        body = b""
+        try:
+            body = await read_body(request, state.settings.max_body_bytes)
+            return await forward(request, body)
+        except ApiProblem as exc:
+            return _jsonrpc_error(exc, body)
+
+    async def forward(request: Request, body: bytes) -> Response:
+        model_id = request.path_params["model_id"]
+        user = principal(request, "predict").user_id
+        entry = state.catalog.get(user, model_id)
+        if entry is None:
+            known = [e.model_id for e in state.catalog.for_user(user) if _is_mcp(e.spec)]
+            raise ApiProblem(
+                404,
+                "UNKNOWN_MODEL",
+                f"no MCP model {model_id!r}; MCP models: {', '.join(known) or 'none yet'}",
+            )
+        if not _is_mcp(entry.spec):
+            raise ApiProblem(
+                400,
+                "NOT_MCP",
+                f"model {model_id!r} is not an MCP server (model_type_id "
+                f"{entry.spec.get('model_type_id') or 'text-to-text'}); call it at "
+                f"/v2/models/{model_id}/METHOD",
+            )
+        payload = {
+            "method": request.method,
+            "headers": {k: v for k, v in request.headers.items() if _wanted(k, _FORWARDED)},
+            "body": base64.b64encode(body).decode(),
+        }
+        task = state.new_task(user, model_id, MCP_HTTP_METHOD, json.dumps(payload).encode())
+        task.retry = False
+        submit_task(state, task)
+        event = await answer(state, task, request)
+        assert isinstance(event, TaskDone)
+        try:
+            reply = json.loads(event.payload)
+            status = int(reply["status"])
+            content = base64.b64decode(reply["body"])
+            headers = {
+                k: str(v)
+                for k, v in dict(reply.get("headers", {})).items()
+                if _wanted(k, _RETURNED)
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ApiProblem(
+                502, "BAD_RUNNER_ANSWER", f"the runner's MCP answer could not be read: {exc}"
+            ) from exc
+        headers["X-Task-Id"] = task.task_id
+        return Response(content, status, headers=headers)
+
+    app.router.add_route("/v2/mcp/{model_id}", mcp, methods=["GET", "POST", "DELETE"])
+
+
+#: JSON-RPC error codes for our HTTP statuses (MCP clients read the body of a non-2xx answer)
+_JSONRPC_CODES = {400: -32602, 404: -32601, 413: -32600}
+
+
+def _jsonrpc_error(problem: ApiProblem, body: bytes) -> Response:
+    """The problem as a JSON-RPC error answer, at its HTTP status, so MCP clients show it."""
+    request_id: Any = None
+    try:
+        message = json.loads(body)
+        if isinstance(message, dict):
+            request_id = message.get("id")
+    except ValueError:
+        pass
+    error = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": {
+            "code": _JSONRPC_CODES.get(problem.status, -32603),
+            "message": problem.message,
+            "data": {"code": problem.code, "status": problem.status},
+        },
+    }
+    headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after else {}
+    if problem.task_id:
+        headers["X-Task-Id"] = problem.task_id
+    return Response(
+        json.dumps(error).encode(), problem.status, headers=headers, media_type="application/json"
+    )
+
+
+def _is_mcp(spec: dict[str, Any]) -> bool:
+    return spec.get("backend") == "mcp" or spec.get("model_type_id") == "mcp"

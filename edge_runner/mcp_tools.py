@@ -1,0 +1,323 @@
+"""``edge-runner mcp``: edge-runner's own tools for a local agent (an IDE, a desktop assistant).
+
+The tools use the clients the CLI uses: :class:`edge_runner.client.Client` for the active
+context's control plane (``EDGE_RUNNER_*`` variables and ``--context`` apply), and
+:class:`edge_runner.local_client.LocalClient` for the runners on this machine. Every failure a
+person could act on comes back as an MCP tool error with the same message the CLI would print;
+the server itself never falls over. Logs go to stderr: on stdio, stdout carries only the
+protocol.
+
+Tools: ``list_contexts``, ``list_models``, ``describe_model``, ``predict``, ``chat``,
+``list_runners``, ``runner_status``, ``gpu_status``, ``recent_logs``, ``pull_model`` (Ollama,
+reporting progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from edge_runner.client import Client
+from edge_runner.errors import EdgeRunnerError
+from edge_runner.models.signatures import MethodSignature
+
+__all__ = ["MAX_LOG_RECORDS", "build_server"]
+
+logger = logging.getLogger(__name__)
+
+MAX_LOG_RECORDS = 500
+_T = TypeVar("_T")
+
+INSTRUCTIONS = """\
+Tools for edge-runner, which runs AI models on this machine and others behind a control plane.
+Start with list_models (or describe_model for one model's methods and their arguments), then
+predict to call a method or chat for chat models. runner_status, recent_logs and gpu_status
+show what the runner on this machine is doing. pull_model downloads an Ollama model."""
+
+
+def _guard(call: Callable[[], _T]) -> _T:
+    """Run a tool body; an edge-runner error becomes a tool error with its message."""
+    try:
+        return call()
+    except EdgeRunnerError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def build_server(context: str | None = None) -> MCPServer:
+    """The MCP server with every tool; ``context`` picks the control plane (default: active)."""
+    server = MCPServer("edge-runner", instructions=INSTRUCTIONS)
+
+    def client() -> Client:
+        return Client.from_context(context, timeout=None)
+
+    @server.tool(
+        description="List the contexts (control planes) this machine knows; one is active."
+    )
+    def list_contexts() -> list[dict[str, Any]]:
+        from edge_runner.cli.context_cmd import context_records
+
+        return _guard(context_records)
+
+    @server.tool(
+        description="List the models of the active control plane: id, status (online, "
+        "offline, loading, unavailable), backend, and method names."
+    )
+    def list_models() -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            with client() as c:
+                return [
+                    {
+                        "id": m["id"],
+                        "status": m.get("status"),
+                        "backend": m.get("backend"),
+                        "methods": [x["name"] for x in m.get("methods", [])],
+                        "openai": m.get("openai", []),
+                        **({"message": m["message"]} if m.get("message") else {}),
+                    }
+                    for m in c.models()
+                ]
+
+        return _guard(run)
+
+    @server.tool(
+        description="Describe one model: each method with its parameters, types, defaults and "
+        "whether it streams; use it before predict."
+    )
+    def describe_model(model: Annotated[str, Field(description="the model id")]) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            with client() as c:
+                doc = c.model(model)
+            methods = [MethodSignature.from_dict(m) for m in doc.get("methods", [])]
+            return {
+                "id": doc["id"],
+                "status": doc.get("status"),
+                "backend": doc.get("backend"),
+                "model_type_id": doc.get("model_type_id"),
+                "openai": doc.get("openai", []),
+                "methods": [
+                    {
+                        "name": sig.name,
+                        "signature": sig.render(),
+                        "streams": sig.kind.value != "unary",
+                        "description": sig.description,
+                        "parameters": [
+                            {
+                                "name": p.name,
+                                "type": p.type,
+                                "required": p.required,
+                                **({} if p.required else {"default": p.default}),
+                            }
+                            for p in sig.params
+                        ],
+                    }
+                    for sig in methods
+                ],
+            }
+
+        return _guard(run)
+
+    @server.tool(
+        description="Call a model method with keyword arguments; returns {output}. A streaming "
+        "method's pieces are joined (text) or listed."
+    )
+    def predict(
+        model: Annotated[str, Field(description="the model id")],
+        method: Annotated[str, Field(description="the method name (see describe_model)")] = (
+            "predict"
+        ),
+        arguments: Annotated[
+            dict[str, Any] | None, Field(description="keyword arguments for the method")
+        ] = None,
+    ) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            with client() as c:
+                doc = c.model(model)
+                sig = next((m for m in doc.get("methods", []) if m["name"] == method), None)
+                if sig is None:
+                    names = ", ".join(m["name"] for m in doc.get("methods", [])) or "none"
+                    raise ToolError(
+                        f"model {model!r} has no method {method!r}; its methods: {names}"
+                    )
+                if sig["kind"] == "unary":
+                    return {"output": c.predict(model, method, **(arguments or {}))}
+                pieces = list(c.generate(model, method, **(arguments or {})))
+                if all(isinstance(p, str) for p in pieces):
+                    return {"output": "".join(pieces), "pieces": len(pieces)}
+                return {"output": pieces, "pieces": len(pieces)}
+
+        return _guard(run)
+
+    @server.tool(
+        description="Send OpenAI-style messages to a chat model and return its answer "
+        "(models with chat in list_models' openai field)."
+    )
+    def chat(
+        model: Annotated[str, Field(description="the model id")],
+        messages: Annotated[
+            list[dict[str, Any]],
+            Field(description='[{"role": "user", "content": "..."}], system and assistant too'),
+        ],
+        max_tokens: Annotated[int | None, Field(description="longest answer")] = None,
+        temperature: Annotated[float | None, Field(description="sampling temperature")] = None,
+    ) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            options = {
+                k: v
+                for k, v in (("max_tokens", max_tokens), ("temperature", temperature))
+                if v is not None
+            }
+            with client() as c:
+                reply = c.chat(model, messages, **options)
+            choice = (reply.get("choices") or [{}])[0]
+            return {
+                "content": (choice.get("message") or {}).get("content"),
+                "finish_reason": choice.get("finish_reason"),
+                "usage": reply.get("usage"),
+            }
+
+        return _guard(run)
+
+    @server.tool(
+        description="List the runners of the active control plane: status, host, models, "
+        "busy slots, GPUs."
+    )
+    def list_runners() -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            with client() as c:
+                return c.runners()
+
+        return _guard(run)
+
+    @server.tool(
+        description="The runner on this machine: tunnel state, reconnects, last error, models, "
+        "slots and tasks in flight."
+    )
+    def runner_status(
+        runner: Annotated[
+            str | None, Field(description="a runner id, when several run here")
+        ] = None,
+    ) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            from edge_runner.local_client import LocalClient
+
+            with LocalClient.find(runner) as local:
+                snap = local.snapshot()
+            snap.pop("telemetry", None)  # gpu_status has it
+            return snap
+
+        return _guard(run)
+
+    @server.tool(
+        description="This machine's GPUs (NVIDIA, via NVML): memory, utilisation, temperature, "
+        "power, processes; and CPU and memory. Says why when there is no GPU data."
+    )
+    def gpu_status() -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            from edge_runner.config.paths import data_dir
+            from edge_runner.telemetry import GpuReader, HostReader
+
+            reader = GpuReader()
+            try:
+                doc = reader.read().to_dict()
+            finally:
+                reader.close()
+            doc["host"] = HostReader(data_dir()).read().to_dict()
+            return doc
+
+        return _guard(run)
+
+    @server.tool(
+        description=f"The last log records of the runner on this machine (at most "
+        f"{MAX_LOG_RECORDS}), filtered by level and text."
+    )
+    def recent_logs(
+        level: Annotated[
+            str | None, Field(description="debug, info, warning or error, and above")
+        ] = None,
+        grep: Annotated[str | None, Field(description="only records containing this")] = None,
+        limit: Annotated[int, Field(description=f"how many, 1-{MAX_LOG_RECORDS}")] = 100,
+        runner: Annotated[
+            str | None, Field(description="a runner id, when several run here")
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        if not 1 <= limit <= MAX_LOG_RECORDS:
+            raise ToolError(f"limit must be between 1 and {MAX_LOG_RECORDS}, got {limit}")
+
+        def run() -> list[dict[str, Any]]:
+            from edge_runner.local_client import LocalClient
+
+            with LocalClient.find(runner) as local:
+                return local.logs(limit=limit, level=level, grep=grep)
+
+        return _guard(run)
+
+    @server.tool(
+        description="Download an Ollama model into the local Ollama (its OLLAMA_HOST, or "
+        "127.0.0.1:11434), reporting progress; then a runner can serve it with --ollama."
+    )
+    async def pull_model(
+        name: Annotated[str, Field(description="the Ollama model name, e.g. llama3.2")],
+        ctx: Context,
+        host: Annotated[
+            str | None, Field(description="the Ollama address, if not the default")
+        ] = None,
+    ) -> dict[str, Any]:
+        return await _pull(name, host, ctx)
+
+    return server
+
+
+async def _pull(name: str, host: str | None, ctx: Context) -> dict[str, Any]:
+    """Pull with the ollama client in a thread; progress goes out as MCP notifications."""
+    import os
+
+    import httpx
+    import ollama
+
+    from edge_runner.backends.ollama import normalize_host
+
+    url = normalize_host(host or os.environ.get("OLLAMA_HOST"))
+    loop = asyncio.get_running_loop()
+    updates: asyncio.Queue[tuple[float, float, str] | None] = asyncio.Queue()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        layers: dict[str, tuple[int, int]] = {}
+        try:
+            with ollama.Client(url) as client:
+                for part in client.pull(name, stream=True):
+                    if part.digest and part.total:
+                        layers[part.digest] = (int(part.completed or 0), int(part.total))
+                    done = sum(c for c, _ in layers.values())
+                    total = sum(t for _, t in layers.values())
+                    loop.call_soon_threadsafe(
+                        updates.put_nowait, (float(done), float(total or 0), part.status or "")
+                    )
+            outcome["status"] = "success"
+        except ollama.ResponseError as exc:
+            outcome["error"] = f"Ollama at {url} could not pull {name!r}: {exc.error}"
+        except (httpx.HTTPError, ConnectionError) as exc:
+            outcome["error"] = (
+                f"no Ollama answers at {url} ({type(exc).__name__}); start it with `ollama serve`"
+            )
+        finally:
+            loop.call_soon_threadsafe(updates.put_nowait, None)
+
+    worker = asyncio.ensure_future(asyncio.to_thread(work))
+    last = -1.0
+    while (update := await updates.get()) is not None:
+        done, total, status = update
+        if total and done == last and status.startswith("pulling"):
+            continue
+        last = done
+        await ctx.report_progress(done, total or None, f"{name}: {status}")
+    await worker
+    if "error" in outcome:
+        raise ToolError(outcome["error"])
+    return {"model": name, "host": url, "status": "success"}
