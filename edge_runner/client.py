@@ -207,6 +207,44 @@ class Client(_Base):
         """Cancel a queued or running task."""
         return dict(self._request("DELETE", f"/v2/tasks/{task_id}"))
 
+    def tasks(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Queued and running tasks, then the most recent finished ones."""
+        return list(self._request("GET", "/v2/tasks", params={"limit": limit})["tasks"])
+
+    def drain_runner(self, runner_id: str) -> dict[str, Any]:
+        """Ask a runner to stop taking tasks (it finishes the ones it has)."""
+        return dict(self._request("POST", f"/v2/runners/{runner_id}/drain"))
+
+    def runner_logs(
+        self,
+        runner_id: str,
+        *,
+        limit: int = 200,
+        level: str | None = None,
+        grep: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The log records a runner sent over its tunnel, oldest first."""
+        params = {k: v for k, v in (("limit", limit), ("level", level), ("grep", grep)) if v}
+        return list(self._request("GET", f"/v2/runners/{runner_id}/logs", params=params)["records"])
+
+    def follow_runner_logs(
+        self, runner_id: str, *, limit: int = 0, level: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The runner's log records as they come (Server-Sent Events); blocks."""
+        params: dict[str, Any] = {"follow": 1, "limit": limit}
+        if level:
+            params["level"] = level
+        path = f"/v2/runners/{runner_id}/logs"
+        try:
+            with self._http.stream("GET", path, params=params, timeout=None) as response:
+                if response.status_code >= 400:
+                    raise _api_error(response, response.read())
+                for event, data in parse_sse(response.iter_lines()):
+                    if event == "log":
+                        yield json.loads(data)
+        except httpx.HTTPError as exc:
+            raise _connection_failed(self.api_base, exc) from exc
+
     def create_token(
         self, name: str, scopes: list[str], expires_in: float | None = None
     ) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from edge_runner.control.http_common import (
 from edge_runner.control.http_errors import ApiProblem, error_body, problem_response
 from edge_runner.control.mcp_api import add_mcp_routes
 from edge_runner.control.openai_api import add_openai_routes
+from edge_runner.control.ops_api import add_ops_routes
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 from edge_runner.control.tokens_api import add_token_routes
@@ -173,6 +174,7 @@ def create_app(state: ControlState) -> FastAPI:
     app.router.add_route("/v2/models/{model_id}/{method}", call_method, methods=["POST"])
     add_openai_routes(app, state, principal)
     add_mcp_routes(app, state, principal)
+    add_ops_routes(app, state, principal)
     add_tunnel_route(app, state)
     add_token_routes(app, state, principal)
     return app
@@ -186,11 +188,14 @@ def _unknown_model(state: ControlState, user_id: str, model_id: str) -> ApiProbl
 
 def _model_view(state: ControlState, user_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     online = state.dispatcher.online(user_id, spec["id"])
+    key = (user_id, spec["id"])
     view = {
         **spec,
         "status": "online" if online else "offline",
         "runners": online,
         "queued": state.dispatcher.queued(user_id, spec["id"]),
+        "requests": state.dispatcher.requests[key],
+        "errors": state.dispatcher.errors[key],
     }
     waiting = state.dispatcher.not_ready(user_id, spec["id"])
     if waiting is not None:

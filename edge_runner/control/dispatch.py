@@ -16,7 +16,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 from edge_runner.proto import tunnel_pb2 as pb
@@ -100,13 +100,56 @@ class Task:
     #: whether a lost runner's task may run again elsewhere (not an MCP call: tools act)
     retry: bool = True
     created: float = field(default_factory=time.monotonic)
+    created_at: float = field(default_factory=time.time)
     started: float | None = None
+    runner_id: str = ""
     events: asyncio.Queue[TaskEvent] = field(default_factory=asyncio.Queue)
 
     @property
     def finished(self) -> bool:
         """Whether a terminal event was delivered (or the task was cancelled)."""
         return self.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A finished task, for ``GET /v2/tasks`` (kept in a bounded list)."""
+
+    task_id: str
+    user_id: str
+    model_id: str
+    method: str
+    status: str  # done, failed, cancelled
+    code: str  # the error code, "" when done
+    created_at: float
+    queue_wait_s: float | None
+    run_time_s: float | None
+    runner_id: str
+    completion_tokens: int
+    attempts: int
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready; tokens/s where the backend counted tokens."""
+        doc: dict[str, object] = {
+            "task_id": self.task_id,
+            "model": self.model_id,
+            "method": self.method,
+            "status": self.status,
+            "code": self.code,
+            "created_at": self.created_at,
+            "queue_wait_s": self.queue_wait_s,
+            "run_time_s": self.run_time_s,
+            "runner_id": self.runner_id,
+            "attempts": self.attempts,
+        }
+        if self.completion_tokens and self.run_time_s:
+            doc["completion_tokens"] = self.completion_tokens
+            doc["tokens_per_s"] = round(self.completion_tokens / self.run_time_s, 2)
+        return doc
+
+
+#: finished tasks kept for ``GET /v2/tasks``
+RECENT_TASKS = 1000
 
 
 class RunnerLink:
@@ -163,6 +206,11 @@ class Dispatcher:
         self.links: dict[str, RunnerLink] = {}
         #: unfinished tasks by id (queued or running)
         self.tasks: dict[str, Task] = {}
+        #: finished tasks, newest last
+        self.recent: deque[TaskRecord] = deque(maxlen=RECENT_TASKS)
+        #: requests and errors per (user, model) since start, for rates
+        self.requests: Counter[ModelKey] = Counter()
+        self.errors: Counter[ModelKey] = Counter()
 
     # -- runners ----------------------------------------------------------------------------
 
@@ -307,6 +355,7 @@ class Dispatcher:
         if len(queue) >= self.max_queue:
             raise QueueFull(f"{len(queue)} requests are already waiting for {task.model_id}")
         self.tasks[task.task_id] = task
+        self.requests[key] += 1
         if not queue:
             link = self._pick(key)
             if link is not None:
@@ -392,6 +441,48 @@ class Dispatcher:
         task.state = state
         self.tasks.pop(task.task_id, None)
         task.events.put_nowait(event)
+        now = time.monotonic()
+        if state is TaskState.FAILED:
+            self.errors[(task.user_id, task.model_id)] += 1
+        usage = event.usage if isinstance(event, TaskDone) else None
+        self.recent.append(
+            TaskRecord(
+                task_id=task.task_id,
+                user_id=task.user_id,
+                model_id=task.model_id,
+                method=task.method,
+                status=state.value,
+                code=event.code if isinstance(event, TaskFailedEvent) else "",
+                created_at=task.created_at,
+                queue_wait_s=None
+                if task.started is None
+                else round(task.started - task.created, 6),
+                run_time_s=None if task.started is None else round(now - task.started, 6),
+                runner_id=task.runner_id,
+                completion_tokens=usage.completion_tokens if usage is not None else 0,
+                attempts=task.attempt,
+            )
+        )
+
+    def count_rejected(self, user_id: str, model_id: str) -> None:
+        """A request refused before it became a task (429, 503): a request and an error."""
+        self.requests[(user_id, model_id)] += 1
+        self.errors[(user_id, model_id)] += 1
+
+    def task_view(self, task: Task) -> dict[str, object]:
+        """A queued or running task as JSON."""
+        now = time.monotonic()
+        return {
+            "task_id": task.task_id,
+            "model": task.model_id,
+            "method": task.method,
+            "status": task.state.value,
+            "created_at": task.created_at,
+            "age_s": round(now - task.created, 3),
+            "queue_wait_s": None if task.started is None else round(task.started - task.created, 6),
+            "runner_id": task.runner_id,
+            "attempts": task.attempt,
+        }
 
     def _pick(self, key: ModelKey) -> RunnerLink | None:
         best: RunnerLink | None = None
@@ -414,6 +505,7 @@ class Dispatcher:
         )
         task.state = TaskState.RUNNING
         task.link = link
+        task.runner_id = link.runner_id
         task.started = time.monotonic()
         link.tasks[(task.task_id, task.attempt)] = task
         link.flush()

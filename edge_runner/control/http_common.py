@@ -170,10 +170,12 @@ def submit_task(state: ControlState, task: Task) -> None:
     """Queue a task, or answer at once: 503 while its model is loading, 429 when full."""
     waiting = state.dispatcher.not_ready(task.user_id, task.model_id)
     if waiting is not None:
+        state.dispatcher.count_rejected(task.user_id, task.model_id)
         raise not_ready_problem(task.model_id, waiting)
     try:
         state.dispatcher.submit(task)
     except QueueFull as exc:
+        state.dispatcher.count_rejected(task.user_id, task.model_id)
         raise ApiProblem(429, "QUEUE_FULL", f"{exc}; retry in a moment", retry_after=1) from exc
 
 

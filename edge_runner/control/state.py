@@ -14,6 +14,7 @@ from edge_runner.control.auth import Authenticator
 from edge_runner.control.catalog import Catalog
 from edge_runner.control.dispatch import Dispatcher, RunnerLink, Task
 from edge_runner.control.registry import Registry, RunnerRecord, TokenInfo, hash_token
+from edge_runner.control.runner_logs import RunnerLogs
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import signatures_from_spec
 from edge_runner.proto import tunnel_pb2 as pb
@@ -91,6 +92,8 @@ class ControlState:
         self.suspects: dict[str, tuple[RunnerLink, asyncio.TimerHandle]] = {}
         self._refused_tokens: set[str] = set()
         self.closing = False
+        #: runner logs that came over the tunnels
+        self.logs = RunnerLogs()
 
     def runner_principal(self, header: str | None, peer: str) -> TokenInfo | None:
         """Check a tunnel's bearer token; a refused token is logged once, then at DEBUG."""
@@ -219,6 +222,20 @@ class ControlState:
                 pb.ModelState.Name(status.state).lower(),
                 f" ({status.message})" if status.message else "",
             )
+
+    def drain_runner(self, user_id: str, runner_id: str) -> bool:
+        """Ask one of the user's connected runners to drain; False when none such is connected.
+
+        The runner stops taking tasks at once (no new ones are routed to it) and finishes the
+        ones it has; its tunnel stays up, so its status and logs stay visible.
+        """
+        link = self.dispatcher.links.get(runner_id)
+        if link is None or link.user_id != user_id:
+            return False
+        link.session.send_drain("drained from the control plane")
+        link.flush()
+        logger.info("runner %s asked to drain", runner_id)
+        return True
 
     def _take_previous(self, runner_id: str) -> RunnerLink | None:
         """The runner's earlier link, if it is suspect or (half-open) still attached."""

@@ -123,6 +123,8 @@ async def _read(
             for event in session.receive_frame(frame):
                 if isinstance(event, pb.ModelStatus):
                     state.model_status(link, event)
+                elif isinstance(event, pb.Logs):
+                    state.logs.add(link.runner_id, link.user_id, event)
                 dispatcher.on_event(link, event)
                 if isinstance(event, pb.Draining):
                     logger.info("runner %s is draining", link.runner_id)

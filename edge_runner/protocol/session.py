@@ -279,6 +279,11 @@ class ControlSession(_Session):
             cancel = pb.Cancel(task_id=task_id, attempt=attempt, reason=reason)
             self._out.append(encode(pb.ControlMessage(cancel=cancel)))
 
+    def send_drain(self, reason: str) -> None:
+        """Ask the runner to drain: it stops taking tasks, and finishes those it has."""
+        if self.state is not SessionState.CLOSED:
+            self._out.append(encode(pb.ControlMessage(drain=pb.Drain(reason=reason))))
+
     def send_heartbeat(self) -> None:
         """Queue a heartbeat so the runner can detect a half-open tunnel."""
         hb = pb.Heartbeat(sent_unix_ms=_now_ms())
@@ -447,6 +452,12 @@ class RunnerSession(_Session):
         """
         if self.state is not SessionState.CLOSED:
             self._out.append(encode(pb.RunnerMessage(model_status=status)))
+
+    def send_logs(self, records: list[pb.LogRecord], dropped: int = 0) -> None:
+        """Send a batch of log records (and how many were dropped since the last batch)."""
+        if self.state is not SessionState.CLOSED and (records or dropped):
+            logs = pb.Logs(records=records, dropped=dropped)
+            self._out.append(encode(pb.RunnerMessage(logs=logs)))
 
     def send_draining(self) -> None:
         """Tell the control plane to stop routing here; in-flight tasks still finish."""

@@ -66,6 +66,9 @@ _UNSPECIFIED_HOSTS = {"0.0.0.0", "::", "[::]", ""}
 _CLOSE_WAIT_S = 2.0
 #: a tunnel silent for this many heartbeat intervals is considered dead
 _SILENT_HEARTBEATS = 3
+#: log records go to the control plane at most this often, this many to a frame
+_LOG_BATCH_S = 0.5
+_LOG_BATCH_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class Runner(TaskSink):
         self._executor = Executor(threads, self.backend, self, loop)
         main = asyncio.create_task(self._connect_loop(), name="edge-runner-tunnel")
         stop = asyncio.create_task(self._stop_requested.wait())
+        logs = asyncio.create_task(self._forward_logs(), name="edge-runner-logs")
         try:
             await asyncio.wait({main, stop}, return_when=asyncio.FIRST_COMPLETED)
             if main.done():
@@ -222,6 +226,7 @@ class Runner(TaskSink):
         finally:
             stop.cancel()
             main.cancel()
+            logs.cancel()
             self._executor.shutdown()
             await asyncio.to_thread(self.backend.close)
             if self.sampler is not None:
@@ -444,6 +449,39 @@ class Runner(TaskSink):
             ready=self.ready,
             gpus=self.sampler.latest.gpu if self.sampler is not None else None,
         )
+
+    async def _forward_logs(self) -> None:
+        """Send the runner's log records to the control plane in batches (bounded)."""
+        sub = self.hub.subscribe(frozenset({"log"}))
+        reported = unsent = 0
+        try:
+            while True:
+                batch = [(await sub.queue.get()).data]
+                await asyncio.sleep(_LOG_BATCH_S)  # let a burst gather into one frame
+                while not sub.queue.empty() and len(batch) < _LOG_BATCH_MAX:
+                    batch.append(sub.queue.get_nowait().data)
+                session = self._session
+                if session is None or session.state not in (
+                    SessionState.OPEN,
+                    SessionState.DRAINING,
+                ):
+                    unsent += len(batch)  # no tunnel: the local API still has them
+                    continue
+                records = [
+                    pb.LogRecord(
+                        unix_ms=int(float(r["time"]) * 1000),
+                        level=str(r["level"]),
+                        logger=str(r["logger"]),
+                        message=str(r["message"]),
+                        task_id=str(r.get("task_id") or ""),
+                    )
+                    for r in batch
+                ]
+                session.send_logs(records, dropped=unsent + sub.dropped - reported)
+                reported, unsent = sub.dropped, 0
+                self._flush()
+        finally:
+            self.hub.unsubscribe(sub)
 
     def _status_event(self) -> None:
         self.hub.publish(
