@@ -452,7 +452,7 @@ class Runner(TaskSink):
 
     async def _forward_logs(self) -> None:
         """Send the runner's log records to the control plane in batches (bounded)."""
-        sub = self.hub.subscribe(frozenset({"log"}))
+        sub = self.hub.subscribe(frozenset({"log"}), watcher=False)
         reported = unsent = 0
         try:
             while True:

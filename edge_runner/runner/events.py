@@ -35,6 +35,7 @@ class Subscription:
     """One subscriber's bounded queue of events of the topics it asked for."""
 
     topics: frozenset[str]
+    watcher: bool = True
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(_SUBSCRIBER_QUEUE))
     dropped: int = 0
 
@@ -60,16 +61,16 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
-        """How many subscribers there are."""
-        return len(self._subscribers)
+        """How many watchers (outside subscribers: local API clients) there are."""
+        return sum(1 for sub in self._subscribers if sub.watcher)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop that :meth:`publish_threadsafe` hands events to."""
         self._loop = loop
 
-    def subscribe(self, topics: frozenset[str]) -> Subscription:
-        """Start receiving events of ``topics``."""
-        sub = Subscription(topics)
+    def subscribe(self, topics: frozenset[str], *, watcher: bool = True) -> Subscription:
+        """Start receiving events of ``topics`` (``watcher=False``: the runner's own use)."""
+        sub = Subscription(topics, watcher)
         self._subscribers.add(sub)
         return sub
 
