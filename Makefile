@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test test-torch lint unit integration bench proto clean
+.PHONY: up dashboard test test-torch lint unit integration bench proto screenshots clean
 
 # The CPU build of torch: on these machines this exact version is a wheel already on disk.
 # Elsewhere pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (the default torch on PyPI is
@@ -17,8 +17,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# The dashboard (Textual, pure Python) comes with `make up`: it is how you watch what `up` runs.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[tui]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
@@ -27,6 +28,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 up: $(VENV)/.installed
 	$(BIN)/edge-runner up examples/hello
+
+# In another terminal while `make up` runs.
+dashboard: $(VENV)/.installed
+	$(BIN)/edge-runner dashboard
 
 test: $(VENV)/.installed-dev lint
 	$(BIN)/python -m pytest
@@ -51,6 +56,9 @@ bench: $(VENV)/.installed
 
 proto: $(VENV)/.installed-dev
 	$(BIN)/python tools/gen_proto.py
+
+screenshots: $(VENV)/.installed-dev
+	$(BIN)/python tools/dashboard_screenshot.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         calls,
         chat_cmd,
         context_cmd,
+        dashboard_cmd,
         gpus_cmd,
         local_cmds,
         login,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     calls.register(sub)
     chat_cmd.register(sub)
     gpus_cmd.register(sub)
+    dashboard_cmd.register(sub)
     local_cmds.register(sub)
     mcp_cmd.register(sub)
     model_cmd.register(sub)

@@ -52,6 +52,25 @@ def test_only_telemetry_gpu_imports_pynvml() -> None:
     assert users == {"edge_runner/telemetry/gpu.py"}
 
 
+def test_only_tui_imports_textual() -> None:
+    """The dashboard is the top-level tui/ package; edge_runner/ reaches it only through
+    `edge-runner dashboard`, and never imports Textual itself."""
+    assert [where for where, module in _imports(PACKAGE) if module.startswith("textual")] == []
+    users = {where for where, module in _imports(PACKAGE) if module.startswith("tui")}
+    assert users == {"edge_runner/cli/dashboard_cmd.py"}
+
+
+def test_the_dashboard_is_a_client() -> None:
+    """tui/ reads the daemons through their clients: it imports no control plane, runner or
+    tunnel code, so it can never run a daemon in-process."""
+    bad = [
+        (where, module)
+        for where, module in _imports(ROOT / "tui")
+        if module.startswith(("edge_runner.control", "edge_runner.runner", "grpc", "fastapi"))
+    ]
+    assert bad == []
+
+
 def test_protocol_is_sans_io() -> None:
     """protocol/ imports only the stubs, the error tree and the stdlib — no asyncio or grpc."""
     allowed_ours = ("edge_runner.proto", "edge_runner.errors", "edge_runner.protocol")

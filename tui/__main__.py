@@ -1,0 +1,24 @@
+"""``python -m tui``: the dashboard with the active context (``--context``, ``--runner``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tui.app import run_dashboard
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the few options and run the dashboard."""
+    parser = argparse.ArgumentParser(prog="python -m tui", description=__doc__)
+    parser.add_argument("--context", help="context to use (default: the active one)")
+    parser.add_argument("--runner", help="the local runner to show, when several run here")
+    parser.add_argument(
+        "--allow-actions", action="store_true", help="allow drain and cancel (each confirmed)"
+    )
+    args = parser.parse_args(argv)
+    return run_dashboard(args.context, args.runner, allow_actions=args.allow_actions)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The dashboard's views (one per tab) and its modal screens."""
