@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, RichLog, TabbedContent, TabPane
 
@@ -35,6 +37,16 @@ from tui.widgets.banner import Banner
 __all__ = ["DashboardApp", "create_app", "run_dashboard"]
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def _unless_torn_down() -> Iterator[None]:
+    """Drop data that arrives while the main screen is not composed (starting, quitting)."""
+    try:
+        yield
+    except NoMatches:
+        logger.debug("no panel for the data: the dashboard is starting or quitting")
+
 
 #: (pane id, title, view class), in key order 1-6
 SCREENS: tuple[tuple[str, str, type[Widget]], ...] = (
@@ -174,22 +186,26 @@ class DashboardApp(App[None]):
         """New tables: every screen that shows them."""
         self.last_refresh = message
         stale = not message.plane.reachable
-        self.query_one(Banner).show(message.plane, message.local)
-        self.query_one(OverviewView).show(message.plane, message.local, message.now)
-        if not stale:  # an outage keeps the last tables; the banner says why
-            self.query_one(RunnersView).show(message.plane.runners, message.now)
-            self.query_one(TasksView).show(message.plane.tasks, message.now)
-        self.query_one(RunnersView).set_class(stale, "stale")
-        self.query_one(TasksView).set_class(stale, "stale")
+        with _unless_torn_down():
+            self.query_one(Banner).show(message.plane, message.local)
+            self.query_one(OverviewView).show(message.plane, message.local, message.now)
+            runners, tasks = self.query_one(RunnersView), self.query_one(TasksView)
+            if not stale:  # an outage keeps the last tables; the banner says why
+                runners.show(message.plane.runners, message.now)
+                tasks.show(message.plane.tasks, message.now)
+            runners.set_class(stale, "stale")
+            tasks.set_class(stale, "stale")
 
     async def on_gpu_sampled(self, message: GpuSampled) -> None:
         """A GPU sample: the overview line and the GPU screen."""
-        self.query_one(OverviewView).show_gpus(message.view)
-        await self.query_one(GpuPanels).show(message.view)
+        with _unless_torn_down():
+            self.query_one(OverviewView).show_gpus(message.view)
+            await self.query_one(GpuPanels).show(message.view)
 
     def on_contexts_loaded(self, message: ContextsLoaded) -> None:
         """The contexts table."""
-        self.query_one(ContextsView).show(message.records)
+        with _unless_torn_down():
+            self.query_one(ContextsView).show(message.records)
 
     # -- logs --------------------------------------------------------------------------
 
@@ -249,7 +265,8 @@ class DashboardApp(App[None]):
 
     def on_log_records(self, message: LogRecords) -> None:
         """Records for the Logs screen (or why none come)."""
-        self.query_one(LogsView).add(message.records, message.source, message.error)
+        with _unless_torn_down():
+            self.query_one(LogsView).add(message.records, message.source, message.error)
 
     def follow_runner_logs(self, runner_id: str) -> None:
         """Switch the Logs screen to ``runner_id`` (through the control plane) and show it."""

@@ -16,6 +16,7 @@ from tests.conftest import MS
 from tests.fakes.dashboard import FakeSource
 from tests.tui.conftest import drive, loaded, log_text, plain, until
 from tui.app import DashboardApp, create_app
+from tui.messages import GpuSampled
 from tui.screens.contexts import ContextsView
 from tui.screens.gpu import GpuPanel, GpuPanels, HostPanel
 from tui.screens.logs import CAPACITY, LogsView
@@ -301,6 +302,22 @@ def test_help_lists_every_key_of_every_screen() -> None:
             assert words in text, words
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "help to close")
+
+    drive(app, scenario)
+
+
+def test_data_for_a_panel_that_is_gone_is_dropped_not_fatal() -> None:
+    """A sample landing while the screen is torn down (quitting) does not crash the app."""
+    source = FakeSource()
+    app = _app(source)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await loaded(pilot)
+        await app.query_one(OverviewView).remove()
+        await app.query_one(GpuPanels).remove()
+        await loaded(pilot)
+        await app.on_gpu_sampled(GpuSampled(source.gpus()))
+        assert app.is_running and app.return_code is None
 
     drive(app, scenario)
 
