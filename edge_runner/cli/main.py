@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         chat_cmd,
         context_cmd,
         dashboard_cmd,
+        doctor_cmd,
         gpus_cmd,
         local_cmds,
         login,
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     context_cmd.register(sub)
     login.register(sub)
     token_cmd.register(sub)
+    doctor_cmd.register(sub)
     return parser
 
 

@@ -89,6 +89,7 @@ def create_app(state: ControlState) -> FastAPI:
                 "tls": state.settings.tls,
             },
             "uptime_s": round(time.time() - state.started, 3),
+            "time": time.time(),  # the server's clock, so clients can measure skew (doctor)
         }
 
     @app.get("/v2/models")

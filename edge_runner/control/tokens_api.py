@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from edge_runner.control.http_common import read_json_object
 from edge_runner.control.http_errors import ApiProblem
-from edge_runner.control.registry import SCOPES, TokenInfo, TokenRecord
+from edge_runner.control.registry import ADMIN_SCOPES, SCOPES, TokenInfo, TokenRecord
 from edge_runner.control.state import ControlState
 
 __all__ = ["add_token_routes"]
@@ -103,6 +103,19 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
     async def list_tokens(request: Request) -> dict[str, Any]:
         caller = principal(request, "manage")
         return {"tokens": [_record(r) for r in state.registry.tokens(caller.user_id)]}
+
+    @app.get("/v2/tokens/self")
+    async def token_self(request: Request) -> dict[str, Any]:
+        # Any valid token may ask about itself (doctor, login): never the secret.
+        caller = principal(request, None)
+        return {
+            "id": caller.token_id,
+            "name": caller.name,
+            "kind": caller.kind,
+            "scopes": [s for s in ADMIN_SCOPES if s in caller.scopes],
+            "user_id": caller.user_id,
+            "expires_at": caller.expires_at,
+        }
 
     @app.delete("/v2/tokens/{token_id}")
     async def revoke_token(token_id: str, request: Request) -> dict[str, Any]:
