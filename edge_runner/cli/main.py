@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edge_runner.cli import (
         calls,
         chat_cmd,
+        completion_cmd,
         context_cmd,
         dashboard_cmd,
         doctor_cmd,
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     login.register(sub)
     token_cmd.register(sub)
     doctor_cmd.register(sub)
+    completion_cmd.register(sub)
     return parser
 
 

@@ -1,22 +1,40 @@
-"""Where edge-runner keeps its files.
+r"""Where edge-runner keeps its files.
 
 Every function reads the environment when called and creates nothing, so tests (and several
 daemons on one machine) can point edge-runner elsewhere with ``EDGE_RUNNER_HOME``:
 
 - :func:`config_dir`: ``user_config_dir("edge-runner")``, or ``$EDGE_RUNNER_HOME/config``;
 - :func:`data_dir`: ``user_data_dir("edge-runner")``, or ``$EDGE_RUNNER_HOME/data``;
-- :func:`runtime_dir`: ``user_runtime_dir("edge-runner")``, or ``$EDGE_RUNNER_HOME/run``;
+- :func:`runtime_dir`: ``user_runtime_dir("edge-runner")`` on Linux, ``data_dir()/run`` on macOS
+  and Windows (and as Linux's fallback), or ``$EDGE_RUNNER_HOME/run``;
 - :func:`config_file`: ``config_dir()/config.yaml``.
 
 ``EDGE_RUNNER_CONFIG`` (a full path) overrides :func:`config_file` in both cases. Only
 :func:`ensure_private_dir` touches the disk.
+
+Per platform (platformdirs, ``appauthor=False``): Linux follows XDG (``~/.config``,
+``~/.local/share``, ``$XDG_RUNTIME_DIR``); macOS puts config and data together in
+``~/Library/Application Support/edge-runner``; Windows in ``%LOCALAPPDATA%\edge-runner`` (not
+roaming: tokens stay on the machine). On both, runtime files go to ``run/`` in that folder (see
+:func:`runtime_dir`). docs/platforms.md has the table.
+
+Owner-only modes (0600 files, 0700 dirs) are POSIX. On Windows ``chmod`` only sets the read-only
+flag, so nothing is chmod-ed or refused for its mode there, and a file is as private as the ACL
+it inherits from its folder (under ``%LOCALAPPDATA%``: the user, SYSTEM and Administrators).
+Python 3.11.10+, 3.12.4+ and 3.13 give a folder made by ``mkdir(mode=0o700)`` an owner-only ACL
+(CVE-2024-4030), which :func:`ensure_private_dir` gets for the folders it creates; folders that
+already exist keep theirs. Setting ACLs ourselves is out of scope; :func:`private_file_note`
+says which case applies.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
+import sys
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -31,6 +49,7 @@ __all__ = [
     "config_file",
     "data_dir",
     "ensure_private_dir",
+    "private_file_note",
     "runner_file",
     "runtime_dir",
 ]
@@ -42,6 +61,9 @@ ENV_HOME = "EDGE_RUNNER_HOME"
 ENV_CONFIG = "EDGE_RUNNER_CONFIG"
 
 _PRIVATE_DIR_MODE = 0o700
+# Raised by platformdirs >= 4.4 when XDG_RUNTIME_DIR is unset or unsafe; we pick our own fallback.
+_RUNTIME_WARNING: type[Warning] = getattr(platformdirs, "RuntimeDirWarning", UserWarning)
+_TEMP_RUNTIME = re.compile(r"runtime-\d+")  # platformdirs' /tmp/runtime-UID fallback
 
 
 def _env_path(name: str) -> Path | None:
@@ -73,15 +95,25 @@ def data_dir() -> Path:
 def runtime_dir() -> Path:
     """Return the directory for per-process files (sockets, pid files, ports).
 
-    The platform runtime directory (``/run/user/UID/edge-runner`` on Linux) is used when it
-    exists or could be created; otherwise (containers, ssh sessions without systemd) a ``run/``
-    folder under :func:`data_dir`.
+    Linux and the BSDs: the platform runtime directory (``$XDG_RUNTIME_DIR/edge-runner`` or
+    ``/run/user/UID/edge-runner``) when it exists or could be created; otherwise (containers,
+    ssh sessions without systemd) a ``run/`` folder under :func:`data_dir`. That fallback
+    replaces platformdirs' own, a shared ``/tmp/runtime-UID``: another user can take that name
+    first (platformdirs then raises), and tmp cleaners age files out of ``/tmp``.
+
+    macOS and Windows: ``run/`` under :func:`data_dir`. platformdirs' answers there are
+    ``~/Library/Caches/TemporaryItems`` (macOS may purge Caches when the disk fills) and
+    ``%LOCALAPPDATA%\\Temp`` (Disk Cleanup and Storage Sense delete files untouched for days),
+    and a runner's ``api.json`` is written once at start, so a runner that runs for weeks would
+    lose it and ``edge-runner status`` would no longer find the runner.
     """
     home = _env_path(ENV_HOME)
     if home is not None:
         return home / "run"
-    preferred = Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
-    if _could_create(preferred):
+    if sys.platform in ("win32", "darwin"):
+        return data_dir() / "run"
+    preferred = _platform_runtime_dir()
+    if preferred is not None and _could_create(preferred):
         return preferred
     fallback = data_dir() / "run"
     logger.debug("runtime dir %s cannot be created; using %s", preferred, fallback)
@@ -131,6 +163,29 @@ def ensure_private_dir(path: Path) -> Path:
             f"Cannot create the private directory {path}: {exc.strerror or exc}. "
             f"Check that its parent exists and is writable, or set {ENV_HOME}."
         ) from exc
+    return path
+
+
+def private_file_note() -> str:
+    """How an owner-only file is protected on this platform, for messages that name one."""
+    if os.name == "posix":
+        return "mode 0600"
+    return "no POSIX modes on Windows: as private as its folder's ACL"
+
+
+def _platform_runtime_dir() -> Path | None:
+    """platformdirs' runtime dir, or None when it has only a shared temp folder or an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _RUNTIME_WARNING)  # the caller logs its own choice
+        try:
+            path = Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+        except OSError as exc:  # e.g. /tmp/runtime-UID exists but belongs to another user
+            logger.debug("no platform runtime dir: %s", exc)
+            return None
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if _TEMP_RUNTIME.fullmatch(path.parent.name) and str(path.parent) != xdg:
+        logger.debug("not using platformdirs' shared temp runtime dir %s", path)
+        return None
     return path
 
 

@@ -13,7 +13,15 @@
   of its life and logs one warning saying why (unless the keyring was forced: then it raises).
 
 The file store keeps ``<data_dir>/secrets/<context>.token`` (0600, in a 0700 directory) and warns
-once per process on first use. Secrets are never logged.
+once per process on first use. Secrets are never logged. On Windows there are no POSIX modes: the
+file is as private as its folder's ACL (the warning says so rather than claim 0600).
+
+Real backends by platform: macOS Keychain (``keyring.backends.macOS.Keyring``), Windows
+Credential Locker (``keyring.backends.Windows.WinVaultKeyring``), Secret Service or KWallet on
+Linux (``keyring.backends.SecretService.Keyring``, ``keyring.backends.libsecret.Keyring``,
+``keyring.backends.kwallet.DBusKeyring``); all are accepted by the same rule, since each keeps
+secrets in an OS vault. A keychain locked over ssh, or a desktop-less Linux box, ends on the file
+store with the warning.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import keyring.backends.null
 import keyring.errors
 
 from edge_runner.config._filestore import FileSecrets
-from edge_runner.config.paths import data_dir
+from edge_runner.config.paths import data_dir, private_file_note
 from edge_runner.errors import ConfigError, SecretStoreError
 
 __all__ = ["ENV_SECRET_BACKEND", "SERVICE_NAME", "SecretStore", "secret_store"]
@@ -303,4 +311,4 @@ def _warn_file_store(directory: Path, *, reason: str | None = None, force: bool 
             return
         _file_store_warned = True
     why = reason[:1].upper() + reason[1:] if reason else "No OS keyring backend is available"
-    logger.warning("%s; storing secrets in %s (mode 0600).", why, directory)
+    logger.warning("%s; storing secrets in %s (%s).", why, directory, private_file_note())
