@@ -12,7 +12,6 @@ use it; it imports neither the runner nor a server stack.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from edge_runner._platform import try_lock, unlock
 from edge_runner.config.paths import runner_file, runtime_dir
 from edge_runner.errors import ClientError, ConnectionFailed
 
@@ -45,11 +45,9 @@ def _alive(runtime: Path, runner_id: str) -> bool:
     """Whether the runner still holds its lock (a SIGKILLed one leaves its files behind)."""
     try:
         with runner_file(runtime, runner_id, "lock").open("a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not try_lock(lock):
                 return True
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            unlock(lock)
             return False
     except OSError:
         return False

@@ -8,13 +8,13 @@ while it runs; a second runner for the same folder finds the lock taken and uses
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import uuid
 from pathlib import Path
 from typing import IO
 
+from edge_runner._platform import try_lock
 from edge_runner.config.paths import runner_file
 
 __all__ = ["RunnerIdentity", "claim_runner_id"]
@@ -59,9 +59,7 @@ def claim_runner_id(
             tmp.write_text(runner_id + "\n")
             os.replace(tmp, id_file)
         lock = runner_file(runtime_dir, runner_id, "lock").open("w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not try_lock(lock):
             lock.close()
             slot += 1
             continue

@@ -610,10 +610,7 @@ _POSIX_ONLY = {"fcntl", "termios", "pwd", "grp", "resource", "tty", "pty", "posi
 
 # Modules Windows cannot import yet, each with the way out. Fixing one fails the test below
 # until it is struck from this list, and a new one fails it too.
-_KNOWN_WINDOWS_BLOCKERS = [
-    ("edge_runner.local_client", "fcntl"),  # _alive(): use edge_runner._platform.try_lock
-    ("edge_runner.runner.identity", "fcntl"),  # claim_runner_id(): the same
-]
+_KNOWN_WINDOWS_BLOCKERS: list[tuple[str, str]] = []
 
 _FIND_IMPORTS = """
 import ast, importlib.util, json, pkgutil, sys
