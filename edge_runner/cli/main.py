@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         mcp_cmd,
         model_cmd,
         serve,
+        service_cmd,
         token_cmd,
     )
     from edge_runner.protocol.version import PROTOCOL_VERSION, format_version
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     context_cmd.register(sub)
     login.register(sub)
     token_cmd.register(sub)
+    service_cmd.register(sub)
     doctor_cmd.register(sub)
     completion_cmd.register(sub)
     return parser

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -247,7 +246,10 @@ def _port(name: str, value: int) -> None:
 def _control(args: argparse.Namespace) -> int:
     from edge_runner.config.paths import data_dir
     from edge_runner.control import ControlPlane, ControlSettings
+    from edge_runner.service.daemons import control_notifications
+    from edge_runner.service.notify import process_notifier
 
+    notifier = process_notifier()
     _port("--port", args.port)
     _port("--grpc-port", args.grpc_port)
     _positive("--request-timeout", args.request_timeout)
@@ -297,9 +299,9 @@ def _control(args: argparse.Namespace) -> int:
             plane = await ControlPlane(settings).__aenter__()
         except OSError as exc:
             raise ConfigError(f"{exc}; pick another with --port/--grpc-port (0 = any)") from exc
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, plane.stop)
+        from edge_runner._platform import install_stop_handlers
+
+        install_stop_handlers(asyncio.get_running_loop(), plane.stop)
         watch_lifeline(args.lifeline_fd, plane.stop)
         try:
             if args.ready_fd is None:
@@ -315,7 +317,8 @@ def _control(args: argparse.Namespace) -> int:
                     "created_admin_token": plane.created_admin_token,
                 },
             )
-            await plane.wait_closed()
+            async with control_notifications(notifier, plane):  # READY=1: both are bound
+                await plane.wait_closed()
             logger.info("stopping the control plane")
         finally:
             await plane.close()
@@ -353,7 +356,11 @@ def _runner(args: argparse.Namespace) -> int:
     from edge_runner.runner.identity import claim_runner_id
     from edge_runner.runner.local_api import LocalApi
     from edge_runner.runner.transport import TransportKind
+    from edge_runner.service.credentials import service_token
+    from edge_runner.service.daemons import runner_notifications
+    from edge_runner.service.notify import process_notifier
 
+    notifier = process_notifier()  # before `ollama serve` or a model could spawn anything
     if args.pool_size is not None:
         _positive("--pool-size", args.pool_size)
     _positive("--grace-period", args.grace_period)
@@ -361,7 +368,7 @@ def _runner(args: argparse.Namespace) -> int:
     api_base = None
     if args.host or args.port:
         api_base = f"http://{args.host or '127.0.0.1'}:{args.port or DEFAULT_PORT}"
-    creds = resolve_credentials(context=args.context, api_base=api_base)
+    creds = resolve_credentials(context=args.context, api_base=api_base, token=service_token())
     # A bar on a terminal of our own; a supervised runner (`up`) leaves progress to `up`.
     bar = ProgressDisplay() if sys.stderr.isatty() and args.ready_fd is None else None
     model_path = Path(args.model_path).expanduser().resolve()
@@ -426,12 +433,12 @@ def _runner(args: argparse.Namespace) -> int:
     _capture_logs(logs)
 
     async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, runner.request_stop)
+        from edge_runner._platform import install_stop_handlers
+
+        install_stop_handlers(asyncio.get_running_loop(), runner.request_stop)
         watch_lifeline(args.lifeline_fd, runner.request_stop)
         logger.info("runner %s serving %s with %d worker(s)", runner_id, source, settings.pool_size)
-        async with LocalApi(runner, logs, runtime_dir()):
+        async with LocalApi(runner, logs, runtime_dir()), runner_notifications(notifier, runner):
             await runner.run(on_ready=ready)
         logger.debug("runner stopped")
 

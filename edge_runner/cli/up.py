@@ -16,11 +16,11 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from edge_runner._platform import child_group_options, install_stop_handlers, request_child_stop
 from edge_runner.cli.banner import render_banner
 from edge_runner.errors import ConfigError
 
@@ -77,7 +77,7 @@ async def _spawn(args: list[str], verbose: bool) -> tuple[asyncio.subprocess.Pro
             "--lifeline-fd",
             str(life_read),
             pass_fds=(write_fd, life_read),
-            start_new_session=True,
+            **child_group_options(),  # POSIX: own session; Windows: own process group
             stdin=asyncio.subprocess.DEVNULL,
             env=env,
         )
@@ -133,7 +133,7 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
     if proc.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
+        request_child_stop(proc)  # SIGTERM; CTRL_BREAK_EVENT on Windows
     try:
         await asyncio.wait_for(proc.wait(), grace)
     except TimeoutError:
@@ -152,8 +152,7 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
         load_config(existing_folder(model_path))  # a bad folder fails before anything starts
     loop = asyncio.get_running_loop()
     signals: asyncio.Queue[int] = asyncio.Queue()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, signals.put_nowait, sig)
+    install_stop_handlers(loop, lambda: signals.put_nowait(1))  # one entry per stop signal
 
     control, fd = await _spawn(
         [
@@ -219,7 +218,17 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
             _follow_readiness(ready["api_base"], token, list(runner_ready.get("models", [])))
         )
         try:
-            return await _wait(control, runner, signals)
+            from edge_runner.service.daemons import up_notifications
+            from edge_runner.service.notify import process_notifier
+
+            children = (control, runner)
+
+            def alive() -> bool:
+                return all(c.returncode is None for c in children)
+
+            status = f"serving {describe(args, model_path)} at {ready['api_base']}"
+            async with up_notifications(process_notifier(), status, alive):  # READY=1
+                return await _wait(control, runner, signals)
         finally:
             follow.cancel()
     finally:
@@ -289,7 +298,7 @@ async def _wait(
                 print("\nstopping (Ctrl-C again to cancel in-flight requests)...", file=sys.stderr)
             stopping = True
             with contextlib.suppress(ProcessLookupError):
-                runner.send_signal(signal.SIGTERM)
+                request_child_stop(runner)
             continue
         sig.cancel()
         if runner_exit in done:
@@ -305,6 +314,9 @@ async def _wait(
 
 def _up(args: argparse.Namespace) -> int:
     from edge_runner.config.paths import data_dir
+    from edge_runner.service.notify import process_notifier
+
+    process_notifier()  # takes NOTIFY_SOCKET out of the environment the children get
 
     model_path = Path(args.model_path or ".").expanduser().resolve()
     control_dir = (args.data_dir or data_dir() / "control").expanduser().resolve()

@@ -167,6 +167,8 @@ class Runner(TaskSink):
         self._on_ready: Callable[[Runner], None] | None = None
         self._last_error = ""
         self._last_recv = time.monotonic()
+        #: a registered tunnel silent this long is not healthy (set from the Welcome)
+        self._silence = 5.0 * _SILENT_HEARTBEATS
         self._shares: dict[str, int] = {}
         #: set when the backend has nothing left to serve; run() raises it after stopping
         self._fatal: EdgeRunnerError | None = None
@@ -252,6 +254,7 @@ class Runner(TaskSink):
                 self._flush()
             if self._stop_requested is not None:
                 self._stop_requested.set()
+            self._status_event()
         elif self.stop_level == 2:
             logger.warning("cancelling %d in-flight task(s); signal again to exit now", busy)
             if executor is not None:
@@ -376,6 +379,14 @@ class Runner(TaskSink):
     def ready(self) -> bool:
         """Registered with the control plane and not stopping."""
         return self.connected and self.stop_level == 0
+
+    @property
+    def healthy(self) -> bool:
+        """Registered, and the control plane was heard from within three heartbeat intervals.
+
+        What a service manager's watchdog follows: false while the tunnel is down or silent.
+        """
+        return self.connected and time.monotonic() - self._last_recv <= self._silence
 
     def tunnel_state(self) -> str:
         """``connected``, ``connecting``, ``reconnecting``, ``draining`` or ``stopping``."""
@@ -542,7 +553,9 @@ class Runner(TaskSink):
             )
         else:
             logger.debug("still unreachable: %s", reason)
-        self._last_error = reason
+        if reason != self._last_error:
+            self._last_error = reason
+            self._status_event()  # watchers (and the service manager) see the new cause
 
     async def _discover(self) -> tuple[str, str, bool]:
         """Ask the control plane where its tunnel endpoints are (also checks the token)."""
@@ -675,6 +688,7 @@ class Runner(TaskSink):
         assert self._executor is not None
         self.connected = True
         self.connected_since = time.time()
+        self._silence = max(welcome.heartbeat_interval_ms, 10) / 1000 * _SILENT_HEARTBEATS
         if self._outage_since is not None:
             logger.info(
                 "tunnel to %s is back after %.1f s",
