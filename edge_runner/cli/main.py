@@ -36,6 +36,7 @@ def setup_logging(level: int) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     from edge_runner.cli import (
+        bundle_cmd,
         calls,
         chat_cmd,
         completion_cmd,
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     login.register(sub)
     token_cmd.register(sub)
     service_cmd.register(sub)
+    bundle_cmd.register(sub)
     doctor_cmd.register(sub)
     completion_cmd.register(sub)
     return parser
@@ -115,3 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+if __name__ == "__main__":  # python -m edge_runner.cli.main, as well as python -m edge_runner
+    sys.exit(main())
