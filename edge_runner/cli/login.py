@@ -12,6 +12,7 @@ import argparse
 import getpass
 import os
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge_runner.client import Client
@@ -19,6 +20,8 @@ from edge_runner.config.contexts import Context, ContextsFile
 from edge_runner.config.resolve import ENV_API_BASE, ENV_PAT, ENV_USER_ID, mask_secret
 from edge_runner.config.secrets import secret_store
 from edge_runner.errors import ApiError, ClientError, ConfigError, ConnectionFailed, Unauthorized
+
+ENV_CA_FILE = "EDGE_RUNNER_CA_FILE"
 
 __all__ = ["DEFAULT_CONTEXT", "check_api_base", "read_token_stdin", "register"]
 
@@ -43,6 +46,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--token-stdin",
         action="store_true",
         help="read the token from stdin and ask nothing (for scripts)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="trust this CA for the control plane's TLS (a private CA, e.g. the ca.pem that "
+        "`edge-runner control --tls-self-signed` prints); saved as the context's ca_file "
+        "(default: $EDGE_RUNNER_CA_FILE, the context's ca_file, else the system store)",
     )
     parser.set_defaults(func=_login)
 
@@ -110,11 +120,13 @@ def _login(args: argparse.Namespace) -> int:
         user_id = args.user_id or _ask("User id", _env(ENV_USER_ID) or _known_user(contexts, name))
         token = _ask_token()
     api_base = check_api_base(api_base)
-    info = _verify(api_base, token)
-
     # A login again to a context keeps its other keys (a ca_file, say).
-    extra = contexts.contexts[name].extra if name in contexts.contexts else {}
-    contexts.put(Context(name, api_base, user_id, dict(extra)), make_current=True)
+    extra = dict(contexts.contexts[name].extra) if name in contexts.contexts else {}
+    ca_file = _ca_file(args.ca_file, extra)
+    info = _verify(api_base, token, ca_file)
+    if args.ca_file:
+        extra["ca_file"] = ca_file
+    contexts.put(Context(name, api_base, user_id, extra), make_current=True)
     store = secret_store()
     store.set(name, token)
     contexts.save()
@@ -127,11 +139,23 @@ def _login(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(api_base: str, token: str) -> dict[str, object]:
+def _ca_file(flag: str | None, extra: dict[str, object]) -> str | None:
+    """The CA to verify with: --ca-file (checked, made absolute), $EDGE_RUNNER_CA_FILE, the
+    context's ca_file, else None (the system store)."""
+    if flag:
+        path = Path(flag).expanduser().absolute()
+        if not path.is_file():
+            raise ConfigError(f"--ca-file {flag}: no such file. Nothing was saved.")
+        return str(path)
+    known = extra.get("ca_file")
+    return _env(ENV_CA_FILE) or (str(known) if isinstance(known, str) else None)
+
+
+def _verify(api_base: str, token: str, ca_file: str | None = None) -> dict[str, object]:
     """Ask the control plane who we are; translate failures into messages that say what to do."""
     nothing = "Nothing was saved."
     try:
-        with Client(api_base, token, timeout=_VERIFY_TIMEOUT) as client:
+        with Client(api_base, token, timeout=_VERIFY_TIMEOUT, ca_file=ca_file) as client:
             return client.info()
     except ConnectionFailed as exc:
         raise ConnectionFailed(f"Login failed: {exc}. {nothing}") from exc

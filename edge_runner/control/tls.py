@@ -3,12 +3,17 @@
 ``edge-runner control --tls-self-signed`` keeps both under ``<data dir>/tls/`` (keys 0600) and
 reuses them on later starts; runners and clients trust ``ca.pem`` (``--ca-file``, or the
 context's ``ca_file``). The CA's SHA-256 fingerprint is printed so it can be checked out of band.
+
+The certificate names localhost, the loopback addresses, the host name and the ``--host``
+address; for a wildcard ``--host`` (0.0.0.0, ::) every address of this machine's interfaces
+too, since clients on the LAN dial one of those. Nothing is looked up (no DNS).
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -19,7 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["TlsFiles", "fingerprint", "self_signed"]
+__all__ = ["TlsFiles", "fingerprint", "self_signed", "server_names"]
+
+logger = logging.getLogger(__name__)
+
+_WILDCARDS = {"", "0.0.0.0", "::"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,7 @@ def self_signed(data_dir: Path, hosts: list[str]) -> TlsFiles:
     folder = data_dir / "tls"
     files = TlsFiles(folder / "server.pem", folder / "server.key", folder / "ca.pem")
     if files.cert.exists() and files.key.exists() and files.ca.exists():
+        _warn_if_not_covered(files.cert, hosts)
         return files
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     now = datetime.datetime.now(datetime.UTC)
@@ -68,16 +78,11 @@ def self_signed(data_dir: Path, hosts: list[str]) -> TlsFiles:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    for host in {*hosts, "127.0.0.1", "::1", socket.gethostname()}:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
+    names = server_names(hosts)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(hosts[0] if hosts else "localhost"))
+        .subject_name(_name(next((h for h in hosts if h not in _WILDCARDS), "localhost")))
         .issuer_name(ca_cert.subject)
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
@@ -98,3 +103,56 @@ def self_signed(data_dir: Path, hosts: list[str]) -> TlsFiles:
     )
     # The CA key is not kept: nothing else is ever signed with it.
     return files
+
+
+def server_names(hosts: list[str]) -> list[x509.GeneralName]:
+    """The subject alternative names for a server listening on ``hosts``."""
+    wanted = {"localhost", "127.0.0.1", "::1", socket.gethostname()}
+    for host in hosts:
+        if host in _WILDCARDS:
+            wanted |= _interface_addresses()
+        else:
+            wanted.add(host)
+    names: list[x509.GeneralName] = []
+    for host in sorted(wanted):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
+def _interface_addresses() -> set[str]:
+    """This machine's unicast addresses (link-local ones need a scope, so they are left out)."""
+    import psutil
+
+    found = set()
+    for addrs in psutil.net_if_addrs().values():
+        for addr in addrs:
+            if addr.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                ip = ipaddress.ip_address(addr.address.split("%")[0])
+            except ValueError:
+                continue
+            if not ip.is_link_local and not ip.is_multicast:
+                found.add(str(ip))
+    return found
+
+
+def _warn_if_not_covered(cert_file: Path, hosts: list[str]) -> None:
+    """A reused certificate made for another --host: say so, since clients dialling it fail."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    have = {str(v) for v in san.get_values_for_type(x509.IPAddress)}
+    have |= set(san.get_values_for_type(x509.DNSName))
+    missing = [h for h in hosts if h not in _WILDCARDS and h not in have]
+    if missing:
+        logger.warning(
+            "the TLS certificate in %s does not name %s (it was made for another --host); "
+            "clients dialling that address will refuse it. Remove that folder to make a new "
+            "CA and certificate (then copy the new ca.pem to every runner and client), or use "
+            "--tls-cert/--tls-key",
+            cert_file.parent,
+            ", ".join(missing),
+        )

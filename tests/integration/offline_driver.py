@@ -263,18 +263,20 @@ class LanSetup:
         self.server_ca, self.token_file = Path(ca.group(1)), Path(token.group(1))
 
     def admin_context(self) -> None:
-        """On the server: a context with the admin token, checked over TLS with the CA."""
+        """On the server: `login --ca-file` checks the admin token over TLS with the CA and keeps
+        the CA in the context."""
         out = cli(
-            "context", "create", "lab", "--api-base", self.api_base, "--user-id", "admin",
-            "--token-stdin", stdin=self.token_file.read_text().strip(), env=self.server,
+            "login", self.api_base, "--context", "lab", "--user-id", "admin", "--ca-file",
+            str(self.server_ca), "--token-stdin", stdin=self.token_file.read_text().strip(),
+            env=self.server,
         )  # fmt: skip
         check("'lab' is now the active context" in out, out)
-        self.server["EDGE_RUNNER_CA_FILE"] = str(self.server_ca)
         check(json.loads(cli("models", "-o", "json", env=self.server)) == [], "models?")
 
     def untrusted_is_refused(self) -> None:
         """Without the CA the same call is refused (the certificate is verified)."""
-        env = {k: v for k, v in self.server.items() if k != "EDGE_RUNNER_CA_FILE"}
+        env = dict(self.server, EDGE_RUNNER_API_BASE=self.api_base, EDGE_RUNNER_PAT="er_pat_x")
+        env["EDGE_RUNNER_CONFIG"] = os.devnull  # no context, so no ca_file: the system store
         done = run_cli("models", env=env)
         check(done.returncode == 2, f"exit {done.returncode}")
         check("CERTIFICATE_VERIFY_FAILED" in done.stderr, done.stderr)
@@ -293,10 +295,9 @@ class LanSetup:
         self.box_ca.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(self.server_ca, self.box_ca)
         cli(
-            "context", "create", "lab", "--api-base", self.api_base, "--user-id", "admin",
-            "--token-stdin", stdin=self.runner_token, env=self.box,
+            "login", self.api_base, "--context", "lab", "--user-id", "admin", "--ca-file",
+            str(self.box_ca), "--token-stdin", stdin=self.runner_token, env=self.box,
         )  # fmt: skip
-        self.box["EDGE_RUNNER_CA_FILE"] = str(self.box_ca)
 
     def start_runner(self) -> None:
         """On the runner box: `edge-runner runner examples/hello` registers through the TLS
