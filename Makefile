@@ -10,6 +10,8 @@ BIN    := $(VENV)/bin
 # Elsewhere pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (the default torch on PyPI is
 # a CUDA build of several GB), or TORCH='torch' for whatever your index has.
 TORCH       ?= torch==2.13.0
+# pytest workers (files are kept together on one worker: module fixtures start real stacks).
+JOBS        ?= 2
 TORCH_INDEX ?=
 
 $(BIN)/python:
@@ -34,7 +36,7 @@ dashboard: $(VENV)/.installed
 	$(BIN)/edge-runner dashboard
 
 test: $(VENV)/.installed-dev lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 test-torch: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install -q '$(TORCH)' numpy $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
