@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ipaddress
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from edge_runner.errors import ConfigError
+from edge_runner.net import is_loopback
 
 __all__ = ["OllamaServe", "ensure_ollama"]
 
@@ -41,15 +41,6 @@ def _answers(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return True
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
@@ -95,7 +86,7 @@ def ensure_ollama(
     parts = urlsplit(url)
     host = parts.hostname or ""
     binary = shutil.which("ollama")
-    if not _is_loopback(host):
+    if not is_loopback(host):
         raise ConfigError(
             f"no Ollama answers at {url}; start it there (`ollama serve`), or point "
             "--ollama-host / OLLAMA_HOST at one that runs"

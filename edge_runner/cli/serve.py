@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edge_runner.errors import ConfigError
+from edge_runner.net import is_loopback
 
 __all__ = ["register", "write_ready"]
 
@@ -130,16 +130,6 @@ def insecure_option(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow plain text on a non-loopback address (logged as a warning at each start)",
     )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (plain text is fine there)."""
-    if host.strip("[]") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _runner_options(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import ipaddress
 import os
 import ssl
 import time
@@ -21,6 +20,7 @@ from edge_runner.doctor._core import Check, Reporter, describe_error
 from edge_runner.doctor._env import ENV_CA_FILE, Env, Probe
 from edge_runner.doctor._tls import CERT_EXPIRED, HOSTNAME_MISMATCH, inspect_tls
 from edge_runner.errors import ConfigError, SecretStoreError
+from edge_runner.net import is_loopback
 from edge_runner.protocol.version import PROTOCOL_VERSION, format_version
 
 __all__ = [
@@ -46,15 +46,6 @@ TOKEN_WARN_DAYS = 7
 _NOT_CHECKED = "not checked: "
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _parse_base(api_base: str) -> tuple[str, str, int] | None:
     """``(scheme, host, port)`` of a control plane URL, or None when it is not one."""
     try:
@@ -70,7 +61,7 @@ def _parse_base(api_base: str) -> tuple[str, str, int] | None:
 
 def _start_fix(api_base: str) -> str:
     parsed = _parse_base(api_base)
-    if parsed is not None and _is_loopback(parsed[1]):
+    if parsed is not None and is_loopback(parsed[1]):
         return "start it: `edge-runner up` (a control plane and a runner), or `edge-runner control`"
     host, port = (parsed[1], parsed[2]) if parsed else (api_base, "?")
     return (
@@ -236,7 +227,7 @@ def check_tls(env: Env, r: Reporter) -> Check:
         return r.skip(_NOT_CHECKED + "no valid control plane address (see context)")
     scheme, host, port = parsed
     if scheme == "http":
-        if _is_loopback(host):
+        if is_loopback(host):
             return r.skip(f"plain HTTP on loopback ({host}): nothing leaves this machine")
         return r.warn(
             f"plain HTTP to {host}: tokens and data cross the network unencrypted",
