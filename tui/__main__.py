@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.app import run_dashboard
+from tui.app import NotATerminal, run_dashboard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,11 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-actions", action="store_true", help="allow drain and cancel (each confirmed)"
     )
     args = parser.parse_args(argv)
-    return run_dashboard(args.context, args.runner, allow_actions=args.allow_actions)
+    try:
+        return run_dashboard(args.context, args.runner, allow_actions=args.allow_actions)
+    except NotATerminal as exc:
+        print(f"python -m tui: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ burst of lines costs one repaint, not one per line.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, RichLog, TabbedContent, TabPane
 
+from edge_runner.errors import ConfigError
 from tui.data import DataSource, LiveSource
 from tui.messages import ContextsLoaded, GpuSampled, LogRecords, Refreshed
 from tui.screens.contexts import ContextsView
@@ -34,7 +36,7 @@ from tui.screens.runners import RunnersView
 from tui.screens.tasks import TasksView
 from tui.widgets.banner import Banner
 
-__all__ = ["DashboardApp", "create_app", "run_dashboard"]
+__all__ = ["DashboardApp", "NotATerminal", "create_app", "run_dashboard"]
 
 logger = logging.getLogger(__name__)
 
@@ -396,11 +398,37 @@ def create_app(
     return DashboardApp(source or LiveSource(), allow_actions=allow_actions, poll=poll, **kw)
 
 
+class NotATerminal(ConfigError):
+    """The dashboard was started with no terminal to draw in."""
+
+
+def _tty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
 def run_dashboard(
     context: str | None = None, runner_id: str | None = None, *, allow_actions: bool = False
 ) -> int:
-    """Run the dashboard in this terminal until ``q``."""
+    """Run the dashboard in this terminal until ``q``.
+
+    Raises:
+        NotATerminal: stdin or stderr (where Textual draws) is not a terminal.
+    """
     from textual.logging import TextualHandler
+
+    # Without a terminal Textual would not stop: its input thread reads EOF forever, and a
+    # dashboard started from a script (or by `nohup`) would burn a core until killed.
+    missing = [name for name, f in (("stdin", sys.stdin), ("stderr", sys.stderr)) if not _tty(f)]
+    if missing:
+        raise NotATerminal(
+            f"the dashboard draws in a terminal, and {' and '.join(missing)} "
+            f"{'are not terminals' if len(missing) > 1 else 'is not a terminal'}; "
+            "run it in a terminal (over SSH: ssh -t). For scripts: `edge-runner status`, "
+            "`edge-runner runners`, `edge-runner logs`, or -o json on them"
+        )
 
     # Log lines on stderr would tear the screen: send them to Textual's devtools console.
     root = logging.getLogger()

@@ -68,6 +68,24 @@ def test_it_opens_says_what_to_run_and_q_quits(command: list[str]) -> None:
             pass
 
 
+@pytest.mark.parametrize("command", [["-m", "edge_runner", "dashboard"], ["-m", "tui"]])
+def test_without_a_terminal_it_refuses_at_once(command: list[str]) -> None:
+    """From a script (no tty): a one-line error and status 2, not a process spinning forever."""
+    result = subprocess.run(
+        [sys.executable, *command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30_000 * MS,
+    )
+    assert result.returncode == 2
+    assert (
+        "the dashboard draws in a terminal, and stdin and stderr are not terminals" in result.stderr
+    )
+    assert "edge-runner status" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_bad_options_get_a_usage_error() -> None:
     """An unknown option: usage and status 2, no traceback."""
     result = run_cli("dashboard", "--refresh", "fast")
