@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from edge_runner.config.paths import private_file_note
 from edge_runner.errors import ConfigError
 from edge_runner.net import is_loopback
 
@@ -296,7 +297,7 @@ def _control(args: argparse.Namespace) -> int:
         try:
             if args.ready_fd is None:
                 print(f"control plane: {plane.api_base}  (tunnel: grpc {plane.state.grpc_address})")  # type: ignore[union-attr]
-                print(f"admin token file: {settings.admin_token_file} (mode 0600)")
+                print(f"admin token file: {settings.admin_token_file} ({private_file_note()})")
                 sys.stdout.flush()
             write_ready(
                 args.ready_fd,

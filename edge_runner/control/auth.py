@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from edge_runner.config.paths import private_file_note
 from edge_runner.control.registry import ADMIN_SCOPES, Registry, TokenInfo, hash_token
 
 __all__ = ["ADMIN_USER", "Authenticator", "bootstrap_admin"]
@@ -77,5 +78,5 @@ def bootstrap_admin(registry: Registry, token_file: Path) -> bool:
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
     os.replace(tmp, token_file)
-    logger.info("created the admin token; it is in %s (mode 0600)", token_file)
+    logger.info("created the admin token; it is in %s (%s)", token_file, private_file_note())
     return True
