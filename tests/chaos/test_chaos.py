@@ -69,6 +69,14 @@ async def _post_all(control: Control, ids: list[str], seconds: float, trail: Pat
         return await asyncio.gather(*calls, return_exceptions=True)
 
 
+def _started_in(trail: Path, pid: int) -> bool:
+    """Whether process ``pid`` has started a request (complete lines only: it may be writing)."""
+    if not trail.exists():
+        return False
+    lines = trail.read_text().splitlines(keepends=True)
+    return any(line.endswith("\n") and line.split()[1] == str(pid) for line in lines)
+
+
 def _starts(trail: Path) -> dict[int, dict[str, float]]:
     """When each process started each request id, from the model's trail file."""
     started: dict[int, dict[str, float]] = {}
@@ -92,6 +100,8 @@ def test_kill_9_runner_loses_and_duplicates_no_task(
     with ThreadPoolExecutor(1) as client_thread:
         answers = client_thread.submit(asyncio.run, _post_all(control, ids, 0.2, trail))
         wait_for(lambda: cluster.busy("victim") == pool, "the victim's slots to fill", within(10))
+        # Assigned is not yet started: under load the model may not have run a line yet.
+        wait_for(lambda: _started_in(trail, victim.pid), "the victim to start a task", within(10))
         victim.proc.send_signal(signal.SIGKILL)
         killed_at = time.time()
         victim.proc.wait(within(0))
