@@ -156,6 +156,22 @@ def test_cancel_and_drain_reach_the_control_plane(live: RunningRunner, stack: St
     assert isinstance(answers[0], EdgeRunnerError)
 
 
+def test_each_context_gets_its_own_reachability(live: RunningRunner, stack: Stack) -> None:
+    """The contexts are checked together, and each answer lands on its own row."""
+    contexts = ContextsFile.load()
+    for name in ("dead-a", "dead-b", "dead-c"):
+        contexts.put(Context(name, "http://127.0.0.1:9", "nobody"))
+        secret_store().set(name, "er_pat_nothing_listens_there")
+    contexts.save()
+    records = LiveSource().contexts()
+    assert {r["name"]: r["reachable"] for r in records} == {
+        "dead-a": False,
+        "dead-b": False,
+        "dead-c": False,
+        "local": True,
+    }
+
+
 def test_a_new_context_is_saved_and_switching_follows_it(live: RunningRunner, stack: Stack) -> None:
     """n saves a context (token in the secret store, not the file); Enter on an unreachable one
     shows the banner; Enter back on `local` recovers."""
