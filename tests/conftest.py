@@ -218,6 +218,19 @@ def stack(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def tls_stack(stack: Stack, tmp_path: Path) -> Stack:
+    """``stack`` with its control plane serving TLS from a private CA (as --tls-self-signed);
+    the CA file is ``tls_stack.ca``."""
+    from edge_runner.control.tls import self_signed
+
+    files = self_signed(tmp_path / "tls-data", ["127.0.0.1"])
+    stack.stop_control()
+    stack.start_control(tls_cert=files.cert, tls_key=files.key)
+    stack.ca = files.ca  # type: ignore[attr-defined]
+    return stack
+
+
+@pytest.fixture
 def hello_stack(stack: Stack) -> Stack:
     """The stack with one runner serving examples/hello."""
     stack.start_runner(HELLO)

@@ -10,7 +10,6 @@ import logging
 import os
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +19,6 @@ from edge_runner.cli.main import main
 from edge_runner.config.contexts import Context, ContextsFile
 from edge_runner.config.paths import runner_file, runtime_dir
 from edge_runner.config.secrets import SecretStore
-from edge_runner.control.tls import self_signed
 from edge_runner.doctor import CHECKS, Env, Options, Status, run_checks
 from edge_runner.runner.events import LogBuffer
 from edge_runner.runner.local_api import LocalApi
@@ -219,16 +217,6 @@ def test_tokens_self_describes_the_calling_token(stack: Stack) -> None:
     ).json()
     assert (runner["id"], runner["kind"], runner["scopes"]) == (made["id"], "runner", ["runner"])
     assert httpx.get(f"{stack.api_base}/v2/tokens/self").status_code == 401
-
-
-@pytest.fixture
-def tls_stack(stack: Stack, tmp_path: Path) -> Stack:
-    """The control plane serving TLS with a self-signed private CA (as --tls-self-signed)."""
-    files = self_signed(tmp_path / "tls-data", ["127.0.0.1"])
-    stack.stop_control()
-    stack.start_control(tls_cert=files.cert, tls_key=files.key)
-    stack.ca = files.ca  # type: ignore[attr-defined]
-    return stack
 
 
 def test_tls_with_the_ca_file_verifies_and_without_it_fails(

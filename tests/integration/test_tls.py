@@ -21,16 +21,6 @@ from tests.conftest import MS, Stack, wait_for
 from tests.integration.test_cli import CLI, run_cli
 
 
-@pytest.fixture
-def tls_stack(stack: Stack, tmp_path: Path) -> Stack:
-    """A control plane serving TLS with a self-signed private CA."""
-    files = self_signed(tmp_path / "tls-data", ["127.0.0.1"])
-    stack.stop_control()
-    stack.start_control(tls_cert=files.cert, tls_key=files.key)
-    stack.ca = files.ca  # type: ignore[attr-defined]
-    return stack
-
-
 @pytest.mark.parametrize("transport", [TransportKind.GRPC, TransportKind.WS], ids=["grpc", "ws"])
 def test_runner_and_client_over_tls(tls_stack: Stack, transport: TransportKind) -> None:
     """HTTPS API, and a runner tunnel over TLS (gRPC or wss), verified against the CA."""

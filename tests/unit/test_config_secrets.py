@@ -26,31 +26,11 @@ from keyring.backend import KeyringBackend
 from edge_runner.config import SecretStore, data_dir, secret_store
 from edge_runner.config import secrets as secrets_module
 from edge_runner.errors import ConfigError, SecretStoreError
+from tests.fakes.keyring import LockedKeyring, MemoryKeyring
 
 MS = 0.001 * float(os.environ.get("TIMEOUT_FACTOR", 1))
 SHORT_TIMEOUT = 200 * MS
 TOKEN = "er_pat_ab12cd34ef56gh78ij90kl"
-
-
-class MemoryKeyring(KeyringBackend):
-    """A working keyring that keeps entries in a dict."""
-
-    priority = 1
-    viable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.entries.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError("not found")
 
 
 class BlockingKeyring(MemoryKeyring):
@@ -66,16 +46,6 @@ class BlockingKeyring(MemoryKeyring):
 
     def set_password(self, service: str, username: str, password: str) -> None:
         self.release.wait()
-
-
-class LockedKeyring(MemoryKeyring):
-    """A keyring whose every call raises a keyring error."""
-
-    def get_password(self, service: str, username: str) -> str | None:
-        raise keyring.errors.KeyringLocked("collection is locked")
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        raise keyring.errors.KeyringLocked("collection is locked")
 
 
 class PlaintextKeyring(MemoryKeyring):
@@ -122,7 +92,7 @@ def test_memory_keyring_is_used_for_round_trip() -> None:
     backend = MemoryKeyring()
     keyring.set_keyring(backend)
     store = secret_store(timeout=SHORT_TIMEOUT)
-    assert store.backend_name == f"keyring:{__name__}.MemoryKeyring"
+    assert store.backend_name == f"keyring:{MemoryKeyring.__module__}.MemoryKeyring"
     store.set("dev", TOKEN)
     assert backend.entries == {("edge-runner", "dev"): TOKEN}
     assert store.get("dev") == TOKEN

@@ -26,7 +26,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from keyring.backend import KeyringBackend
 
 from edge_runner.config.contexts import Context, ContextsFile
 from edge_runner.config.paths import config_file, data_dir, runner_file
@@ -46,6 +45,7 @@ from edge_runner.doctor import (
 from edge_runner.doctor.remote import clock_skew, judge_protocol
 from edge_runner.protocol.version import PROTOCOL_VERSION
 from tests.conftest import MS, ROOT
+from tests.fakes.keyring import LockedKeyring, MemoryKeyring
 from tests.fakes.nvml import FakeNvml
 from tests.fakes.ollama import FakeOllama
 
@@ -240,33 +240,6 @@ def test_data_dir_private_files() -> None:
     data_dir().chmod(0o777)
     result = run_one("data-dir")
     assert result.status is Status.FAIL and result.fix == f"chmod go-w {data_dir()}"
-
-
-class MemoryKeyring(KeyringBackend):
-    """A working in-memory keyring (``viable = False``: keyring never picks it by itself)."""
-
-    priority = 1
-    viable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.entries.pop((service, username), None)
-
-
-class LockedKeyring(MemoryKeyring):
-    """A keyring whose reads fail, like a locked Secret Service collection."""
-
-    def get_password(self, service: str, username: str) -> str | None:
-        raise keyring.errors.KeyringLocked("collection is locked")
 
 
 @pytest.fixture
