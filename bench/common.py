@@ -1,15 +1,22 @@
-"""Helpers the benchmarks share: free ports and children that report ready on a pipe."""
+"""Helpers the benchmarks share: free ports, children that report ready on a pipe, stopping
+them, and a process's CPU time and RSS from /proc."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "spawn_ready"]
+__all__ = ["cpu_seconds", "free_port", "rss_mib", "spawn_ready", "stop_all"]
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def free_port() -> int:
@@ -36,3 +43,26 @@ def spawn_ready(
     if not line:
         raise SystemExit(f"{args[0]} exited with {proc.wait()} before it was ready")
     return proc, json.loads(line)
+
+
+def stop_all(procs: Iterable[subprocess.Popen[Any]], grace: float = 15.0) -> None:
+    """SIGTERM every process (so they drain at once, in parallel), then wait; kill stragglers."""
+    procs = list(procs)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) that process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` now, in MiB."""
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20

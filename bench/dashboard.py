@@ -36,21 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import spawn_ready
+from common import cpu_seconds, rss_mib, spawn_ready, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 LINE = re.compile(rb"line (\d+) of the flood")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def _rss_mib(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
 
 
 class Terminal:
@@ -100,12 +89,12 @@ class Terminal:
 
 
 def _measure(pid: int, seconds: float) -> dict[str, float]:
-    cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
     rss = []
     while time.monotonic() - t0 < seconds:
-        rss.append(_rss_mib(pid))
+        rss.append(rss_mib(pid))
         time.sleep(0.5)
-    cpu = (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
+    cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
     return {"cpu_pct_of_one_core": round(cpu, 2), "rss_mib_max": round(max(rss), 1)}
 
 
@@ -209,13 +198,7 @@ def main() -> int:
             result["terminal_bytes"] = term.bytes
         finally:
             term.stop()
-            for proc in (runner, control):
-                proc.send_signal(signal.SIGTERM)
-            for proc in (runner, control):
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all((runner, control))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

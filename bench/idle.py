@@ -20,27 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import spawn_ready
+from common import cpu_seconds, rss_mib, spawn_ready, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def _rss_mib(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
 
 
 def main() -> int:
@@ -63,21 +50,15 @@ def main() -> int:
         runner, _ = spawn_ready(["runner", str(ROOT / "examples" / "hello")], runner_env)
         try:
             time.sleep(args.warmup)
-            cpu0, t0 = _cpu_seconds(runner.pid), time.monotonic()
+            cpu0, t0 = cpu_seconds(runner.pid), time.monotonic()
             rss = []
             while time.monotonic() - t0 < args.seconds:
-                rss.append(_rss_mib(runner.pid))
+                rss.append(rss_mib(runner.pid))
                 time.sleep(1.0)
-            cpu = (_cpu_seconds(runner.pid) - cpu0) / (time.monotonic() - t0) * 100
-            control_rss = _rss_mib(control.pid)
+            cpu = (cpu_seconds(runner.pid) - cpu0) / (time.monotonic() - t0) * 100
+            control_rss = rss_mib(control.pid)
         finally:
-            for proc in (runner, control):
-                proc.send_signal(signal.SIGTERM)
-            for proc in (runner, control):
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all((runner, control))
     result = {
         "seconds": args.seconds,
         "nvml": args.nvml,
