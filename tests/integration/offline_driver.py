@@ -46,18 +46,7 @@ def check(condition: object, message: str) -> None:
 
 def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
     """Run ``edge-runner ARGS``; its stdout, or a failure with its stderr."""
-    if stdin is None:
-        done = run_cli(*args, env=env)
-    else:
-        done = subprocess.run(
-            [*CLI, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=30_000 * MS,
-            env=env or dict(os.environ),
-            cwd=ROOT,
-        )
+    done = run_cli(*args, env=env, stdin=stdin)
     check(
         done.returncode == 0, f"edge-runner {' '.join(args)}: exit {done.returncode}: {done.stderr}"
     )

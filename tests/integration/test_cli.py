@@ -22,16 +22,25 @@ CLI = [sys.executable, "-m", "edge_runner"]
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 30_000 * MS
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 30_000 * MS,
+    stdin: str | None = None,
+    new_session: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one CLI command to completion."""
+    """Run one CLI command to completion; ``stdin`` is its input (None: this process's stdin).
+
+    ``new_session``: no controlling terminal, so getpass reads the piped stdin, not /dev/tty.
+    """
     return subprocess.run(
         [*CLI, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
         env=env or dict(os.environ),
         cwd=ROOT,
+        start_new_session=new_session,
     )
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MS, ROOT, Stack
+from tests.conftest import Stack
+from tests.integration.test_cli import run_cli
 
 pytestmark = pytest.mark.slow
 
-CLI = [sys.executable, "-m", "edge_runner"]
 TOKEN = "er_pat_ab12" + "c" * 40  # long enough for mask_secret to show its first 4 characters
 
 
@@ -26,17 +26,7 @@ def cli(
     *args: str, stdin: str = "", env: dict[str, str] | None = None, new_session: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run one CLI command to completion with ``stdin`` as its input."""
-    return subprocess.run(
-        [*CLI, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30_000 * MS,
-        env=env or dict(os.environ),
-        cwd=ROOT,
-        # No controlling terminal: getpass then reads the piped stdin instead of /dev/tty.
-        start_new_session=new_session,
-    )
+    return run_cli(*args, env=env, stdin=stdin, new_session=new_session)
 
 
 def config_path(home: Path) -> Path:

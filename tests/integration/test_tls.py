@@ -18,7 +18,7 @@ from edge_runner.client import Client
 from edge_runner.control.tls import fingerprint, self_signed
 from edge_runner.runner.transport import TransportKind
 from tests.conftest import MS, Stack, wait_for
-from tests.integration.test_cli import CLI, run_cli
+from tests.integration.test_cli import run_cli
 
 
 @pytest.mark.parametrize("transport", [TransportKind.GRPC, TransportKind.WS], ids=["grpc", "ws"])
@@ -88,14 +88,8 @@ def test_a_reused_certificate_for_another_host_is_warned_about(
 
 
 def _login(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [*CLI, "login", stack.api_base, "--context", "lab", "--user-id", "admin"]
-    return subprocess.run(
-        [*argv, "--token-stdin", *extra],
-        input=stack.token + "\n",
-        capture_output=True,
-        text=True,
-        timeout=30_000 * MS,
-    )
+    argv = ["login", stack.api_base, "--context", "lab", "--user-id", "admin", "--token-stdin"]
+    return run_cli(*argv, *extra, stdin=stack.token + "\n")
 
 
 def test_login_trusts_a_private_ca_and_keeps_it_in_the_context(tls_stack: Stack) -> None:
