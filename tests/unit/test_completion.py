@@ -72,6 +72,17 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+def _answers(argv: list[str], program: str, cwd: Path | None) -> list[list[str]]:
+    """Run ``program`` in a shell; its output split at each ``<end>`` line, blank lines out."""
+    run = subprocess.run(
+        [*argv, program], capture_output=True, text=True, cwd=cwd, env=_env(), timeout=TIMEOUT
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    blocks = run.stdout.split("<end>\n")[:-1]
+    return [[line for line in block.splitlines() if line] for block in blocks]
+
+
 def bash_complete(script: Path, *queries: list[str], cwd: Path | None = None) -> list[list[str]]:
     """What bash's ``_edge_runner`` offers for each list of words (the last: the cursor's)."""
     calls = "\n".join(
@@ -82,18 +93,7 @@ def bash_complete(script: Path, *queries: list[str], cwd: Path | None = None) ->
         'c() { COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _edge_runner;'
         " printf '%s\\n' \"${COMPREPLY[@]}\"; echo '<end>'; }\n" + calls
     )
-    run = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", program],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=_env(),
-        timeout=TIMEOUT,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stderr == ""
-    blocks = run.stdout.split("<end>\n")[:-1]
-    return [[line for line in block.splitlines() if line] for block in blocks]
+    return _answers(["bash", "--norc", "--noprofile", "-c"], program, cwd)
 
 
 def one(script: Path, words: list[str], cwd: Path | None = None) -> set[str]:
@@ -366,18 +366,8 @@ def fish_complete(script: Path, *lines: str, cwd: Path | None = None) -> list[se
     program = f"source {shlex.quote(str(script))}\n" + "".join(
         f"complete -C{shlex.quote(line)}; echo '<end>'\n" for line in lines
     )
-    run = subprocess.run(
-        ["fish", "--no-config", "-c", program],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=_env(),
-        timeout=TIMEOUT,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stderr == ""
-    blocks = run.stdout.split("<end>\n")[:-1]
-    return [{line.split("\t")[0] for line in block.splitlines() if line} for block in blocks]
+    blocks = _answers(["fish", "--no-config", "-c"], program, cwd)
+    return [{line.split("\t")[0] for line in block} for block in blocks]
 
 
 @needs_fish
