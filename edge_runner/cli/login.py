@@ -17,11 +17,15 @@ from urllib.parse import urlsplit
 
 from edge_runner.client import Client
 from edge_runner.config.contexts import Context, ContextsFile
-from edge_runner.config.resolve import ENV_API_BASE, ENV_PAT, ENV_USER_ID, mask_secret
+from edge_runner.config.resolve import (
+    ENV_API_BASE,
+    ENV_PAT,
+    ENV_USER_ID,
+    ca_file_source,
+    mask_secret,
+)
 from edge_runner.config.secrets import secret_store
 from edge_runner.errors import ApiError, ClientError, ConfigError, ConnectionFailed, Unauthorized
-
-ENV_CA_FILE = "EDGE_RUNNER_CA_FILE"
 
 __all__ = ["DEFAULT_CONTEXT", "check_api_base", "read_token_stdin", "register"]
 
@@ -121,8 +125,9 @@ def _login(args: argparse.Namespace) -> int:
         token = _ask_token()
     api_base = check_api_base(api_base)
     # A login again to a context keeps its other keys (a ca_file, say).
-    extra = dict(contexts.contexts[name].extra) if name in contexts.contexts else {}
-    ca_file = _ca_file(args.ca_file, extra)
+    known = contexts.contexts.get(name)
+    extra = dict(known.extra) if known is not None else {}
+    ca_file = _ca_file(args.ca_file) or ca_file_source(known)[0]
     info = _verify(api_base, token, ca_file)
     if args.ca_file:
         extra["ca_file"] = ca_file
@@ -139,16 +144,14 @@ def _login(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ca_file(flag: str | None, extra: dict[str, object]) -> str | None:
-    """The CA to verify with: --ca-file (checked, made absolute), $EDGE_RUNNER_CA_FILE, the
-    context's ca_file, else None (the system store)."""
-    if flag:
-        path = Path(flag).expanduser().absolute()
-        if not path.is_file():
-            raise ConfigError(f"--ca-file {flag}: no such file. Nothing was saved.")
-        return str(path)
-    known = extra.get("ca_file")
-    return _env(ENV_CA_FILE) or (str(known) if isinstance(known, str) else None)
+def _ca_file(flag: str | None) -> str | None:
+    """--ca-file, checked and made absolute (it is saved in the context), or None."""
+    if not flag:
+        return None
+    path = Path(flag).expanduser().absolute()
+    if not path.is_file():
+        raise ConfigError(f"--ca-file {flag}: no such file. Nothing was saved.")
+    return str(path)
 
 
 def _verify(api_base: str, token: str, ca_file: str | None = None) -> dict[str, object]:

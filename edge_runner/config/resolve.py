@@ -27,9 +27,11 @@ from edge_runner.errors import ConfigError
 
 __all__ = [
     "ENV_API_BASE",
+    "ENV_CA_FILE",
     "ENV_PAT",
     "ENV_USER_ID",
     "Credentials",
+    "ca_file_source",
     "mask_secret",
     "resolve_credentials",
 ]
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 ENV_API_BASE = "EDGE_RUNNER_API_BASE"
 ENV_PAT = "EDGE_RUNNER_PAT"
 ENV_USER_ID = "EDGE_RUNNER_USER_ID"
+ENV_CA_FILE = "EDGE_RUNNER_CA_FILE"
 
 # A type prefix such as "er_pat_": up to three lowercase words of at most 8 letters each.
 _PREFIX = re.compile(r"(?:[a-z]{1,8}_){1,3}")
@@ -150,9 +153,7 @@ def resolve_credentials(
             if value is None
         )
         raise ConfigError(f"No control plane credentials: missing {missing}. {_HOW_TO_FIX}")
-    ca_file = os.environ.get("EDGE_RUNNER_CA_FILE") or None
-    if ca_file is None and ctx is not None and isinstance(ctx.extra.get("ca_file"), str):
-        ca_file = str(ctx.extra["ca_file"])
+    ca_file, _ = ca_file_source(ctx)
     return Credentials(
         api_base=api_base,
         token=token,
@@ -160,6 +161,22 @@ def resolve_credentials(
         context=ctx.name if ctx is not None else None,
         ca_file=ca_file,
     )
+
+
+def ca_file_source(ctx: Context | None) -> tuple[str | None, str]:
+    """The private CA to trust for ``ctx``'s control plane, and where that came from.
+
+    ``$EDGE_RUNNER_CA_FILE`` beats the context's ``ca_file``; neither means the system store.
+
+    Returns:
+        ``(path, source)``, or ``(None, "the system trust store")``.
+    """
+    from_env = os.environ.get(ENV_CA_FILE, "").strip()
+    if from_env:
+        return from_env, ENV_CA_FILE
+    if ctx is not None and isinstance(ctx.extra.get("ca_file"), str):
+        return str(ctx.extra["ca_file"]), f"context {ctx.name!r}'s ca_file"
+    return None, "the system trust store"
 
 
 def _find_context(config_path: Path | None, context_name: str | None) -> Context | None:

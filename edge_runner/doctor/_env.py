@@ -20,13 +20,17 @@ from typing import Any, TypeVar
 import httpx
 
 from edge_runner.config.contexts import Context, ContextsFile
-from edge_runner.config.resolve import ENV_API_BASE, Credentials, resolve_credentials
+from edge_runner.config.resolve import (
+    ENV_API_BASE,
+    Credentials,
+    ca_file_source,
+    resolve_credentials,
+)
 from edge_runner.config.secrets import SecretStore, secret_store
 from edge_runner.doctor._core import describe_error
 
-__all__ = ["ENV_CA_FILE", "DEFAULT_PORTS", "Env", "Options", "Probe"]
+__all__ = ["DEFAULT_PORTS", "Env", "Options", "Probe"]
 
-ENV_CA_FILE = "EDGE_RUNNER_CA_FILE"
 #: the ports `edge-runner up` and `edge-runner control` listen on by default (HTTP, gRPC)
 DEFAULT_PORTS = (7070, 7071)
 
@@ -188,16 +192,11 @@ class Env:
         Returns:
             ``(path, source)``; ``(None, "the system trust store")`` when none is set.
         """
-        from_env = os.environ.get(ENV_CA_FILE) or None
-        if from_env is not None:
-            return from_env, ENV_CA_FILE
         try:
             ctx = self.context()
         except Exception:  # the context check reports it
             ctx = None
-        if ctx is not None and isinstance(ctx.extra.get("ca_file"), str):
-            return str(ctx.extra["ca_file"]), f"context {ctx.name!r}'s ca_file"
-        return None, "the system trust store"
+        return ca_file_source(ctx)
 
     def http(self) -> httpx.Client:
         """An HTTP client for the control plane, trusting what the CLI would trust.

@@ -15,9 +15,9 @@ import httpx
 
 from edge_runner._version import __version__
 from edge_runner.config.paths import config_file
-from edge_runner.config.resolve import ENV_API_BASE, ENV_PAT, mask_secret
+from edge_runner.config.resolve import ENV_API_BASE, ENV_CA_FILE, ENV_PAT, mask_secret
 from edge_runner.doctor._core import Check, Reporter, describe_error
-from edge_runner.doctor._env import ENV_CA_FILE, Env, Probe
+from edge_runner.doctor._env import Env, Probe
 from edge_runner.doctor._tls import CERT_EXPIRED, HOSTNAME_MISMATCH, inspect_tls
 from edge_runner.errors import ConfigError, SecretStoreError
 from edge_runner.net import is_loopback
