@@ -28,10 +28,6 @@ _NEW_CONTEXT = (
 _NOT_POSIX = "file modes are not checked on this OS (not POSIX)"
 
 
-def _mode(st: os.stat_result) -> str:
-    return f"{stat.S_IMODE(st.st_mode):04o}"
-
-
 def _who(bits: int) -> str:
     """``group``, ``others`` or ``group and others`` for the group/other part of a mode."""
     names = [n for n, mask in (("group", 0o070), ("others", 0o007)) if bits & mask]
