@@ -26,11 +26,11 @@ from collections.abc import Iterable
 
 from edge_runner._version import __version__
 from edge_runner.cli._parser_tree import Argument, Command, ValueKind, command_tree, complete_as
+from edge_runner.cli.completion_cmd import SHELLS
 
 __all__ = ["PROG", "SHELLS", "ValueKind", "bash_script", "complete_as", "generate"]
 
 PROG = "edge-runner"
-SHELLS = ("bash", "zsh", "fish")
 
 
 def generate(shell: str, parser: argparse.ArgumentParser) -> str:

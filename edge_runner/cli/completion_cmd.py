@@ -19,10 +19,13 @@ load it:
 regenerate it after upgrading edge-runner."""
 
 
+#: the shells ``completion`` writes for; named here, not imported from ``completion``, so that
+#: building the parser (every ``edge-runner`` start) does not load the generators
+SHELLS = ("bash", "zsh", "fish")
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``completion`` command."""
-    from edge_runner.cli.completion import SHELLS
-
     parser = sub.add_parser(
         "completion",
         help="print a shell completion script (bash, zsh, fish)",
