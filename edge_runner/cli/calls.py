@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from edge_runner.cli.output import add_output_option, ago, print_json, print_table
+from edge_runner.cli.output import add_output_option, ago, gpu_share, print_json, print_table
 from edge_runner.client import Client
 from edge_runner.errors import ConfigError, InvalidArgument
 from edge_runner.models.signatures import MethodSignature, parse_cli_value
@@ -190,10 +190,9 @@ def _gpus_text(gpus: list[dict[str, Any]]) -> str:
     """``2/8 (55 %)``: the runner's GPUs of the machine's, and their mean utilisation."""
     if not gpus:
         return "-"
-    mine = [g for g in gpus if g.get("assigned")]
-    utils = [g["utilization"] for g in mine if g.get("utilization") is not None]
-    load = f" ({round(sum(utils) / len(utils))} %)" if utils else ""
-    return f"{len(mine)}/{len(gpus)}{load}"
+    mine, total, util = gpu_share(gpus)
+    load = f" ({round(util)} %)" if util is not None else ""
+    return f"{mine}/{total}{load}"
 
 
 def _status_text(model: dict[str, Any]) -> str:

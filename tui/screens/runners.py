@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
 
+from edge_runner.cli.output import gpu_share
 from tui.format import ago
 from tui.widgets.table import LiveTable
 
@@ -19,10 +20,9 @@ def gpus_text(gpus: list[dict[str, Any]]) -> str:
     """``1/8 55 %``: the runner's GPUs of its machine's, and their mean utilisation."""
     if not gpus:
         return "-"
-    mine = [g for g in gpus if g.get("assigned")]
-    utils = [g["utilization"] for g in mine if g.get("utilization") is not None]
-    load = f" {sum(utils) / len(utils):.0f} %" if utils else ""
-    return f"{len(mine)}/{len(gpus)}{load}"
+    mine, total, util = gpu_share(gpus)
+    load = f" {util:.0f} %" if util is not None else ""
+    return f"{mine}/{total}{load}"
 
 
 class RunnersView(Widget):
