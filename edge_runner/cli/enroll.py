@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edge_runner.client import Client
 from edge_runner.config.secrets import secret_store
-from edge_runner.errors import ApiError, ConnectionFailed, Unauthorized
+from edge_runner.errors import ApiError, ConnectionFailed, Forbidden, Unauthorized
 
 __all__ = ["runner_credential"]
 
@@ -50,8 +50,8 @@ def runner_credential(
     except ConnectionFailed:
         return user_token  # the control plane is not up yet: enrol on a later start
     except ApiError as exc:
-        if isinstance(exc, Unauthorized):
-            raise
+        if isinstance(exc, Unauthorized | Forbidden):
+            raise  # a refused token, or a runner id that belongs to another user
         logger.warning("could not enrol runner %s (%s); using the given token", runner_id, exc)
         return user_token
     store.set(key, str(made["token"]))

@@ -377,6 +377,13 @@ def _runner(args: argparse.Namespace) -> int:
         backend.add_status_listener(bar.status)
     identity = None
     if args.runner_id:
+        from edge_runner.protocol import RUNNER_ID_PATTERN
+
+        if not RUNNER_ID_PATTERN.fullmatch(args.runner_id):
+            raise ConfigError(
+                f"--runner-id {ascii(args.runner_id[:40])} is not valid: use 1-128 letters, "
+                "digits and . _ : @ -, starting with a letter or digit"
+            )
         runner_id = args.runner_id
     else:
         identity = claim_runner_id(creds.api_base, source, data_dir(), runtime_dir())

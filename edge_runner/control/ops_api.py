@@ -81,14 +81,12 @@ def add_ops_routes(
     @app.get("/v2/runners/{runner_id}/logs")
     async def runner_logs(runner_id: str, request: Request) -> Response:
         user = principal(request, "read").user_id
-        known = state.logs.owner(runner_id)
-        if known is None:
-            mine = any(
-                r.runner_id == runner_id and r.user_id == user for r in state.registry.runners()
-            )
-            if not mine:
-                raise ApiProblem(404, "UNKNOWN_RUNNER", f"no runner {runner_id!r} of yours")
-        elif known != user:
+        # The registry's record is the owner (runner ids are bound to the user who registered
+        # them first), and only the owner's runner can have sent logs under that id.
+        if state.registry.runner_owner(runner_id) != user or state.logs.owner(runner_id) not in (
+            None,
+            user,
+        ):
             raise ApiProblem(404, "UNKNOWN_RUNNER", f"no runner {runner_id!r} of yours")
         limit = _int(request, "limit", 200)
         level = _level(request)

@@ -298,12 +298,27 @@ class Registry:
 
     # -- runners ----------------------------------------------------------------------------
 
+    def runner_owner(self, runner_id: str) -> str | None:
+        """The user a runner id belongs to, or None when no runner record has it.
+
+        The first user whose runner registered an id owns it for as long as the record exists,
+        across disconnects and restarts: nobody else may connect, adopt, drain or read logs
+        under that id.
+        """
+        row = self._db.execute("SELECT user_id FROM runners WHERE id = ?", (runner_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def upsert_runner(self, record: RunnerRecord) -> None:
-        """Record a runner's latest info and status."""
+        """Record a runner's latest info and status; an existing record keeps its owner.
+
+        The caller checks :meth:`runner_owner` first; the ``WHERE`` makes a record of another
+        user unchangeable even if it did not.
+        """
         self._db.execute(
             "INSERT INTO runners (id, user_id, info, status, last_seen) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, info = excluded.info, "
-            "status = excluded.status, last_seen = excluded.last_seen",
+            "ON CONFLICT (id) DO UPDATE SET info = excluded.info, "
+            "status = excluded.status, last_seen = excluded.last_seen "
+            "WHERE runners.user_id = excluded.user_id",
             (
                 record.runner_id,
                 record.user_id,

@@ -20,7 +20,20 @@ from edge_runner.models.wire import signatures_from_spec
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 
-__all__ = ["ControlSettings", "ControlState"]
+__all__ = ["PERMISSION_DENIED", "ControlSettings", "ControlState", "runner_id_taken"]
+
+#: the Error code of a Hello for a runner id that belongs to another user
+PERMISSION_DENIED = "PERMISSION_DENIED"
+
+
+def runner_id_taken(runner_id: str) -> str:
+    """Why a caller may not use ``runner_id``: another user's runner registered it first."""
+    return (
+        f"runner id {runner_id!r} belongs to another user of this control plane (an id is "
+        "bound to the user whose runner first registered it); start the runner without "
+        "--runner-id to get an id of its own"
+    )
+
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +157,18 @@ class ControlState:
         """
         hello = session.hello
         assert hello is not None  # the session only hands us a link after a Hello
+        owner = self.registry.runner_owner(hello.runner_id)
+        if owner is not None and owner != user_id:
+            # Checked before anything else: the id's earlier link (suspect or half-open), its
+            # tasks, record and logs all belong to its owner and must stay untouched.
+            logger.warning(
+                "refused runner %s for user %s: that runner id belongs to user %s",
+                hello.runner_id,
+                user_id,
+                owner,
+            )
+            session.reject(PERMISSION_DENIED, runner_id_taken(hello.runner_id))
+            return None
         for spec in hello.models:
             problem = _spec_problem(spec)
             if problem is not None:
@@ -400,15 +425,35 @@ def _gpus_view(info: dict[str, Any], link: RunnerLink) -> tuple[list[dict[str, A
 
 
 def _runner_info(hello: Any) -> dict[str, Any]:
+    """What a Hello says about its runner, as stored and shown: every string is cut to size and
+    rid of control characters (tables and logs print them to terminals)."""
+    labels = list(hello.labels.items())[:_MAX_LABELS]
     return {
-        "hostname": hello.hostname,
-        "version": hello.version,
-        "nodepool": hello.nodepool,
-        "labels": dict(hello.labels),
+        "hostname": _printable(hello.hostname, 255),
+        "version": _printable(hello.version, 64),
+        "nodepool": _printable(hello.nodepool, 64),
+        "labels": {_printable(k, 63): _printable(v, 256) for k, v in labels},
         "pool_size": hello.pool_size,
         "models": [spec.model_id for spec in hello.models],
         "gpus": [
-            {"index": g.index, "uuid": g.uuid, "name": g.name, "memory_total": g.memory_total_bytes}
-            for g in hello.gpus
+            {
+                "index": g.index,
+                "uuid": _printable(g.uuid, 96),
+                "name": _printable(g.name, 128),
+                "memory_total": g.memory_total_bytes,
+            }
+            for g in hello.gpus[:_MAX_GPUS]
         ],
     }
+
+
+_MAX_LABELS = 64
+_MAX_GPUS = 64
+
+
+def _printable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, control and format characters shown as ``?``."""
+    text = text[:limit]
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "?" for c in text)

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from edge_runner.control.http_common import read_json_object
 from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import ADMIN_SCOPES, SCOPES, TokenInfo, TokenRecord
-from edge_runner.control.state import ControlState
+from edge_runner.control.state import PERMISSION_DENIED, ControlState, runner_id_taken
+from edge_runner.protocol import RUNNER_ID_PATTERN
 
 __all__ = ["add_token_routes"]
 
@@ -130,12 +131,20 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         caller = principal(request, "runner")
         body = await read_json_object(request, 64 * 1024)
         runner_id = body.get("runner_id")
-        if not isinstance(runner_id, str) or not _NAME.fullmatch(runner_id):
-            raise ApiProblem(400, "INVALID_ARGUMENT", "`runner_id` is required", param="runner_id")
+        if not isinstance(runner_id, str) or not RUNNER_ID_PATTERN.fullmatch(runner_id):
+            raise ApiProblem(
+                400,
+                "INVALID_ARGUMENT",
+                "`runner_id` is required: 1-128 letters, digits and . _ : @ -, starting with a "
+                "letter or digit",
+                param="runner_id",
+            )
         if caller.kind == "runner":
             raise ApiProblem(
                 400, "ALREADY_RUNNER_TOKEN", "this is already a runner credential; use it as it is"
             )
+        if state.registry.runner_owner(runner_id) not in (None, caller.user_id):
+            raise ApiProblem(403, PERMISSION_DENIED, runner_id_taken(runner_id), param="runner_id")
         token = state.registry.create_token(
             caller.user_id, f"runner {runner_id}", ("runner",), "runner"
         )

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from edge_runner._version import __version__
 from edge_runner.control.dispatch import RunnerLink
+from edge_runner.control.state import PERMISSION_DENIED, ControlState
 from edge_runner.errors import ProtocolError
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 
 if TYPE_CHECKING:
     from edge_runner.control.registry import TokenInfo
-    from edge_runner.control.state import ControlState
 
 __all__ = ["RUNNER_TOKEN_REFUSED", "EndKind", "TunnelConnection", "TunnelEnd", "serve_tunnel"]
 
@@ -50,6 +50,7 @@ class EndKind(enum.Enum):
     REFUSED = "refused"  # the Hello was valid but not acceptable (conflict, bad spec)
     SILENT = "silent"  # nothing arrived within the silence timeout
     REVOKED = "revoked"  # the token the tunnel authenticated with was revoked
+    FORBIDDEN = "forbidden"  # the runner id belongs to another user
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ async def serve_tunnel(
     link = state.register_runner(principal.user_id, session, principal.token_id)
     if link is None:
         await _send_pending(session, conn)
-        return TunnelEnd(EndKind.REFUSED, session.close_reason)
+        kind = EndKind.FORBIDDEN if session.close_code == PERMISSION_DENIED else EndKind.REFUSED
+        return TunnelEnd(kind, session.close_reason)
     link.flush()
     reader = asyncio.create_task(_read(state, conn, session, link))
     try:

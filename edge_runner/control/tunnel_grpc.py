@@ -92,6 +92,7 @@ _END_STATUS = {
     EndKind.REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
     EndKind.SILENT: grpc.StatusCode.UNAVAILABLE,
     EndKind.REVOKED: grpc.StatusCode.UNAUTHENTICATED,
+    EndKind.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 

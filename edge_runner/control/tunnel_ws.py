@@ -31,6 +31,7 @@ _CLOSE_CODES = {
     EndKind.REFUSED: 1008,
     EndKind.SILENT: 1001,
     EndKind.REVOKED: 1008,
+    EndKind.FORBIDDEN: 1008,  # policy violation; the Error frame before it says which
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from edge_runner.protocol.codec import decode_control, decode_runner, encode
 from edge_runner.protocol.session import (
+    RUNNER_ID_PATTERN,
     ControlEvent,
     ControlSession,
     RunnerEvent,
@@ -18,6 +19,7 @@ from edge_runner.protocol.version import PROTOCOL_VERSION, check_version, format
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "RUNNER_ID_PATTERN",
     "ControlEvent",
     "ControlSession",
     "RunnerEvent",

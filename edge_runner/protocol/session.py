@@ -20,6 +20,7 @@ Session states::
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -30,7 +31,18 @@ from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol.codec import decode_control, decode_runner, encode
 from edge_runner.protocol.version import PROTOCOL_VERSION, check_version
 
-__all__ = ["ControlEvent", "ControlSession", "RunnerEvent", "RunnerSession", "SessionState"]
+__all__ = [
+    "RUNNER_ID_PATTERN",
+    "ControlEvent",
+    "ControlSession",
+    "RunnerEvent",
+    "RunnerSession",
+    "SessionState",
+]
+
+#: What a runner id looks like (``runner-<12 hex>`` when generated); it is shown in banners,
+#: tables and logs, so control characters and unbounded lengths are refused at the Hello.
+RUNNER_ID_PATTERN: re.Pattern[str] = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 
 TaskKey = tuple[str, int]
 _E = TypeVar("_E", pb.RunnerMessage, pb.ControlMessage)
@@ -72,6 +84,8 @@ class _Session:
         self._out: list[bytes] = []
         self.state = SessionState.CLOSED
         self.close_reason = ""
+        #: the Error code this side sent when it closed the session ("" for a clean close)
+        self.close_code = ""
 
     def data_to_send(self) -> list[bytes]:
         """Return and clear the frames queued for the peer."""
@@ -94,6 +108,7 @@ class _Session:
         self._queue_error(code, message)
         self.state = SessionState.CLOSED
         self.close_reason = message
+        self.close_code = code
         return cls(message)
 
     def _queue_error(self, code: str, message: str) -> None:
@@ -143,6 +158,13 @@ class ControlSession(_Session):
             raise self._fail("VERSION_MISMATCH", str(exc), VersionMismatch) from exc
         if not hello.runner_id:
             raise self._fail("PROTOCOL", "Hello carries no runner_id")
+        if not RUNNER_ID_PATTERN.fullmatch(hello.runner_id):
+            shown = ascii(hello.runner_id[:40]) + ("..." if len(hello.runner_id) > 40 else "")
+            raise self._fail(
+                "INVALID_HELLO",
+                f"runner id {shown} ({len(hello.runner_id)} characters) is not valid: use 1-128 "
+                "letters, digits and . _ : @ -, starting with a letter or digit",
+            )
         self.hello = hello
         return hello
 
@@ -233,10 +255,11 @@ class ControlSession(_Session):
         self._out.append(encode(pb.ControlMessage(welcome=welcome)))
 
     def reject(self, code: str, message: str) -> None:
-        """Refuse the runner (conflicting signatures, bad Hello) and close."""
+        """Refuse the runner (conflicting signatures, bad Hello, an id it may not use) and close."""
         self._queue_error(code, message)
         self.state = SessionState.CLOSED
         self.close_reason = message
+        self.close_code = code
 
     def has_credit(self, model_id: str) -> bool:
         """Whether a task for ``model_id`` may be sent now."""

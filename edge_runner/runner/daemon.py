@@ -1,7 +1,8 @@
 """The runner's lifecycle: load the backend, keep the tunnel up, run tasks, stop in stages.
 
 Reconnect policy: every failure to reach the control plane is retried with full-jitter backoff
-(0.5 s → 10 s cap), forever, except a rejected token, which is fatal. An outage is logged once
+(0.5 s → 10 s cap), forever, except a rejected token and a runner id that belongs to another
+user, which are fatal. An outage is logged once
 (WARNING, with the cause) when it starts and once (INFO, with its duration) when it ends; each
 retry only at DEBUG. A ``Goodbye`` with ``reconnect_after_ms`` (a planned control-plane restart)
 sets the next delay instead of the backoff.
@@ -36,6 +37,7 @@ from edge_runner.backends.base import Backend
 from edge_runner.errors import (
     ConfigError,
     EdgeRunnerError,
+    Forbidden,
     ProtocolError,
     TunnelError,
     Unauthorized,
@@ -528,7 +530,7 @@ class Runner(TaskSink):
             hint: float | None = None
             try:
                 hint = await self._connect_once()
-            except Unauthorized:
+            except (Unauthorized, Forbidden):
                 raise
             except (OSError, httpx.HTTPError, TunnelError, ProtocolError) as exc:
                 self._outage(_describe(exc))
@@ -677,6 +679,13 @@ class Runner(TaskSink):
             self._outage_since = self._outage_since or time.monotonic()
             return event.reconnect_after_ms / 1000
         elif isinstance(event, pb.Error):
+            if event.code == "PERMISSION_DENIED":  # retrying cannot help: stop with the reason
+                raise Forbidden(
+                    403,
+                    event.code,
+                    f"the control plane at {self.settings.api_base} refused runner "
+                    f"{self.runner_id}: {event.message}",
+                )
             self._outage(f"refused: {event.message}")
         elif isinstance(event, pb.Drain):
             logger.info("the control plane asked this runner to drain")

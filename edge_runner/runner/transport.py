@@ -2,8 +2,8 @@
 ws``, for networks where only HTTP/1.1 gets out). Both carry the same frames.
 
 This is the one place that knows grpc's and websockets' errors: they become
-:class:`~edge_runner.errors.TunnelError` (retry) or :class:`~edge_runner.errors.Unauthorized`
-(give up).
+:class:`~edge_runner.errors.TunnelError` (retry), or :class:`~edge_runner.errors.Unauthorized`
+or :class:`~edge_runner.errors.Forbidden` (give up).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import grpc
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from edge_runner.errors import ProtocolError, TunnelError, Unauthorized
+from edge_runner.errors import Forbidden, ProtocolError, TunnelError, Unauthorized
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
 __all__ = ["CONNECT_METHOD", "Transport", "TransportKind", "open_transport", "tls_context"]
@@ -113,6 +113,8 @@ class _GrpcTransport:
 def _grpc_error(exc: grpc.aio.AioRpcError) -> Exception:
     if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
         return _unauthorized(exc.details() or "UNAUTHENTICATED")
+    if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
+        return Forbidden(403, "PERMISSION_DENIED", exc.details() or "PERMISSION_DENIED")
     return TunnelError(f"{exc.code().name}: {exc.details()}")
 
 
