@@ -143,7 +143,7 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
 
 
 async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Path) -> int:
-    from edge_runner.cli.backend_args import backend_argv, check_one_source, describe
+    from edge_runner.cli.backend_args import check_one_source
     from edge_runner.models.config import load_config
     from edge_runner.models.loader import existing_folder
 
@@ -153,6 +153,22 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
     loop = asyncio.get_running_loop()
     signals: asyncio.Queue[int] = asyncio.Queue()
     install_stop_handlers(loop, lambda: signals.put_nowait(1))  # one entry per stop signal
+
+    from edge_runner.control.datadir import DataDirBusy, running_control_plane
+
+    holder = running_control_plane(control_dir)
+    if holder is not None:
+        # A control plane already serves this data dir (another `up`, or `control`): add this
+        # runner to it rather than start a second one on the same registry.
+        if not holder.get("api_base") or not holder.get("admin_token_file"):
+            raise DataDirBusy(control_dir, holder)  # still starting: say who, and stop
+        print(
+            f"edge-runner: a control plane is already running on {control_dir} "
+            f"(pid {holder.get('pid', '?')}, {holder['api_base']}); adding this runner to it",
+            file=sys.stderr,
+            flush=True,
+        )
+        return await _serve_runner(args, model_path, control_dir, folder, None, holder, signals)
 
     control, fd = await _spawn(
         [
@@ -180,11 +196,32 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
         ],
         args.verbose,
     )
-    runner: asyncio.subprocess.Process | None = None
     try:
         ready = await _race(_ready(control, fd, "control plane"), signals)
         if ready is None:
             return 130
+        return await _serve_runner(args, model_path, control_dir, folder, control, ready, signals)
+    finally:
+        await _stop(control, 10)
+
+
+async def _serve_runner(
+    args: argparse.Namespace,
+    model_path: Path,
+    control_dir: Path,
+    folder: bool,
+    control: asyncio.subprocess.Process | None,
+    ready: dict[str, Any],
+    signals: asyncio.Queue[int],
+) -> int:
+    """Start the runner against the control plane in ``ready``; serve until stopped.
+
+    ``control`` is our own control plane child, or None when we joined one already running.
+    """
+    from edge_runner.cli.backend_args import backend_argv, describe
+
+    runner: asyncio.subprocess.Process | None = None
+    try:
         backend, token = _store_local_context(ready["api_base"], Path(ready["admin_token_file"]))
         runner, fd = await _spawn(
             [
@@ -221,7 +258,7 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
             from edge_runner.service.daemons import up_notifications
             from edge_runner.service.notify import process_notifier
 
-            children = (control, runner)
+            children = (runner,) if control is None else (control, runner)
 
             def alive() -> bool:
                 return all(c.returncode is None for c in children)
@@ -234,7 +271,6 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
     finally:
         if runner is not None:
             await _stop(runner, args.grace_period + 5)
-        await _stop(control, 10)
 
 
 async def _follow_readiness(api_base: str, token: str, models: list[str]) -> None:
@@ -280,19 +316,19 @@ async def _race(coro: Any, signals: asyncio.Queue[int]) -> Any:
 
 
 async def _wait(
-    control: asyncio.subprocess.Process,
+    control: asyncio.subprocess.Process | None,
     runner: asyncio.subprocess.Process,
     signals: asyncio.Queue[int],
 ) -> int:
     """Run until Ctrl-C (forwarded to the runner, one SIGTERM each) or a child dies."""
-    control_exit = asyncio.ensure_future(control.wait())
-    runner_exit = asyncio.ensure_future(runner.wait())
+    waits = {asyncio.ensure_future(runner.wait())}
+    runner_exit = next(iter(waits))
+    if control is not None:
+        waits.add(asyncio.ensure_future(control.wait()))
     stopping = False
     while True:
         sig = asyncio.ensure_future(signals.get())
-        done, _ = await asyncio.wait(
-            {control_exit, runner_exit, sig}, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait({*waits, sig}, return_when=asyncio.FIRST_COMPLETED)
         if sig in done:
             if not stopping:
                 print("\nstopping (Ctrl-C again to cancel in-flight requests)...", file=sys.stderr)
@@ -306,6 +342,7 @@ async def _wait(
                 return 0
             print(f"edge-runner: the runner exited with code {runner.returncode}", file=sys.stderr)
             return 1
+        assert control is not None
         print(
             f"edge-runner: the control plane exited with code {control.returncode}", file=sys.stderr
         )

@@ -18,6 +18,7 @@ import uvicorn
 
 from edge_runner.control.api import create_app
 from edge_runner.control.auth import bootstrap_admin
+from edge_runner.control.datadir import DataDirLock
 from edge_runner.control.registry import Registry
 from edge_runner.control.state import ControlSettings, ControlState
 from edge_runner.control.tunnel_grpc import GrpcTunnelServer
@@ -65,6 +66,7 @@ class ControlPlane:
         self.state: ControlState | None = None
         self.created_admin_token = False
         self._registry: Registry | None = None
+        self._lock: DataDirLock | None = None
         self._grpc: GrpcTunnelServer | None = None
         self._http: _EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -82,6 +84,16 @@ class ControlPlane:
     async def __aenter__(self) -> ControlPlane:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()  # before the registry: a second control plane must not touch it
+        self._lock = lock
+        try:
+            return await self._start(settings, lock)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self, settings: ControlSettings, lock: DataDirLock) -> ControlPlane:
         self._registry = Registry(settings.database)
         self.created_admin_token = bootstrap_admin(self._registry, settings.admin_token_file)
         state = self.state = ControlState(settings, self._registry)
@@ -118,6 +130,13 @@ class ControlPlane:
                 self._http_task.result()  # surfaces the start-up error
                 raise RuntimeError("the HTTP server stopped during start-up")
             await asyncio.sleep(0.005)
+        lock.publish(
+            {
+                "api_base": self.api_base,
+                "grpc": state.grpc_address,
+                "admin_token_file": str(settings.admin_token_file),
+            }
+        )
         logger.info(
             "control plane listening: api %s, tunnel grpc %s", self.api_base, state.grpc_address
         )
@@ -168,4 +187,7 @@ class ControlPlane:
         if self._registry is not None:
             self._registry.close()
             self._registry = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         self._stopped.set()
