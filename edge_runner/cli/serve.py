@@ -112,6 +112,40 @@ def _control_options(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="s a dropped runner keeps its tasks before they are re-queued (default 10)",
     )
+    parser.add_argument(
+        "--stream-window",
+        type=int,
+        default=64,
+        help="chunks a stream may run ahead of its reader before the model is paused "
+        "(default 64)",
+    )
+    parser.add_argument(
+        "--stream-buffer-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        help="output of one stream held for a slow reader, about (default 4 MiB; fewer "
+        "chunks than the window when they are big)",
+    )
+    parser.add_argument(
+        "--stream-idle-timeout",
+        type=float,
+        default=60.0,
+        help="s a stream may go without a chunk from its model or a read by its client "
+        "before it is cancelled (default 60)",
+    )
+    parser.add_argument(
+        "--max-stream-duration",
+        type=float,
+        default=1800.0,
+        help="s a stream may run in all before it is cancelled (default 1800)",
+    )
+    parser.add_argument(
+        "--max-paused-streams",
+        type=int,
+        default=16,
+        help="streams one token may have stalled on slow readers at once, each holding a "
+        "runner slot; the next fails with SLOW_READER (default 16)",
+    )
     parser.add_argument("--tls-cert", type=Path, help="PEM server certificate: serve TLS")
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     parser.add_argument(
@@ -246,7 +280,16 @@ def _control(args: argparse.Namespace) -> int:
     _positive("--request-timeout", args.request_timeout)
     _positive("--max-queue", args.max_queue)
     _positive("--max-body-bytes", args.max_body_bytes)
-    for name in ("heartbeat_interval", "silence_timeout", "lease_ttl"):
+    for name in (
+        "heartbeat_interval",
+        "silence_timeout",
+        "lease_ttl",
+        "stream_window",
+        "stream_buffer_bytes",
+        "stream_idle_timeout",
+        "max_stream_duration",
+        "max_paused_streams",
+    ):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     scale = time_scale()
     data = (args.data_dir or data_dir() / "control").expanduser().resolve()
@@ -283,6 +326,11 @@ def _control(args: argparse.Namespace) -> int:
         silence_timeout=args.silence_timeout * scale,
         lease_ttl=args.lease_ttl * scale,
         reconnect_after_ms=int(1000 * scale),
+        stream_window=args.stream_window,
+        stream_buffer_bytes=args.stream_buffer_bytes,
+        stream_idle_timeout=args.stream_idle_timeout * scale,
+        max_stream_duration=args.max_stream_duration * scale,
+        max_paused_streams=args.max_paused_streams,
     )
 
     async def serve() -> None:

@@ -14,12 +14,12 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from edge_runner._version import __version__
 from edge_runner.control.dispatch import Task, TaskDone, TaskEvent, TaskOutput
 from edge_runner.control.http_common import (
-    SSE_HEADERS,
+    TaskStream,
     answer,
     first_event,
     read_json_object,
@@ -127,7 +127,8 @@ def create_app(state: ControlState) -> FastAPI:
     async def call_method(request: Request) -> Response:
         model_id = request.path_params["model_id"]
         method = request.path_params["method"]
-        user = principal(request, "predict").user_id
+        caller = principal(request, "predict")
+        user = caller.user_id
         entry = state.catalog.get(user, model_id)
         if entry is None:
             raise _unknown_model(state, user, model_id)
@@ -151,7 +152,7 @@ def create_app(state: ControlState) -> FastAPI:
             args = validate_arguments(signature, args)
         except InvalidArgument as exc:
             raise ApiProblem(400, "INVALID_ARGUMENT", str(exc), param=exc.argument) from exc
-        task = state.new_task(user, model_id, method, json.dumps(args).encode())
+        task = state.new_task(caller, model_id, method, json.dumps(args).encode())
         submit_task(state, task)
         headers = {"X-Task-Id": task.task_id}
         if signature.kind is MethodKind.UNARY:
@@ -164,11 +165,7 @@ def create_app(state: ControlState) -> FastAPI:
             )
             return Response(body, headers=headers, media_type="application/json")
         first = await first_event(state, task)
-        return StreamingResponse(
-            _native_sse(state, task, first),
-            media_type="text/event-stream",
-            headers={**headers, **SSE_HEADERS},
-        )
+        return TaskStream(_native_sse(state, task, first), headers)
 
     # The hot path is a plain Starlette route: FastAPI's parameter machinery would cost more
     # per request than the tunnel does (measured with bench/tunnel.py).

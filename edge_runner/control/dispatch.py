@@ -6,6 +6,16 @@ bounded FIFO and is sent when a slot frees up. Nothing is ever sent to a runner 
 it granted, so nothing queues blind on the runner. Events from the runner (chunks, result,
 error) are delivered to the task's own queue, which the HTTP handler reads.
 
+Streams are flow-controlled end to end (protocol 1.2): a runner may send a streaming task's
+chunks only up to the task's stream credit, and the credit grows as the HTTP client takes
+chunks (:meth:`Dispatcher.stream_consumed`), by about ``stream_buffer_bytes`` of output (at
+most ``stream_window`` chunks) beyond what the client has read. A client that reads slowly
+therefore pauses the model's generator on the runner instead of filling memory anywhere on the
+way. A paused stream still holds its runner slot, so each token may have at most
+``max_paused_streams`` streams stalled (paused for longer than a grace period) at once: the one
+that goes over fails with ``SLOW_READER``, and so does a stream whose reader took nothing for
+the stream idle timeout.
+
 Queued tasks live in memory only (no write per request). This class is the seam for a
 multi-replica dispatcher over a message bus later.
 """
@@ -21,6 +31,7 @@ from dataclasses import dataclass, field
 
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlEvent, ControlSession, SessionState
+from edge_runner.protocol.session import InflightTask
 
 __all__ = [
     "Dispatcher",
@@ -103,6 +114,14 @@ class Task:
     created_at: float = field(default_factory=time.time)
     started: float | None = None
     runner_id: str = ""
+    #: the public id of the token that made the request (paused streams are capped per token)
+    token_id: str = ""
+    #: stream chunks delivered to ``events``, their bytes, and how many the client took
+    received: int = 0
+    received_bytes: int = 0
+    consumed: int = 0
+    #: since when the runner has been waiting for stream credit (monotonic), or None
+    paused_since: float | None = None
     events: asyncio.Queue[TaskEvent] = field(default_factory=asyncio.Queue)
 
     @property
@@ -196,11 +215,27 @@ class RunnerLink:
         return self.session.state is SessionState.OPEN and model_id not in self.model_status
 
 
+#: a stream paused for less than this is only a reader catching up, not a stalled one
+STALL_GRACE_S = 1.0
+
+
 class Dispatcher:
     """Routes tasks to runners by credit; see the module docstring."""
 
-    def __init__(self, *, max_queue: int = 1024) -> None:
+    def __init__(
+        self,
+        *,
+        max_queue: int = 1024,
+        stream_buffer_bytes: int = 4 * 1024 * 1024,
+        stream_window: int = 64,
+        max_paused_streams: int = 16,
+    ) -> None:
         self.max_queue = max_queue
+        self.stream_buffer_bytes = stream_buffer_bytes
+        self.stream_window = stream_window
+        self.max_paused_streams = max_paused_streams
+        #: streams whose runner is waiting for credit, by task id
+        self.paused: dict[str, Task] = {}
         self._queues: defaultdict[ModelKey, deque[Task]] = defaultdict(deque)
         self._links: defaultdict[ModelKey, list[RunnerLink]] = defaultdict(list)
         self.links: dict[str, RunnerLink] = {}
@@ -232,22 +267,24 @@ class Dispatcher:
 
     def adopt(
         self, old: RunnerLink, new: RunnerLink, inflight: list[TaskKey]
-    ) -> dict[TaskKey, tuple[str, int]]:
+    ) -> dict[TaskKey, InflightTask]:
         """Move the tasks a reconnected runner still holds from its old link to the new one.
 
         Returns:
-            The adopted tasks with their model and the next chunk number expected, for
+            The adopted tasks' session entries (model, next chunk number, stream credit), for
             ``ControlSession.accept``.
         """
-        adopted: dict[TaskKey, tuple[str, int]] = {}
+        adopted: dict[TaskKey, InflightTask] = {}
         for key in inflight:
             task = old.tasks.pop(key, None)
             entry = old.session.inflight.get(key)
-            if task is None or task.finished or entry is None or entry[3]:
+            if task is None or task.finished or entry is None or entry.abandoned:
                 continue
             new.tasks[key] = task
             task.link = new
-            adopted[key] = (task.model_id, int(entry[1]))
+            adopted[key] = InflightTask(
+                task.model_id, entry.next_seq, credit_upto=entry.credit_upto
+            )
         return adopted
 
     def detach(self, link: RunnerLink) -> None:
@@ -363,11 +400,11 @@ class Dispatcher:
                 return
         queue.append(task)
 
-    def cancel(self, task: Task, reason: str) -> None:
+    def cancel(self, task: Task, reason: str, code: str = "CANCELLED") -> None:
         """Cancel a task: take it out of its queue, or tell its runner to stop it.
 
-        Whoever waits on the task gets a ``CANCELLED`` failure at once; the runner's own answer,
-        when it comes, only gives the slot back.
+        Whoever waits on the task gets a ``code`` failure (``CANCELLED`` unless said otherwise)
+        at once; the runner's own answer, when it comes, only gives the slot back.
         """
         if task.finished:
             return
@@ -379,7 +416,68 @@ class Dispatcher:
             task.link.tasks.pop((task.task_id, task.attempt), None)
             task.link.session.send_cancel(task.task_id, task.attempt, reason)
             task.link.flush()
-        self._finish(task, TaskState.CANCELLED, TaskFailedEvent("CANCELLED", reason))
+        self._finish(task, TaskState.CANCELLED, TaskFailedEvent(code, reason))
+
+    # -- stream flow control ----------------------------------------------------------------
+
+    def stream_consumed(self, task: Task) -> None:
+        """The client took one chunk of a streaming task: extend its credit when due."""
+        task.consumed += 1
+        link = task.link
+        if link is None or task.finished:
+            return
+        entry = link.session.inflight.get((task.task_id, task.attempt))
+        if entry is None or not entry.credit_upto:
+            return
+        target = self._credit_target(task)
+        if entry.credit_upto - task.consumed > target // 2:
+            return
+        if link.session.send_stream_credit(task.task_id, task.attempt, task.consumed + target):
+            link.flush()
+        if task.paused_since is not None:
+            task.paused_since = None
+            self.paused.pop(task.task_id, None)
+
+    def _credit_target(self, task: Task) -> int:
+        """Chunks a stream may have beyond what its client read: the window, fewer when its
+        chunks are big (about ``stream_buffer_bytes`` of output)."""
+        if not task.received:
+            return self.stream_window
+        average = max(1, task.received_bytes // task.received)
+        return max(1, min(self.stream_window, self.stream_buffer_bytes // average))
+
+    def check_stalled(self, now: float, idle_timeout: float) -> None:
+        """Fail streams whose readers stalled: over the per-token cap, or idle too long.
+
+        Called periodically (the control plane's monitor). A stream paused for
+        :data:`STALL_GRACE_S` is stalled; per token, the ones beyond ``max_paused_streams``
+        (the most recently stalled go first) fail with ``SLOW_READER``, as does any stream
+        paused for ``idle_timeout``. Their runners get a Cancel and their slots come back.
+        """
+        stalled: defaultdict[str, list[Task]] = defaultdict(list)
+        for task in list(self.paused.values()):
+            paused_since = task.paused_since
+            if paused_since is None or now - paused_since < STALL_GRACE_S:
+                continue
+            if now - paused_since >= idle_timeout:
+                self.cancel(
+                    task,
+                    f"the client read nothing of this stream for {idle_timeout:g} s "
+                    "(the control plane's --stream-idle-timeout); the task was cancelled",
+                    "SLOW_READER",
+                )
+                continue
+            stalled[task.token_id].append(task)
+        for tasks in stalled.values():
+            tasks.sort(key=lambda t: t.paused_since or 0.0)
+            for task in tasks[self.max_paused_streams :]:
+                self.cancel(
+                    task,
+                    f"this token already has {self.max_paused_streams} streams waiting for "
+                    "their readers (the control plane's --max-paused-streams); read streams "
+                    "as fast as they arrive, or open fewer at once",
+                    "SLOW_READER",
+                )
 
     def fail_all(self, code: str, message: str) -> None:
         """Answer every unfinished task with an error (the control plane is stopping)."""
@@ -396,7 +494,14 @@ class Dispatcher:
             task = link.tasks.get((event.task_id, event.attempt))
             if task is not None and not task.finished:
                 task.produced_output = True
+                task.received += 1
+                task.received_bytes += len(event.payload)
                 task.events.put_nowait(TaskOutput(event.payload))
+                entry = link.session.inflight.get((event.task_id, event.attempt))
+                if entry is not None and entry.credit_upto and event.seq + 1 >= entry.credit_upto:
+                    # The runner has used all its credit: its generator waits for the reader.
+                    task.paused_since = time.monotonic()
+                    self.paused[task.task_id] = task
         elif isinstance(event, pb.Result):
             task = link.tasks.pop((event.task_id, event.attempt), None)
             if task is None:
@@ -440,6 +545,8 @@ class Dispatcher:
     def _finish(self, task: Task, state: TaskState, event: TaskEvent) -> None:
         task.state = state
         self.tasks.pop(task.task_id, None)
+        if self.paused.pop(task.task_id, None) is not None:
+            task.paused_since = None
         task.events.put_nowait(event)
         now = time.monotonic()
         if state is TaskState.FAILED:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 from edge_runner.control.dispatch import (
     QueueFull,
@@ -24,6 +27,7 @@ from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = [
     "SSE_HEADERS",
+    "TaskStream",
     "answer",
     "first_event",
     "not_ready_problem",
@@ -136,21 +140,70 @@ async def first_event(state: ControlState, task: Task) -> TaskEvent:
 async def stream_events(
     state: ControlState, task: Task, first: TaskEvent
 ) -> AsyncIterator[TaskEvent]:
-    """Yield a task's events until its terminal one; cancels the task if abandoned."""
+    """Yield a task's events until its terminal one; cancels the task if abandoned.
+
+    Each chunk handed on counts as read by the client (the response sends it before asking
+    for the next), which extends the stream's credit. The model gets
+    ``stream_idle_timeout`` between chunks, and the whole stream ``max_stream_duration`` from
+    the request; past either the task is cancelled and the stream ends with an error event.
+    """
+    settings = state.settings
+    dispatcher = state.dispatcher
     try:
         event = first
         while True:
             yield event
             if not isinstance(event, TaskOutput):
                 return
+            dispatcher.stream_consumed(task)
+            left = settings.max_stream_duration - (time.monotonic() - task.created)
             try:
-                event = await wait_event(state, task, state.settings.request_timeout)
-            except ApiProblem as exc:
-                yield TaskFailedEvent(exc.code, exc.message)
+                async with asyncio.timeout(max(0.0, min(settings.stream_idle_timeout, left))):
+                    event = await task.events.get()
+            except TimeoutError:
+                if left <= settings.stream_idle_timeout:
+                    why = (
+                        f"the stream reached its maximum duration of "
+                        f"{settings.max_stream_duration:g} s (the control plane's "
+                        "--max-stream-duration)"
+                    )
+                else:
+                    why = (
+                        f"model {task.model_id!r} sent nothing for "
+                        f"{settings.stream_idle_timeout:g} s (the control plane's "
+                        "--stream-idle-timeout)"
+                    )
+                message = f"{why}; the task was cancelled"
+                dispatcher.cancel(task, message, "DEADLINE_EXCEEDED")
+                yield TaskFailedEvent("DEADLINE_EXCEEDED", message)
                 return
     finally:
         if not task.finished:
-            state.dispatcher.cancel(task, "client went away")
+            dispatcher.cancel(task, "client went away")
+
+
+class TaskStream(StreamingResponse):
+    """A task's Server-Sent Events; when the client goes away its events stop at once.
+
+    Starlette cancels the sending of a streaming response when the client disconnects, which
+    can leave our event generator suspended mid-``yield`` until the garbage collector finalises
+    it; closing it here cancels the task (and frees its runner slot) right away.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        super().__init__(
+            content, media_type="text/event-stream", headers={**headers, **SSE_HEADERS}
+        )
+        self._events = content
+
+    async def stream_response(self, send: Send) -> None:
+        """Send the stream; close the event generator however sending ends."""
+        try:
+            await super().stream_response(send)
+        finally:
+            aclose = getattr(self._events, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def not_ready_problem(model_id: str, status: pb.ModelStatus) -> ApiProblem:

@@ -57,7 +57,8 @@ def add_mcp_routes(
 
     async def forward(request: Request, body: bytes) -> Response:
         model_id = request.path_params["model_id"]
-        user = principal(request, "predict").user_id
+        caller = principal(request, "predict")
+        user = caller.user_id
         entry = state.catalog.get(user, model_id)
         if entry is None:
             known = [e.model_id for e in state.catalog.for_user(user) if _is_mcp(e.spec)]
@@ -79,7 +80,7 @@ def add_mcp_routes(
             "headers": {k: v for k, v in request.headers.items() if _wanted(k, _FORWARDED)},
             "body": base64.b64encode(body).decode(),
         }
-        task = state.new_task(user, model_id, MCP_HTTP_METHOD, json.dumps(payload).encode())
+        task = state.new_task(caller, model_id, MCP_HTTP_METHOD, json.dumps(payload).encode())
         task.retry = False
         submit_task(state, task)
         event = await answer(state, task, request)

@@ -15,11 +15,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from edge_runner.control.dispatch import Task, TaskDone, TaskOutput
 from edge_runner.control.http_common import (
-    SSE_HEADERS,
+    TaskStream,
     answer,
     first_event,
     read_json_object,
@@ -70,7 +70,8 @@ def add_openai_routes(
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        user = principal(request, "predict").user_id
+        caller = principal(request, "predict")
+        user = caller.user_id
         body = await read_json_object(request, state.settings.max_body_bytes)
         model_id = _model_for(state, user, body, "chat.completions")
         messages = body.get("messages")
@@ -81,11 +82,12 @@ def add_openai_routes(
                 "`messages` must be an array of message objects",
                 param="messages",
             )
-        return await _forward(state, request, user, model_id, CHAT_METHOD, body)
+        return await _forward(state, request, caller, model_id, CHAT_METHOD, body)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        user = principal(request, "predict").user_id
+        caller = principal(request, "predict")
+        user = caller.user_id
         body = await read_json_object(request, state.settings.max_body_bytes)
         model_id = _model_for(state, user, body, "completions")
         prompt = body.get("prompt")
@@ -98,11 +100,12 @@ def add_openai_routes(
                 "`prompt` must be a string or an array of strings",
                 param="prompt",
             )
-        return await _forward(state, request, user, model_id, COMPLETIONS_METHOD, body)
+        return await _forward(state, request, caller, model_id, COMPLETIONS_METHOD, body)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
-        user = principal(request, "predict").user_id
+        caller = principal(request, "predict")
+        user = caller.user_id
         body = await read_json_object(request, state.settings.max_body_bytes)
         model_id = _model_for(state, user, body, "embeddings")
         texts = body.get("input")
@@ -118,7 +121,7 @@ def add_openai_routes(
             )
         if body.get("stream"):
             raise ApiProblem(400, "INVALID_ARGUMENT", "embeddings do not stream", param="stream")
-        return await _forward(state, request, user, model_id, EMBEDDINGS_METHOD, body)
+        return await _forward(state, request, caller, model_id, EMBEDDINGS_METHOD, body)
 
 
 def _model_for(state: ControlState, user: str, body: dict[str, Any], op: str) -> str:
@@ -160,13 +163,13 @@ def _model_for(state: ControlState, user: str, body: dict[str, Any], op: str) ->
 async def _forward(
     state: ControlState,
     request: Request,
-    user: str,
+    caller: TokenInfo,
     model_id: str,
     method: str,
     body: dict[str, Any],
 ) -> Response:
     """Send the request body to a runner as a task and answer with what it writes."""
-    task = state.new_task(user, model_id, method, json.dumps(body).encode())
+    task = state.new_task(caller, model_id, method, json.dumps(body).encode())
     submit_task(state, task)
     headers = {"X-Task-Id": task.task_id}
     if not body.get("stream"):
@@ -174,11 +177,7 @@ async def _forward(
         assert isinstance(event, TaskDone)
         return Response(event.payload, headers=headers, media_type="application/json")
     first = await first_event(state, task)
-    return StreamingResponse(
-        _openai_sse(state, task, first),
-        media_type="text/event-stream",
-        headers={**headers, **SSE_HEADERS},
-    )
+    return TaskStream(_openai_sse(state, task, first), headers)
 
 
 async def _openai_sse(state: ControlState, task: Task, first: Any) -> AsyncIterator[bytes]:

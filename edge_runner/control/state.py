@@ -19,6 +19,7 @@ from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import signatures_from_spec
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
+from edge_runner.protocol.session import InflightTask
 
 __all__ = ["PERMISSION_DENIED", "ControlSettings", "ControlState", "runner_id_taken"]
 
@@ -57,6 +58,15 @@ class ControlSettings:
         tls_cert: PEM server certificate (chain); with ``tls_key`` both the HTTP API and the
             gRPC tunnel serve TLS.
         tls_key: PEM private key of ``tls_cert``.
+        stream_window: chunks a streaming task may send ahead of its reader (protocol 1.2
+            stream credit); the control plane holds at most this many per stream.
+        stream_buffer_bytes: output of one stream the control plane holds for a slow reader,
+            about (fewer chunks than the window when chunks are big).
+        stream_idle_timeout: a stream whose model sends nothing, or whose reader takes
+            nothing, for this long is cancelled.
+        max_stream_duration: a stream is cancelled when it has run this long.
+        max_paused_streams: streams one token may have stalled on slow readers at once (each
+            holds a runner slot); the one over it fails with ``SLOW_READER``.
     """
 
     host: str = "127.0.0.1"
@@ -72,6 +82,11 @@ class ControlSettings:
     reconnect_after_ms: int = 1000
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    stream_window: int = 64
+    stream_buffer_bytes: int = 4 * 1024 * 1024
+    stream_idle_timeout: float = 60.0
+    max_stream_duration: float = 1800.0
+    max_paused_streams: int = 16
 
     @property
     def tls(self) -> bool:
@@ -97,13 +112,20 @@ class ControlState:
         self.registry = registry
         self.auth = Authenticator(registry)
         self.catalog = Catalog(registry)
-        self.dispatcher = Dispatcher(max_queue=settings.max_queue)
+        self.dispatcher = Dispatcher(
+            max_queue=settings.max_queue,
+            stream_window=settings.stream_window,
+            stream_buffer_bytes=settings.stream_buffer_bytes,
+            max_paused_streams=settings.max_paused_streams,
+        )
         registry.mark_all_disconnected(time.time())
         self.grpc_address = ""
         self.started = time.time()
         #: runners whose tunnel dropped, with the timer that declares them lost
         self.suspects: dict[str, tuple[RunnerLink, asyncio.TimerHandle]] = {}
         self._refused_tokens: set[str] = set()
+        #: runners told (once each) that their protocol has no stream back-pressure
+        self._unflowed: set[str] = set()
         self.closing = False
         #: runner logs that came over the tunnels
         self.logs = RunnerLogs()
@@ -138,10 +160,18 @@ class ControlState:
         logger.info("token %s of %s revoked; %d tunnel(s) closed", token_id, user_id, closed)
         return closed
 
-    def new_task(self, user_id: str, model_id: str, method: str, payload: bytes) -> Task:
-        """Create a task with a fresh id and the default deadline."""
+    def new_task(self, caller: TokenInfo, model_id: str, method: str, payload: bytes) -> Task:
+        """Create a task for ``caller``'s request with a fresh id and the default deadline."""
         deadline_ms = int((time.time() + self.settings.request_timeout) * 1000)
-        return Task(uuid.uuid4().hex, user_id, model_id, method, payload, deadline_ms)
+        return Task(
+            uuid.uuid4().hex,
+            caller.user_id,
+            model_id,
+            method,
+            payload,
+            deadline_ms,
+            token_id=caller.token_id,
+        )
 
     def register_runner(
         self, user_id: str, session: ControlSession, token_id: str = ""
@@ -196,7 +226,7 @@ class ControlState:
         link = RunnerLink(hello.runner_id, user_id, session)
         link.token_id = token_id
         link.new_models = new_models
-        adopted: dict[tuple[str, int], tuple[str, int]] = {}
+        adopted: dict[tuple[str, int], InflightTask] = {}
         if previous is not None:
             inflight = [(ref.task_id, ref.attempt) for ref in hello.inflight]
             adopted = self.dispatcher.adopt(previous, link, inflight)
@@ -206,6 +236,16 @@ class ControlState:
         if session.minor_mismatch:
             logger.info(
                 "runner %s speaks protocol %d.%d; accepted",
+                hello.runner_id,
+                hello.protocol.major,
+                hello.protocol.minor,
+            )
+        if not session.stream_credit and hello.runner_id not in self._unflowed:
+            self._unflowed.add(hello.runner_id)
+            logger.warning(
+                "runner %s speaks protocol %d.%d, before stream credit (1.2): its streams have "
+                "no back-pressure, so a slow reader makes this control plane buffer their "
+                "output; upgrade the runner",
                 hello.runner_id,
                 hello.protocol.major,
                 hello.protocol.minor,
@@ -322,6 +362,7 @@ class ControlState:
             # tunnel after three silent intervals.
             await asyncio.sleep(min(interval / 4, self.settings.silence_timeout / 3))
             now = time.monotonic()
+            self.dispatcher.check_stalled(now, self.settings.stream_idle_timeout)
             for link in list(self.dispatcher.links.values()):
                 if now - link.last_seen > self.settings.silence_timeout:
                     logger.warning(

@@ -70,6 +70,7 @@ async def serve_tunnel(
         server_version=__version__,
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
         lease_ttl_ms=int(settings.lease_ttl * 1000),
+        stream_window=settings.stream_window,
     )
     first = await conn.recv()
     if first is None:

@@ -304,20 +304,22 @@ class RunnerMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., accepted: _Optional[_Union[Accepted, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., result: _Optional[_Union[Result, _Mapping]] = ..., task_error: _Optional[_Union[TaskError, _Mapping]] = ..., logs: _Optional[_Union[Logs, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., model_status: _Optional[_Union[ModelStatus, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("runner_id", "protocol", "heartbeat_interval_ms", "lease_ttl_ms", "server_version", "adopted")
+    __slots__ = ("runner_id", "protocol", "heartbeat_interval_ms", "lease_ttl_ms", "server_version", "adopted", "stream_window")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_MS_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     ADOPTED_FIELD_NUMBER: _ClassVar[int]
+    STREAM_WINDOW_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     protocol: ProtocolVersion
     heartbeat_interval_ms: int
     lease_ttl_ms: int
     server_version: str
     adopted: _containers.RepeatedCompositeFieldContainer[TaskRef]
-    def __init__(self, runner_id: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., server_version: _Optional[str] = ..., adopted: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ...) -> None: ...
+    stream_window: int
+    def __init__(self, runner_id: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., server_version: _Optional[str] = ..., adopted: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ..., stream_window: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("task_id", "attempt", "model_id", "method", "payload", "deadline_unix_ms", "queued_ms")
@@ -363,8 +365,18 @@ class Error(_message.Message):
     message: str
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
+class StreamCredit(_message.Message):
+    __slots__ = ("task_id", "attempt", "upto_seq")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    UPTO_SEQ_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    upto_seq: int
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., upto_seq: _Optional[int] = ...) -> None: ...
+
 class ControlMessage(_message.Message):
-    __slots__ = ("welcome", "task", "cancel", "drain", "goodbye", "error", "heartbeat")
+    __slots__ = ("welcome", "task", "cancel", "drain", "goodbye", "error", "heartbeat", "stream_credit")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
@@ -372,6 +384,7 @@ class ControlMessage(_message.Message):
     GOODBYE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_CREDIT_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     task: Task
     cancel: Cancel
@@ -379,4 +392,5 @@ class ControlMessage(_message.Message):
     goodbye: Goodbye
     error: Error
     heartbeat: Heartbeat
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    stream_credit: StreamCredit
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., stream_credit: _Optional[_Union[StreamCredit, _Mapping]] = ...) -> None: ...

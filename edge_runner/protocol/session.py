@@ -4,12 +4,19 @@ Each side feeds received frames to ``receive_frame()`` and gets back the events 
 protobuf sub-messages themselves: ``pb.Task``, ``pb.Result``, ...); calls like ``send_task()``
 queue outgoing frames that the transport collects with ``data_to_send()``.
 
-Flow control is credit-based: the runner *grants* slots per model (``Credit.grant``, additive),
-the control plane spends one per ``Task`` and never sends a task without one, and every terminal
-message (``Result`` or ``TaskError``) gives its slot back. A violation of these rules — a message
-out of order, a task over credit, a chunk for an unknown task — queues an ``Error`` frame for the
-peer, closes the session and raises :class:`~edge_runner.errors.ProtocolError`; the transport
-then closes that one tunnel.
+Flow control is credit-based at two levels. Tasks: the runner *grants* slots per model
+(``Credit.grant``, additive), the control plane spends one per ``Task`` and never sends a task
+without one, and every terminal message (``Result`` or ``TaskError``) gives its slot back.
+Stream output (protocol 1.2): a streaming task may send chunks numbered below its stream
+credit, ``Welcome.stream_window`` at first, then whatever the control plane's latest
+``StreamCredit`` says (absolute, so it only grows). A violation of these rules — a message
+out of order, a task over credit, a chunk beyond its stream credit, a chunk for an unknown
+task — queues an ``Error`` frame for the peer, closes the session and raises
+:class:`~edge_runner.errors.ProtocolError`; the transport then closes that one tunnel.
+
+Stream credit is used only when both sides speak 1.2: the control plane never sends
+``StreamCredit`` to an older runner (it could not parse it), and a runner welcomed without a
+``stream_window`` streams freely, as in 1.1.
 
 Session states::
 
@@ -24,6 +31,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from edge_runner.errors import ProtocolError, VersionMismatch
@@ -35,6 +43,7 @@ __all__ = [
     "RUNNER_ID_PATTERN",
     "ControlEvent",
     "ControlSession",
+    "InflightTask",
     "RunnerEvent",
     "RunnerSession",
     "SessionState",
@@ -62,7 +71,40 @@ ControlEvent = (
     | pb.ModelStatus
 )
 #: What the runner's session hands up: messages sent by the control plane.
-RunnerEvent = pb.Welcome | pb.Task | pb.Cancel | pb.Drain | pb.Goodbye | pb.Error | pb.Heartbeat
+RunnerEvent = (
+    pb.Welcome
+    | pb.Task
+    | pb.Cancel
+    | pb.Drain
+    | pb.Goodbye
+    | pb.Error
+    | pb.Heartbeat
+    | pb.StreamCredit
+)
+
+#: the first protocol minor (of major 1) with per-task stream credit
+STREAM_CREDIT_MINOR = 2
+
+
+@dataclass(slots=True)
+class InflightTask:
+    """A task the control plane sent and has not seen finish.
+
+    Attributes:
+        next_seq: the chunk number expected next.
+        resumed: carried over from an earlier tunnel (a gap in its chunks is lost output, not a
+            protocol error).
+        abandoned: given up (lost output); kept until the runner's terminal message returns
+            the slot.
+        credit_upto: chunks numbered below this may be sent; 0 when the stream is not
+            flow-controlled (a 1.1 runner).
+    """
+
+    model_id: str
+    next_seq: int = 0
+    resumed: bool = False
+    abandoned: bool = False
+    credit_upto: int = 0
 
 
 class SessionState(enum.Enum):
@@ -119,7 +161,12 @@ class ControlSession(_Session):
     """The control plane's side of one runner's tunnel."""
 
     def __init__(
-        self, *, server_version: str, heartbeat_interval_ms: int, lease_ttl_ms: int
+        self,
+        *,
+        server_version: str,
+        heartbeat_interval_ms: int,
+        lease_ttl_ms: int,
+        stream_window: int = 0,
     ) -> None:
         super().__init__()
         self.state = SessionState.AWAITING_HELLO
@@ -128,9 +175,12 @@ class ControlSession(_Session):
         self._server_version = server_version
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._lease_ttl_ms = lease_ttl_ms
+        self._stream_window = stream_window
+        #: whether this runner's streams are flow-controlled (it speaks 1.2 and a window is set)
+        self.stream_credit = False
         self.credits: defaultdict[str, int] = defaultdict(int)
-        #: tasks sent and not yet finished: key -> [model id, next chunk seq, resumed, abandoned]
-        self.inflight: dict[TaskKey, list[str | int | bool]] = {}
+        #: tasks sent and not yet finished
+        self.inflight: dict[TaskKey, InflightTask] = {}
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -166,6 +216,9 @@ class ControlSession(_Session):
                 "letters, digits and . _ : @ -, starting with a letter or digit",
             )
         self.hello = hello
+        self.stream_credit = self._stream_window > 0 and (
+            hello.protocol.minor >= STREAM_CREDIT_MINOR or hello.protocol.major > 1
+        )
         return hello
 
     def _on_credit(self, credit: pb.Credit) -> list[ControlEvent]:
@@ -178,20 +231,26 @@ class ControlSession(_Session):
 
     def _on_chunk(self, chunk: pb.Chunk) -> list[ControlEvent]:
         entry = self.inflight.get((chunk.task_id, chunk.attempt))
-        if entry is None or entry[3]:
+        if entry is None or entry.abandoned:
             return []  # a late chunk for a task finished, cancelled or abandoned: drop it
-        if chunk.seq == entry[1]:
-            entry[1] = chunk.seq + 1
-            return [chunk]
-        if not entry[2]:
+        if entry.credit_upto and chunk.seq >= entry.credit_upto:
             raise self._fail(
                 "PROTOCOL",
-                f"chunk {chunk.seq} of task {chunk.task_id} arrived, expected {entry[1]}",
+                f"chunk {chunk.seq} of task {chunk.task_id} exceeds its stream credit "
+                f"(chunks below {entry.credit_upto})",
+            )
+        if chunk.seq == entry.next_seq:
+            entry.next_seq = chunk.seq + 1
+            return [chunk]
+        if not entry.resumed:
+            raise self._fail(
+                "PROTOCOL",
+                f"chunk {chunk.seq} of task {chunk.task_id} arrived, expected {entry.next_seq}",
             )
         # A resumed task whose chunks were lost with the old tunnel: the stream has a hole.
         # Fail it for the client, stop it on the runner, and keep the entry until the runner's
         # terminal message gives the slot back.
-        entry[3] = True
+        entry.abandoned = True
         self._out.append(
             encode(
                 pb.ControlMessage(
@@ -214,8 +273,8 @@ class ControlSession(_Session):
         entry = self.inflight.pop((message.task_id, message.attempt), None)
         if entry is None:
             return []
-        self.credits[str(entry[0])] += 1
-        return [] if entry[3] else [message]
+        self.credits[entry.model_id] += 1
+        return [] if entry.abandoned else [message]
 
     def _on_draining(self, message: pb.Draining) -> list[ControlEvent]:
         if self.state is SessionState.OPEN:
@@ -229,21 +288,25 @@ class ControlSession(_Session):
 
     # -- sending ----------------------------------------------------------------------------
 
-    def accept(self, runner_id: str, adopted: dict[TaskKey, tuple[str, int]] | None = None) -> None:
+    def accept(self, runner_id: str, adopted: dict[TaskKey, InflightTask] | None = None) -> None:
         """Welcome the runner whose Hello the application validated.
 
         Args:
             runner_id: the id the runner is known by.
             adopted: tasks from ``Hello.inflight`` the control plane still wants, with their
-                model and the next chunk number it expects; their results count on this
-                session (and give their slots back here).
+                model, the next chunk number it expects and their stream credit; their results
+                count on this session (and give their slots back here). Their stream credit is
+                granted again, in case the grant was lost with the old tunnel.
         """
         if self.state is not SessionState.AWAITING_HELLO or self.hello is None:
             raise ProtocolError("accept() needs a received Hello")
         self.state = SessionState.OPEN
         adopted = adopted or {}
-        for key, (model_id, next_seq) in adopted.items():
-            self.inflight[key] = [model_id, next_seq, True, False]
+        for key, entry in adopted.items():
+            entry.resumed, entry.abandoned = True, False
+            if not self.stream_credit:
+                entry.credit_upto = 0
+            self.inflight[key] = entry
         welcome = pb.Welcome(
             runner_id=runner_id,
             protocol=pb.ProtocolVersion(major=PROTOCOL_VERSION[0], minor=PROTOCOL_VERSION[1]),
@@ -251,8 +314,12 @@ class ControlSession(_Session):
             lease_ttl_ms=self._lease_ttl_ms,
             server_version=self._server_version,
             adopted=[pb.TaskRef(task_id=t, attempt=a) for t, a in adopted],
+            stream_window=self._stream_window if self.stream_credit else 0,
         )
         self._out.append(encode(pb.ControlMessage(welcome=welcome)))
+        for (task_id, attempt), entry in adopted.items():
+            if entry.credit_upto:
+                self._queue_stream_credit(task_id, attempt, entry.credit_upto)
 
     def reject(self, code: str, message: str) -> None:
         """Refuse the runner (conflicting signatures, bad Hello, an id it may not use) and close."""
@@ -283,7 +350,8 @@ class ControlSession(_Session):
         if not self.has_credit(model_id):
             raise ProtocolError(f"no credit for model {model_id!r} on this tunnel")
         self.credits[model_id] -= 1
-        self.inflight[(task_id, attempt)] = [model_id, 0, False, False]
+        credit = self._stream_window if self.stream_credit else 0
+        self.inflight[(task_id, attempt)] = InflightTask(model_id, credit_upto=credit)
         task = pb.Task(
             task_id=task_id,
             attempt=attempt,
@@ -298,9 +366,32 @@ class ControlSession(_Session):
     def send_cancel(self, task_id: str, attempt: int, reason: str) -> None:
         """Ask the runner to cancel a task it holds."""
         entry = self.inflight.get((task_id, attempt))
-        if entry is not None and not entry[3] and self.state is not SessionState.CLOSED:
+        if entry is not None and not entry.abandoned and self.state is not SessionState.CLOSED:
             cancel = pb.Cancel(task_id=task_id, attempt=attempt, reason=reason)
             self._out.append(encode(pb.ControlMessage(cancel=cancel)))
+
+    def send_stream_credit(self, task_id: str, attempt: int, upto_seq: int) -> bool:
+        """Let a streaming task send its chunks numbered below ``upto_seq``.
+
+        A no-op (False) when the stream is not flow-controlled, the task is not in flight here,
+        or the credit would not grow.
+        """
+        entry = self.inflight.get((task_id, attempt))
+        if (
+            entry is None
+            or entry.abandoned
+            or not entry.credit_upto
+            or upto_seq <= entry.credit_upto
+            or self.state is SessionState.CLOSED
+        ):
+            return False
+        entry.credit_upto = min(upto_seq, 2**32 - 1)
+        self._queue_stream_credit(task_id, attempt, entry.credit_upto)
+        return True
+
+    def _queue_stream_credit(self, task_id: str, attempt: int, upto_seq: int) -> None:
+        credit = pb.StreamCredit(task_id=task_id, attempt=attempt, upto_seq=upto_seq)
+        self._out.append(encode(pb.ControlMessage(stream_credit=credit)))
 
     def send_drain(self, reason: str) -> None:
         """Ask the runner to drain: it stops taking tasks, and finishes those it has."""
@@ -347,6 +438,9 @@ class RunnerSession(_Session):
         self.state = SessionState.AWAITING_WELCOME
         self.welcome: pb.Welcome | None = None
         self.minor_mismatch = False
+        #: chunks a new streaming task may send before its first StreamCredit; 0 when the
+        #: control plane does not flow-control streams (it speaks 1.1)
+        self.stream_window = 0
         self._granted: defaultdict[str, int] = defaultdict(int)
         #: tasks held: key -> [model id, next chunk seq]
         self.tasks: dict[TaskKey, list[str | int]] = {}
@@ -377,6 +471,7 @@ class RunnerSession(_Session):
                 raise self._fail("VERSION_MISMATCH", str(exc), VersionMismatch) from exc
             self.welcome = envelope.welcome
             self.state = SessionState.OPEN
+            self.stream_window = envelope.welcome.stream_window
             return [envelope.welcome]
         if kind == "task":
             return self._on_task(envelope.task)
@@ -391,6 +486,10 @@ class RunnerSession(_Session):
             return [envelope.drain]
         if kind == "heartbeat":
             return [envelope.heartbeat]
+        if kind == "stream_credit":
+            credit = envelope.stream_credit
+            held = (credit.task_id, credit.attempt) in self.tasks
+            return [credit] if held and self.stream_window else []
         raise self._fail("PROTOCOL", f"unexpected {kind} on an open tunnel")
 
     def _on_task(self, task: pb.Task) -> list[RunnerEvent]:

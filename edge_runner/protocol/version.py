@@ -7,7 +7,7 @@ from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = ["PROTOCOL_VERSION", "check_version", "format_version"]
 
-PROTOCOL_VERSION: tuple[int, int] = (1, 1)
+PROTOCOL_VERSION: tuple[int, int] = (1, 2)
 
 
 def format_version(version: pb.ProtocolVersion | tuple[int, int]) -> str:

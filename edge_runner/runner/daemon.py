@@ -653,7 +653,7 @@ class Runner(TaskSink):
             held = self._held[key] = _Held(
                 event.model_id, event.method, queue_wait=event.queued_ms / 1000
             )
-            self._executor.submit(event)
+            self._executor.submit(event, session.stream_window)
             self.hub.publish(
                 "task",
                 {
@@ -668,6 +668,9 @@ class Runner(TaskSink):
         elif isinstance(event, pb.Cancel):
             assert self._executor is not None
             self._executor.cancel((event.task_id, event.attempt))
+        elif isinstance(event, pb.StreamCredit):
+            assert self._executor is not None
+            self._executor.grant((event.task_id, event.attempt), event.upto_seq)
         elif isinstance(event, pb.Welcome):
             self._on_welcome(session, event)
         elif isinstance(event, pb.Goodbye):

@@ -1,7 +1,11 @@
-"""The bounded thread pool that runs tasks, with a cancel event per task.
+"""The bounded thread pool that runs tasks, with a cancel event and a stream gate per task.
 
 Workers never touch the event loop's objects: they hand each chunk and the final outcome to
 ``loop.call_soon_threadsafe``, and the daemon's callbacks (on the loop) put them on the tunnel.
+
+A streaming task's worker asks its :class:`StreamGate` before it pulls each next item from the
+model's generator: with no stream credit left (the client reads slowly) it waits there, so the
+generator is paused, not buffered; a credit from the control plane or a cancel wakes it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from edge_runner.backends.base import Backend, BackendError, CancelEvent, Reply
 from edge_runner.proto import tunnel_pb2 as pb
 
-__all__ = ["Executor", "TaskSink"]
+__all__ = ["Executor", "StreamGate", "TaskSink"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,45 @@ class TaskSink:
         raise NotImplementedError
 
 
+class StreamGate:
+    """How many chunks a streaming task may produce; its worker waits here for more credit.
+
+    ``allowed`` is the number of chunks (counted from 0) the task may produce, or None when the
+    stream is not flow-controlled. Credit is absolute and only grows, as on the tunnel.
+    """
+
+    #: how often a waiting worker looks at its cancel event even if nobody wakes it
+    _POLL_S = 1.0
+
+    def __init__(self, allowed: int | None) -> None:
+        self._allowed = allowed
+        self._cond = threading.Condition()
+
+    @property
+    def allowed(self) -> int | None:
+        """Chunks the task may produce in all (None: no limit)."""
+        return self._allowed
+
+    def grant(self, upto: int) -> None:
+        """Let the task produce chunks numbered below ``upto`` (any thread)."""
+        with self._cond:
+            if self._allowed is not None and upto > self._allowed:
+                self._allowed = upto
+                self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake a waiting worker (its task was cancelled)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_turn(self, produced: int, cancel: threading.Event) -> bool:
+        """Block until chunk number ``produced`` may be produced; False once cancelled."""
+        with self._cond:
+            while self._allowed is not None and produced >= self._allowed and not cancel.is_set():
+                self._cond.wait(self._POLL_S)
+        return not cancel.is_set()
+
+
 class Executor:
     """Runs tasks on ``pool_size`` worker threads."""
 
@@ -50,6 +93,7 @@ class Executor:
         self._loop = loop
         self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="edge-runner-worker")
         self._cancel: dict[TaskKey, threading.Event] = {}
+        self._gates: dict[TaskKey, StreamGate] = {}
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -58,13 +102,25 @@ class Executor:
         """Tasks running now."""
         return len(self._cancel)
 
-    def submit(self, task: pb.Task) -> None:
-        """Start a task on a worker thread (the caller guarantees a free slot)."""
+    def submit(self, task: pb.Task, stream_window: int = 0) -> None:
+        """Start a task on a worker thread (the caller guarantees a free slot).
+
+        ``stream_window``: chunks it may stream before its first credit (0: no flow control).
+        """
         key = (task.task_id, task.attempt)
         event = CancelEvent()
+        gate = StreamGate(stream_window or None)
+        event.on_set(gate.wake)
         self._cancel[key] = event
+        self._gates[key] = gate
         self.idle.clear()
-        self._pool.submit(self._run, key, task.model_id, task.method, task.payload, event)
+        self._pool.submit(self._run, key, task.model_id, task.method, task.payload, event, gate)
+
+    def grant(self, key: TaskKey, upto: int) -> None:
+        """Apply a stream credit to a running task (no-op for one that is gone)."""
+        gate = self._gates.get(key)
+        if gate is not None:
+            gate.grant(upto)
 
     def cancel(self, key: TaskKey) -> bool:
         """Set a task's cancel event; returns whether the task was running."""
@@ -82,6 +138,7 @@ class Executor:
     def finished(self, key: TaskKey) -> None:
         """Forget a task once its terminal message went out (on the loop)."""
         self._cancel.pop(key, None)
+        self._gates.pop(key, None)
         if not self._cancel:
             self.idle.set()
 
@@ -92,7 +149,13 @@ class Executor:
     # -- worker thread ----------------------------------------------------------------------
 
     def _run(
-        self, key: TaskKey, model_id: str, method: str, payload: bytes, cancel: threading.Event
+        self,
+        key: TaskKey,
+        model_id: str,
+        method: str,
+        payload: bytes,
+        cancel: threading.Event,
+        gate: StreamGate,
     ) -> None:
         post: Callable[..., object] = self._loop.call_soon_threadsafe
         sink = self._sink
@@ -104,11 +167,17 @@ class Executor:
                 else:
                     post(sink.result, key, outcome.payload, outcome.usage)
                 return
+            chunks = iter(outcome.chunks)
+            produced = 0
             try:
-                for chunk in outcome.chunks:
-                    post(sink.chunk, key, chunk)
-                    if cancel.is_set():
+                # Ask for credit before each item: a paused reader pauses the generator here.
+                while gate.wait_turn(produced, cancel):
+                    try:
+                        chunk = next(chunks)
+                    except StopIteration:
                         break
+                    post(sink.chunk, key, chunk)
+                    produced += 1
             finally:
                 # Run the generator's own clean-up (finally blocks, closing a file) now, in
                 # this thread, rather than whenever the garbage collector gets to it.

@@ -183,3 +183,91 @@ def test_withdrawn_model_fails_waiting_tasks_only_when_nobody_else_serves_it() -
     failure = task.events.get_nowait()
     assert isinstance(failure, TaskFailedEvent)
     assert (failure.code, failure.message) == ("MODEL_UNAVAILABLE", "pull failed: disk full")
+
+
+def _streaming_link(window: int) -> tuple[RunnerLink, RunnerSession]:
+    runner = RunnerSession(pb.Hello(runner_id="r", pool_size=4))
+    control = ControlSession(
+        server_version="t", heartbeat_interval_ms=1000, lease_ttl_ms=1000, stream_window=window
+    )
+    for frame in runner.data_to_send():
+        control.receive_frame(frame)
+    control.accept("r")
+    for frame in control.data_to_send():
+        runner.receive_frame(frame)
+    runner.grant("m", 4)
+    for frame in runner.data_to_send():
+        control.receive_frame(frame)
+    return RunnerLink("r", "u", control), runner
+
+
+def _credits(link: RunnerLink) -> list[int]:
+    out = []
+    while not link.outbox.empty():
+        frame = link.outbox.get_nowait()
+        assert frame is not None
+        msg = pb.ControlMessage.FromString(frame)
+        if msg.WhichOneof("kind") == "stream_credit":
+            out.append(msg.stream_credit.upto_seq)
+    return out
+
+
+def _chunks(
+    dispatcher: Dispatcher, link: RunnerLink, runner: RunnerSession, sizes: list[int]
+) -> None:
+    for size in sizes:
+        runner.send_chunk("t1", 1, b"x" * size)
+    for frame in runner.data_to_send():
+        for event in link.session.receive_frame(frame):
+            dispatcher.on_event(link, event)
+
+
+def test_stream_credit_grows_as_the_client_reads_and_shrinks_for_big_chunks() -> None:
+    """Credit is extended once half the window is read; big chunks get a smaller window."""
+    dispatcher = Dispatcher(stream_window=8, stream_buffer_bytes=4096)
+    link, runner = _streaming_link(8)
+    dispatcher.attach(link, ("m",))
+    task = _task(1)
+    dispatcher.submit(task)
+    frame = link.outbox.get_nowait()
+    assert frame is not None
+    runner.receive_frame(frame)  # the task
+    _chunks(dispatcher, link, runner, [10] * 8)
+    assert task.received == 8 and task.task_id in dispatcher.paused  # the runner waits now
+    for _ in range(3):
+        dispatcher.stream_consumed(task)
+    assert _credits(link) == []  # 5 of 8 still unread: more than half the window
+    dispatcher.stream_consumed(task)
+    assert _credits(link) == [4 + 8] and task.task_id not in dispatcher.paused
+    for _ in range(4):
+        dispatcher.stream_consumed(task)
+    assert _credits(link) == [8 + 8]
+    _chunks(dispatcher, link, runner, [2048] * 4)  # bigger chunks: ~690 B on average now
+    target = 4096 // (task.received_bytes // task.received)
+    assert target == 5
+    for _ in range(6):
+        dispatcher.stream_consumed(task)
+    assert _credits(link) == [14 + target]  # extended once 16 - 14 <= 5 // 2
+
+
+def test_stalled_streams_over_the_per_token_cap_fail_newest_first() -> None:
+    """Per token, stalled streams beyond max_paused_streams fail SLOW_READER, the most
+    recently stalled first; another token's are untouched; brief pauses do not count."""
+    from edge_runner.control.dispatch import STALL_GRACE_S
+
+    dispatcher = Dispatcher(max_paused_streams=1)
+    tasks = [
+        Task(f"t{n}", "u", "m", "generate", b"{}", token_id=tok)
+        for n, tok in enumerate(["a", "a", "a", "b", "b"])
+    ]
+    for n, task in enumerate(tasks):
+        task.paused_since = 100.0 + n
+        dispatcher.paused[task.task_id] = task
+    dispatcher.check_stalled(100.5 + STALL_GRACE_S, idle_timeout=60)  # t1.. not stalled yet
+    assert all(not t.finished for t in tasks)
+    dispatcher.check_stalled(105.0 + STALL_GRACE_S, idle_timeout=60)
+    failed = {t.task_id: t.events.get_nowait().code for t in tasks if t.finished}  # type: ignore[union-attr]
+    assert failed == {"t1": "SLOW_READER", "t2": "SLOW_READER", "t4": "SLOW_READER"}
+    assert set(dispatcher.paused) == {"t0", "t3"}
+    dispatcher.check_stalled(100.0 + 60, idle_timeout=60)  # t0 has read nothing for 60 s
+    assert set(dispatcher.paused) == {"t3"}

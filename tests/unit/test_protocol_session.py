@@ -205,3 +205,85 @@ def test_model_status_follows_the_hello_and_stops_at_close() -> None:
     runner.data_to_send()
     runner.send_model_status(failed)
     assert runner.data_to_send() == []
+
+
+def _open_streaming(
+    window: int, runner_minor: int | None = None
+) -> tuple[RunnerSession, ControlSession]:
+    hello = pb.Hello(runner_id="r1", pool_size=2)
+    if runner_minor is not None:
+        hello.protocol.major, hello.protocol.minor = 1, runner_minor
+    runner = RunnerSession(hello)
+    control = ControlSession(
+        server_version="t", heartbeat_interval_ms=5000, lease_ttl_ms=10000, stream_window=window
+    )
+    _pump(runner, control)
+    control.accept("r1")
+    _pump(control, runner)
+    runner.grant("m", 2)
+    _pump(runner, control)
+    return runner, control
+
+
+def test_stream_credit_is_used_only_when_both_sides_speak_1_2() -> None:
+    """A 1.2 runner is welcomed with a stream window; a 1.1 runner gets none and no credit."""
+    runner, control = _open_streaming(4)
+    assert control.stream_credit and runner.stream_window == 4
+    old_runner, old_control = _open_streaming(4, runner_minor=1)
+    assert not old_control.stream_credit and old_runner.stream_window == 0
+    old_control.send_task("t1", 1, "m", "generate", b"{}")
+    _pump(old_control, old_runner)
+    assert not old_control.send_stream_credit("t1", 1, 100)
+    assert old_control.data_to_send() == []  # a 1.1 runner could not parse a StreamCredit
+    for seq in range(10):  # and its streams are not limited
+        old_runner.send_chunk("t1", 1, b"%d" % seq)
+    assert len(_pump(old_runner, old_control)) == 10
+
+
+def test_a_chunk_beyond_the_stream_credit_closes_the_tunnel() -> None:
+    """Chunks below the credit pass; the one past it is a protocol error naming the credit."""
+    runner, control = _open_streaming(2)
+    control.send_task("t1", 1, "m", "generate", b"{}")
+    _pump(control, runner)
+    runner.send_chunk("t1", 1, b"0")
+    runner.send_chunk("t1", 1, b"1")
+    assert len(_pump(runner, control)) == 2
+    runner.send_chunk("t1", 1, b"2")
+    with pytest.raises(ProtocolError, match="exceeds its stream credit"):
+        _pump(runner, control)
+    assert control.state is SessionState.CLOSED
+
+
+def test_stream_credit_only_grows_and_reaches_held_tasks_only() -> None:
+    """send_stream_credit queues a grant only when it grows; the runner passes up grants for
+    tasks it holds, and the credited chunks are accepted."""
+    runner, control = _open_streaming(2)
+    control.send_task("t1", 1, "m", "generate", b"{}")
+    _pump(control, runner)
+    assert not control.send_stream_credit("t1", 1, 2)  # not more than the window
+    assert control.send_stream_credit("t1", 1, 5)
+    assert not control.send_stream_credit("t1", 1, 4)
+    assert not control.send_stream_credit("nope", 1, 9)
+    (credit,) = _pump(control, runner)
+    assert isinstance(credit, pb.StreamCredit) and credit.upto_seq == 5
+    stray = pb.StreamCredit(task_id="other", attempt=1, upto_seq=9)
+    assert runner.receive_frame(encode(pb.ControlMessage(stream_credit=stray))) == []
+    for seq in range(5):
+        runner.send_chunk("t1", 1, b"%d" % seq)
+    assert len(_pump(runner, control)) == 5
+
+
+def test_adopted_tasks_are_granted_their_stream_credit_again() -> None:
+    """After a reconnect the Welcome is followed by each adopted task's credit."""
+    from edge_runner.protocol.session import InflightTask
+
+    runner = RunnerSession(pb.Hello(runner_id="r1", inflight=[pb.TaskRef(task_id="t1", attempt=1)]))
+    control = ControlSession(
+        server_version="t", heartbeat_interval_ms=5000, lease_ttl_ms=10000, stream_window=4
+    )
+    _pump(runner, control)
+    control.accept("r1", {("t1", 1): InflightTask("m", next_seq=3, credit_upto=9)})
+    frames = [decode_control(f) for f in control.data_to_send()]
+    assert [f.WhichOneof("kind") for f in frames] == ["welcome", "stream_credit"]
+    assert frames[1].stream_credit.upto_seq == 9
+    assert control.inflight[("t1", 1)].resumed
