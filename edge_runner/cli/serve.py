@@ -116,8 +116,7 @@ def _control_options(parser: argparse.ArgumentParser) -> None:
         "--stream-window",
         type=int,
         default=64,
-        help="chunks a stream may run ahead of its reader before the model is paused "
-        "(default 64)",
+        help="chunks a stream may run ahead of its reader before the model is paused (default 64)",
     )
     parser.add_argument(
         "--stream-buffer-bytes",

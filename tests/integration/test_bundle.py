@@ -21,6 +21,7 @@ from edge_runner._version import __version__
 from edge_runner.bundle import BundleOptions, build_bundle
 from edge_runner.bundle_source import default_source
 from edge_runner.errors import ConfigError
+from edge_runner.protocol import PROTOCOL_VERSION, format_version
 from tests.conftest import MS, ROOT
 from tests.integration.netns import run_isolated, skip_reason
 from tests.integration.test_cli import run_cli
@@ -63,7 +64,7 @@ def test_bundle_holds_pinned_hashed_wheels(bundle: Path) -> None:
     assert names == OWN_FILES | {"SHA256SUMS"} | set(wheels)
     manifest = json.loads((bundle / "MANIFEST.json").read_text())
     assert manifest["project"] == "edge-runner" and manifest["version"] == __version__
-    assert manifest["protocol_version"] == "1.1"
+    assert manifest["protocol_version"] == format_version(PROTOCOL_VERSION)
     assert manifest["target"]["python"] == "{}.{}".format(*sys.version_info[:2])
     assert manifest["extras"] == []
     assert sorted(f["name"] for f in manifest["files"]) == wheels
@@ -104,7 +105,8 @@ def test_install_sh_installs_and_self_tests_with_no_network(bundle: Path, tmp_pa
     print(f"installed, self-tested and bundled again in {time.perf_counter() - began:.1f} s")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert re.search(rf"^edge-runner {re.escape(__version__)} \(protocol 1\.1\)$", output, re.M)
+    version = f"edge-runner {__version__} (protocol {format_version(PROTOCOL_VERSION)})"
+    assert version in output.splitlines()
     assert re.search(r"^self-test OK \(.*plain: .*TLS: ", output, re.M), output
     assert f"from {target}/lib/" in output  # the installed copy, not this checkout
     assert "building the edge-runner wheel from " in output and "(installed)" in output
