@@ -6,6 +6,7 @@ path, and FastAPI's body models and response validation would cost more than the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -218,18 +219,21 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 async def _native_sse(state: ControlState, task: Task, first: TaskEvent) -> AsyncIterator[bytes]:
     index = 0
-    async for event in stream_events(state, task, first):
-        if isinstance(event, TaskOutput):
-            yield b'event: chunk\ndata: {"index":%d,"output":%s}\n\n' % (index, event.payload)
-            index += 1
-        elif isinstance(event, TaskDone):
-            yield b'event: done\ndata: {"task_id":"%s"%s}\n\n' % (
-                task.task_id.encode(),
-                _usage_suffix(event),
-            )
-        else:
-            data = json.dumps({"code": event.code, "message": event.message}).encode()
-            yield b"event: error\ndata: %s\n\n" % data
+    # Closed with this generator (a client that hangs up cancels the task now, not
+    # whenever the garbage collector finalises the inner generator).
+    async with contextlib.aclosing(stream_events(state, task, first)) as events:
+        async for event in events:
+            if isinstance(event, TaskOutput):
+                yield b'event: chunk\ndata: {"index":%d,"output":%s}\n\n' % (index, event.payload)
+                index += 1
+            elif isinstance(event, TaskDone):
+                yield b'event: done\ndata: {"task_id":"%s"%s}\n\n' % (
+                    task.task_id.encode(),
+                    _usage_suffix(event),
+                )
+            else:
+                data = json.dumps({"code": event.code, "message": event.message}).encode()
+                yield b"event: error\ndata: %s\n\n" % data
 
 
 def _usage_suffix(event: TaskDone) -> bytes:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -139,7 +139,7 @@ async def first_event(state: ControlState, task: Task) -> TaskEvent:
 
 async def stream_events(
     state: ControlState, task: Task, first: TaskEvent
-) -> AsyncIterator[TaskEvent]:
+) -> AsyncGenerator[TaskEvent, None]:
     """Yield a task's events until its terminal one; cancels the task if abandoned.
 
     Each chunk handed on counts as read by the client (the response sends it before asking

@@ -9,6 +9,7 @@ body, or ``data: <chunk>`` Server-Sent Events closed by ``data: [DONE]``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -181,13 +182,18 @@ async def _forward(
 
 
 async def _openai_sse(state: ControlState, task: Task, first: Any) -> AsyncIterator[bytes]:
-    async for event in stream_events(state, task, first):
-        if isinstance(event, TaskOutput):
-            yield b"data: %s\n\n" % event.payload
-        elif isinstance(event, TaskDone):
-            if event.payload:
-                yield b"data: %s\n\n" % event.payload  # a final usage chunk, when asked for
-            yield b"data: [DONE]\n\n"
-        else:
-            error = {"error": {"code": event.code, "message": event.message, "type": "api_error"}}
-            yield b"data: %s\n\n" % json.dumps(error).encode()
+    # Closed with this generator (a client that hangs up cancels the task now, not
+    # whenever the garbage collector finalises the inner generator).
+    async with contextlib.aclosing(stream_events(state, task, first)) as events:
+        async for event in events:
+            if isinstance(event, TaskOutput):
+                yield b"data: %s\n\n" % event.payload
+            elif isinstance(event, TaskDone):
+                if event.payload:
+                    yield b"data: %s\n\n" % event.payload  # a final usage chunk, when asked for
+                yield b"data: [DONE]\n\n"
+            else:
+                error = {
+                    "error": {"code": event.code, "message": event.message, "type": "api_error"}
+                }
+                yield b"data: %s\n\n" % json.dumps(error).encode()
