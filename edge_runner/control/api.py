@@ -29,6 +29,7 @@ from edge_runner.control.http_common import (
 from edge_runner.control.http_errors import ApiProblem, error_body, problem_response
 from edge_runner.control.mcp_api import add_mcp_routes
 from edge_runner.control.openai_api import add_openai_routes
+from edge_runner.control.openapi import add_openapi_route
 from edge_runner.control.ops_api import add_ops_routes
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
@@ -49,6 +50,7 @@ def create_app(state: ControlState) -> FastAPI:
         version=__version__,
         docs_url=None,  # the Swagger UI loads assets from a CDN; offline sites have none
         redoc_url=None,
+        openapi_url=None,  # ours (edge_runner.control.openapi) documents every route
     )
     app.add_exception_handler(ApiProblem, problem_response)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
@@ -178,6 +180,7 @@ def create_app(state: ControlState) -> FastAPI:
     add_ops_routes(app, state, principal)
     add_tunnel_route(app, state)
     add_token_routes(app, state, principal)
+    add_openapi_route(app, principal, __version__)
     return app
 
 

@@ -1,0 +1,35 @@
+"""GET /openapi.json on a real control plane."""
+
+from __future__ import annotations
+
+import httpx
+
+from edge_runner._version import __version__
+from edge_runner.control.openapi import build_document
+from tests.conftest import Stack
+
+
+def _token(stack: Stack, scopes: list[str]) -> dict[str, str]:
+    r = httpx.post(
+        f"{stack.api_base}/v2/tokens", headers=stack.headers, json={"name": "t", "scopes": scopes}
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def test_openapi_json_needs_a_valid_token(stack: Stack) -> None:
+    """Without a token, or with a wrong one, the schema is a 401 in the error shape."""
+    for headers in ({}, {"Authorization": "Bearer er_pat_nope"}):
+        r = httpx.get(f"{stack.api_base}/openapi.json", headers=headers)
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "UNAUTHENTICATED"
+
+
+def test_any_valid_token_gets_the_whole_schema(stack: Stack) -> None:
+    """A token of any scope (a runner token too) reads the document build_document makes."""
+    for scopes in (["read"], ["runner"], ["predict", "read", "manage", "runner"]):
+        r = httpx.get(f"{stack.api_base}/openapi.json", headers=_token(stack, scopes))
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/json"
+        assert r.json() == build_document(__version__)
+    assert "/v2/models/{model_id}/{method}" in r.json()["paths"]
