@@ -47,3 +47,11 @@ def test_tiny_expires_in_creates_the_token(stack: Stack) -> None:
     assert len(r.json()["id"]) == 12
     expired = {"Authorization": f"Bearer {r.json()['token']}"}
     assert httpx.get(f"{stack.api_base}/v2/tokens/self", headers=expired).status_code == 401
+
+
+def test_limit_with_a_non_ascii_digit_is_a_400(stack: Stack) -> None:
+    """`?limit=²` passes str.isdigit() but not int(): a 400 naming `limit`, not a 500."""
+    for limit in ("²", "٣"):
+        r = httpx.get(f"{stack.api_base}/v2/tasks", params={"limit": limit}, headers=stack.headers)
+        assert r.status_code == 400
+        assert r.json()["error"]["param"] == "limit"
