@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from starlette import routing
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -214,12 +215,32 @@ def _model_view(state: ControlState, user_id: str, spec: dict[str, Any]) -> dict
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return Response(
         error_body(code, str(exc.detail), exc.status_code),
         exc.status_code,
-        headers=getattr(exc, "headers", None),
+        headers=headers,
         media_type="application/json",
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource Starlette matched. Its 405 names only those of the first
+    route that matched the path, while ``GET /v2/tokens`` and ``POST /v2/tokens`` are two
+    routes; routes of another template that also match (``/v2/tokens/{token_id}`` for
+    ``/v2/tokens/self``) are another resource."""
+    template = None
+    methods: set[str] = set()
+    partial = routing.Match.PARTIAL  # the path matched, the method did not
+    for route in request.app.router.routes:
+        if not isinstance(route, routing.Route) or route.matches(request.scope)[0] is not partial:
+            continue
+        template = template or route.path
+        if route.path == template:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _native_sse(state: ControlState, task: Task, first: TaskEvent) -> AsyncIterator[bytes]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from edge_runner.control.http_common import read_json_object
@@ -119,6 +120,9 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
 
     @app.delete("/v2/tokens/{token_id}")
     async def revoke_token(token_id: str, request: Request) -> dict[str, Any]:
+        if token_id == "self":
+            # /v2/tokens/self is its own resource (GET only), not a token id this route takes.
+            raise StarletteHTTPException(405)
         caller = principal(request, "manage")
         closed = state.revoke_token(caller.user_id, token_id)
         if closed is None:

@@ -55,3 +55,15 @@ def test_limit_with_a_non_ascii_digit_is_a_400(stack: Stack) -> None:
         r = httpx.get(f"{stack.api_base}/v2/tasks", params={"limit": limit}, headers=stack.headers)
         assert r.status_code == 400
         assert r.json()["error"]["param"] == "limit"
+
+
+def test_405_allows_every_method_of_the_resource(stack: Stack) -> None:
+    """A 405 lists all the methods its path takes (GET and POST /v2/tokens are two routes),
+    and /v2/tokens/self is GET only (not a token id for DELETE /v2/tokens/{token_id})."""
+    r = httpx.request("PUT", f"{stack.api_base}/v2/tokens", headers=stack.headers)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, POST"
+    r = httpx.delete(f"{stack.api_base}/v2/tokens/self", headers=stack.headers)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET"
+    assert r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
