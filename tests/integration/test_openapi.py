@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 
 from edge_runner._version import __version__
+from edge_runner.backends.mcp_server import MCPBackend
 from edge_runner.control.openapi import build_document
-from tests.conftest import Stack
+from tests.conftest import ROOT, Stack
 
 
 def _token(stack: Stack, scopes: list[str]) -> dict[str, str]:
@@ -67,3 +68,18 @@ def test_405_allows_every_method_of_the_resource(stack: Stack) -> None:
     assert r.status_code == 405
     assert r.headers["allow"] == "GET"
     assert r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_a_hosted_mcp_servers_bare_text_answer_says_it_is_text(stack: Stack) -> None:
+    """The MCP SDK answers a POST without a JSON Content-Type with a bare string and no
+    Content-Type; the control plane passes it on as text/plain rather than untyped."""
+    stack.start_runner(backend=MCPBackend(ROOT / "examples" / "mcp"))
+    r = httpx.post(
+        f"{stack.api_base}/v2/mcp/files",
+        headers={**stack.headers, "Accept": "application/json, text/event-stream"},
+        content=b"{}",
+    )
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.text == "Invalid Content-Type header"
+    assert r.headers["x-task-id"]
