@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up dashboard test test-torch lint unit integration bench proto screenshots clean
+.PHONY: up dashboard test test-torch lint unit integration fuzz bench proto screenshots clean
 
 # The CPU build of torch: on these machines this exact version is a wheel already on disk.
 # Elsewhere pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (the default torch on PyPI is
@@ -52,6 +52,15 @@ unit: $(VENV)/.installed-dev
 
 integration: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/integration
+
+# Property-based fuzzing, open-ended: the tests marked `fuzz` (Schemathesis against every HTTP
+# route, Hypothesis on the tunnel's codec and sessions) with a random seed, fifty times the cases
+# of `make test` and Schemathesis' stateful phase. FUZZ_EXAMPLES: cases per HTTP operation.
+FUZZ_EXAMPLES ?= 500
+
+fuzz: $(VENV)/.installed-dev
+	EDGE_RUNNER_FUZZ=deep EDGE_RUNNER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(BIN)/python -m pytest -m fuzz --timeout 0 -rxX --durations 12
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/tunnel.py

@@ -29,6 +29,7 @@ from edge_runner.control import ControlPlane, ControlSettings
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.runner import Runner, RunnerSettings
 from edge_runner.telemetry import Sampler
+from tests.fuzzing import register_profiles
 
 #: The time unit of every wait in the suite: scale all of them with TIMEOUT_FACTOR.
 MS = 0.001 * float(os.environ.get("TIMEOUT_FACTOR", 1))
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello"
 
 T = TypeVar("T")
+
+register_profiles()  # Hypothesis: derandomized in the suite, open-ended under `make fuzz`
 
 
 @pytest.fixture(autouse=True)

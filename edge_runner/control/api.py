@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from starlette import routing
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +31,7 @@ from edge_runner.control.http_common import (
 from edge_runner.control.http_errors import ApiProblem, error_body, problem_response
 from edge_runner.control.mcp_api import add_mcp_routes
 from edge_runner.control.openai_api import add_openai_routes
+from edge_runner.control.openapi import add_openapi_route
 from edge_runner.control.ops_api import add_ops_routes
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
@@ -50,6 +52,7 @@ def create_app(state: ControlState) -> FastAPI:
         version=__version__,
         docs_url=None,  # the Swagger UI loads assets from a CDN; offline sites have none
         redoc_url=None,
+        openapi_url=None,  # ours (edge_runner.control.openapi) documents every route
     )
     app.add_exception_handler(ApiProblem, problem_response)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
@@ -176,6 +179,7 @@ def create_app(state: ControlState) -> FastAPI:
     add_ops_routes(app, state, principal)
     add_tunnel_route(app, state)
     add_token_routes(app, state, principal)
+    add_openapi_route(app, principal, __version__)
     return app
 
 
@@ -209,12 +213,32 @@ def _model_view(state: ControlState, user_id: str, spec: dict[str, Any]) -> dict
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return Response(
         error_body(code, str(exc.detail), exc.status_code),
         exc.status_code,
-        headers=getattr(exc, "headers", None),
+        headers=headers,
         media_type="application/json",
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource Starlette matched. Its 405 names only those of the first
+    route that matched the path, while ``GET /v2/tokens`` and ``POST /v2/tokens`` are two
+    routes; routes of another template that also match (``/v2/tokens/{token_id}`` for
+    ``/v2/tokens/self``) are another resource."""
+    template = None
+    methods: set[str] = set()
+    partial = routing.Match.PARTIAL  # the path matched, the method did not
+    for route in request.app.router.routes:
+        if not isinstance(route, routing.Route) or route.matches(request.scope)[0] is not partial:
+            continue
+        template = template or route.path
+        if route.path == template:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _native_sse(state: ControlState, task: Task, first: TaskEvent) -> AsyncIterator[bytes]:

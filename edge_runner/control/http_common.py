@@ -45,7 +45,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def read_body(request: Request, limit: int) -> bytes:
     """Read a body of at most ``limit`` bytes (413 beyond, without reading the rest)."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
         raise _too_large(int(length), limit)
     body = bytearray()
     async for piece in request.stream():

@@ -10,7 +10,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["ApiProblem", "TASK_ERROR_STATUS", "error_body", "problem_response"]
+__all__ = ["ApiProblem", "TASK_ERROR_STATUS", "error_body", "error_type", "problem_response"]
 
 _TYPES = {
     400: "invalid_request_error",
@@ -61,9 +61,14 @@ class ApiProblem(Exception):
         self.retry_after = retry_after
 
 
+def error_type(status: int) -> str:
+    """The OpenAI-style ``type`` of an error answered with ``status``."""
+    return _TYPES.get(status, "api_error")
+
+
 def error_body(code: str, message: str, status: int, param: str | None = None) -> bytes:
     """The JSON error document."""
-    error = {"code": code, "message": message, "type": _TYPES.get(status, "api_error")}
+    error = {"code": code, "message": message, "type": error_type(status)}
     if param is not None:
         error["param"] = param
     return json.dumps({"error": error}).encode()

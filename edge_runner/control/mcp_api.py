@@ -98,6 +98,10 @@ def add_mcp_routes(
             raise ApiProblem(
                 502, "BAD_RUNNER_ANSWER", f"the runner's MCP answer could not be read: {exc}"
             ) from exc
+        if content and "content-type" not in {k.lower() for k in headers}:
+            # The MCP SDK refuses some requests (no JSON Content-Type) with a bare string and
+            # no Content-Type; say what it is rather than pass on an untyped body.
+            headers["Content-Type"] = "text/plain; charset=utf-8"
         headers["X-Task-Id"] = task.task_id
         return Response(content, status, headers=headers)
 

@@ -33,7 +33,8 @@ _KEEPALIVE_S = 15.0
 
 def _int(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name, str(default))
-    if not raw.isdigit() or not 0 <= int(raw) <= MAX_LIMIT:
+    # isdigit() alone takes "²" (which int() refuses: a 500) and "٣" (which it reads as 3)
+    if not (raw.isascii() and raw.isdigit()) or not 0 <= int(raw) <= MAX_LIMIT:
         raise ApiProblem(400, "INVALID_ARGUMENT", f"`{name}` must be 0-{MAX_LIMIT}", param=name)
     return int(raw)
 

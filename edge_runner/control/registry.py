@@ -216,6 +216,11 @@ class Registry:
         )
         return token
 
+    @staticmethod
+    def token_id(token: str) -> str:
+        """A token's public id (a prefix of its hash), expired or not."""
+        return hash_token(token)[:TOKEN_ID_LEN]
+
     def lookup_token(self, token_hash: str) -> TokenInfo | None:
         """Find a live token by its hash."""
         row = self._db.execute(

@@ -25,7 +25,14 @@ from edge_runner.protocol import ControlSession, SessionState
 if TYPE_CHECKING:
     from edge_runner.control.registry import TokenInfo
 
-__all__ = ["RUNNER_TOKEN_REFUSED", "EndKind", "TunnelConnection", "TunnelEnd", "serve_tunnel"]
+__all__ = [
+    "RUNNER_TOKEN_REFUSED",
+    "EndKind",
+    "TunnelConnection",
+    "TunnelEnd",
+    "apply_frame",
+    "serve_tunnel",
+]
 
 RUNNER_TOKEN_REFUSED = "invalid or missing runner token; log in again or check the context's token"
 
@@ -116,21 +123,35 @@ async def _send_pending(session: ControlSession, conn: TunnelConnection) -> None
             await conn.send(frame)
 
 
+def apply_frame(
+    state: ControlState, session: ControlSession, link: RunnerLink, frame: bytes
+) -> None:
+    """Feed one frame from a registered runner to its session and apply what it carries.
+
+    The one path every frame after the Hello takes (the tunnel's reader, and the isolation
+    property tests in tests/unit/test_fuzz_isolation.py).
+
+    Raises:
+        ProtocolError: the frame broke the protocol; the session is closed and holds an Error
+            frame for the runner.
+    """
+    for event in session.receive_frame(frame):
+        if isinstance(event, pb.ModelStatus):
+            state.model_status(link, event)
+        elif isinstance(event, pb.Logs):
+            state.logs.add(link.runner_id, link.user_id, event)
+        state.dispatcher.on_event(link, event)
+        if isinstance(event, pb.Draining):
+            logger.info("runner %s is draining", link.runner_id)
+
+
 async def _read(
     state: ControlState, conn: TunnelConnection, session: ControlSession, link: RunnerLink
 ) -> None:
     """Feed frames to the session and dispatch until the stream ends or breaks the protocol."""
-    dispatcher = state.dispatcher
     try:
         while (frame := await conn.recv()) is not None:
-            for event in session.receive_frame(frame):
-                if isinstance(event, pb.ModelStatus):
-                    state.model_status(link, event)
-                elif isinstance(event, pb.Logs):
-                    state.logs.add(link.runner_id, link.user_id, event)
-                dispatcher.on_event(link, event)
-                if isinstance(event, pb.Draining):
-                    logger.info("runner %s is draining", link.runner_id)
+            apply_frame(state, session, link, frame)
             if session.state is SessionState.CLOSED:
                 break
     except ProtocolError as exc:

@@ -1,0 +1,470 @@
+"""What the OpenAPI document says, as tables: the routes, the error codes, their headers.
+
+:mod:`.openapi` turns these into the document. Adding a status or an error code is one line in
+:data:`ERRORS` (and the code's name in the ``errors`` of the operations that answer it); a code
+marked ``everywhere`` (a server limit, answered before any route runs) goes on every route by
+itself. A new route is one :class:`Operation` in :data:`OPERATIONS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_runner.control.http_errors import TASK_ERROR_STATUS
+from edge_runner.control.openapi_shapes import obj, ref, sse_event
+
+__all__ = [
+    "ERRORS",
+    "OPERATIONS",
+    "PATH_PARAMS",
+    "STATUS_HEADERS",
+    "TASK_CODES",
+    "WEBSOCKET_PATHS",
+    "ErrorCode",
+    "Operation",
+    "Query",
+]
+
+Schema = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """An error code the API answers, at one HTTP status.
+
+    Attributes:
+        status: the HTTP status it comes with.
+        code: ``error.code`` in the body.
+        when: what it means, for a person reading the schema.
+        everywhere: answered by the server before any route runs (a limit), so every route
+            documents it.
+    """
+
+    status: int
+    code: str
+    when: str
+    everywhere: bool = False
+
+
+#: Every error code, one line each. Runners' TaskError codes (``TASK_ERROR_STATUS``) are here too.
+ERRORS: tuple[ErrorCode, ...] = (
+    ErrorCode(400, "INVALID_JSON", "the body is not valid JSON (or is NaN or nested too deep)"),
+    ErrorCode(400, "INVALID_BODY", "the body is JSON but not an object"),
+    ErrorCode(400, "INVALID_ARGUMENT", "an argument or field is missing or of the wrong type"),
+    ErrorCode(400, "BAD_REQUEST", "the runner's backend refused the request"),
+    ErrorCode(400, "ALREADY_RUNNER_TOKEN", "a runner token cannot enrol another runner"),
+    ErrorCode(400, "NOT_MCP", "the model is not an MCP server"),
+    ErrorCode(401, "UNAUTHENTICATED", "no valid `Authorization: Bearer` token"),
+    ErrorCode(403, "MISSING_SCOPE", "the token lacks the scope the route needs"),
+    ErrorCode(403, "PERMISSION_DENIED", "the runner id belongs to another user"),
+    ErrorCode(404, "NOT_FOUND", "no such route, or the runner's backend has no such thing"),
+    ErrorCode(404, "UNKNOWN_MODEL", "no model of yours has that id"),
+    ErrorCode(404, "UNKNOWN_METHOD", "the model has no method of that name"),
+    ErrorCode(404, "UNKNOWN_TASK", "no queued or running task of yours has that id"),
+    ErrorCode(404, "UNKNOWN_RUNNER", "no runner of yours has that id"),
+    ErrorCode(404, "UNKNOWN_TOKEN", "no live token of yours has that id"),
+    ErrorCode(404, "model_not_found", "no model of yours serves this OpenAI operation"),
+    ErrorCode(405, "METHOD_NOT_ALLOWED", "the route does not take this HTTP method"),
+    ErrorCode(409, "USER_EXISTS", "a user with that id exists already"),
+    ErrorCode(409, "CANCELLED", "the task was cancelled (DELETE /v2/tasks/{id}) while waiting"),
+    ErrorCode(413, "BODY_TOO_LARGE", "the body is over the control plane's limit"),
+    ErrorCode(429, "QUEUE_FULL", "the model's queue is full; retry after `Retry-After`"),
+    ErrorCode(429, "SLOW_READER", "the stream's reader fell too far behind; read faster"),
+    ErrorCode(431, "HEADERS_TOO_LARGE", "the request's headers are over the limit", True),
+    ErrorCode(500, "MODEL_ERROR", "the model raised; the message is its exception"),
+    ErrorCode(501, "NOT_IMPLEMENTED", "the method takes an input stream, not carried yet"),
+    ErrorCode(502, "RUNNER_LOST", "the runner was lost while it ran the task"),
+    ErrorCode(502, "BAD_RUNNER_ANSWER", "the runner's answer could not be read"),
+    ErrorCode(503, "NO_RUNNER", "no runner serves the model (waited the request deadline)"),
+    ErrorCode(503, "MODEL_LOADING", "the model is loading; `Retry-After` from its ETA"),
+    ErrorCode(503, "MODEL_UNAVAILABLE", "the model's backend is unavailable for now"),
+    ErrorCode(503, "UNAVAILABLE", "the runner or control plane is stopping; retry"),
+    ErrorCode(503, "BACKEND_UNAVAILABLE", "the runner's backend does not answer"),
+    ErrorCode(503, "TOO_MANY_CONNECTIONS", "the server is at its connection cap", True),
+    ErrorCode(504, "DEADLINE_EXCEEDED", "the model did not answer within the deadline"),
+)
+
+#: Response headers that come with a status.
+STATUS_HEADERS: dict[int, tuple[str, ...]] = {429: ("Retry-After",), 503: ("Retry-After",)}
+
+#: Routes that are WebSocket endpoints, which OpenAPI cannot describe (see docs/protocol.md).
+WEBSOCKET_PATHS = ("/v2/tunnel",)
+
+#: What a route that runs a task may answer once the task is queued.
+TASK_CODES = (
+    *TASK_ERROR_STATUS,
+    "SLOW_READER",  # stream back-pressure (protocol 1.2)
+    "QUEUE_FULL",
+    "NO_RUNNER",
+    "MODEL_LOADING",
+    "MODEL_UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+)
+
+#: The schema of each path parameter, by name.
+PATH_PARAMS: dict[str, Schema] = {
+    "model_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"},
+    "method": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"},
+    "task_id": {"type": "string", "pattern": r"^[0-9a-f]{32}$"},
+    "runner_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"},
+    "token_id": {"type": "string", "pattern": r"^[0-9a-f]{12}$"},
+}
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query parameter."""
+
+    name: str
+    schema: Schema
+    description: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route and method, as the document describes it.
+
+    Attributes:
+        method: the HTTP method.
+        path: the route's path, with ``{name}`` parameters.
+        operation_id: a stable name (OpenAPI links refer to it).
+        summary: one line.
+        tag: the group it is listed under.
+        ok: the 200 answer: media type to schema (``None`` for no body).
+        scope: the token scope it needs; ``None`` for any valid token.
+        public: whether it needs no token at all.
+        errors: error codes its handler may answer beyond auth, task and server-wide ones.
+        outer: error codes answered before its handler runs, in the plain error shape even
+            on a JSON-RPC route.
+        task: whether a request becomes a task (``X-Task-Id``, the task error codes).
+        jsonrpc: whether its own errors have the JSON-RPC shape (MCP).
+        body: the schema of its JSON body, if it reads one.
+        query: its query parameters.
+        extra: more success statuses (a pass-through route), status to description.
+        links: OpenAPI links from its 200 answer: name to (operation id, parameters).
+        description: more words.
+    """
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    ok: dict[str, Schema | None]
+    scope: str | None = None
+    public: bool = False
+    errors: tuple[str, ...] = ()
+    outer: tuple[str, ...] = ()
+    task: bool = False
+    jsonrpc: bool = False
+    body: Schema | None = None
+    query: tuple[Query, ...] = ()
+    extra: dict[int, str] = field(default_factory=dict)
+    links: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    description: str = ""
+
+
+_JSON = "application/json"
+_SSE = "text/event-stream"
+_BODY_CODES = ("INVALID_JSON", "INVALID_BODY", "BODY_TOO_LARGE")
+_LIMIT = Query("limit", {"type": "integer", "minimum": 0, "maximum": 1000}, "at most this many")
+
+_NATIVE_EVENTS: Schema = {
+    "oneOf": [
+        sse_event("chunk", ref("NativeChunk")),
+        sse_event("done", ref("NativeDone")),
+        sse_event("error", ref("StreamError")),
+    ]
+}
+
+
+def _openai_events(chunk: str) -> Schema:
+    """OpenAI's stream: ``data: <chunk JSON>`` events, an error object, then ``data: [DONE]``."""
+    payload = {"anyOf": [ref(chunk), ref("OpenAIStreamError")]}
+    json_data = {"type": "string", "contentMediaType": _JSON, "contentSchema": payload}
+    return obj({"event": {"const": "message"}, "data": {"anyOf": [{"const": "[DONE]"}, json_data]}})
+
+
+#: What a hosted MCP server itself may answer (the MCP SDK's streamable HTTP transport): a
+#: JSON-RPC message, or for a few refusals a bare text
+_MCP_PASSTHROUGH = {
+    202: "the hosted server accepted a notification or response",
+    400: "the hosted server refused the message (no JSON Content-Type, not JSON-RPC)",
+    404: "the hosted server knows no such session",
+    405: "the hosted server runs stateless: no standalone stream (GET), no session (DELETE)",
+    406: "the hosted server wants `Accept: application/json, text/event-stream`",
+    409: "the hosted server has a stream for this session already",
+    413: "the message is over the hosted server's limit",
+    415: "the hosted server takes `Content-Type: application/json` only",
+    500: "the hosted server failed",
+}
+
+
+def _mcp(method: str) -> Operation:
+    return Operation(
+        method,
+        "/v2/mcp/{model_id}",
+        f"mcp{method.title()}",
+        f"MCP streamable HTTP ({method}) to a hosted MCP server",
+        "mcp",
+        {_JSON: ref("JsonRpcMessage"), _SSE: sse_event(None, ref("JsonRpcMessage"))},
+        scope="predict",
+        errors=("UNKNOWN_MODEL", "NOT_MCP", "BODY_TOO_LARGE", "BAD_RUNNER_ANSWER")
+        + (("METHOD_NOT_ALLOWED",) if method == "GET" else ()),
+        outer=("METHOD_NOT_ALLOWED",) if method == "GET" else (),
+        task=True,
+        jsonrpc=True,
+        body=ref("JsonRpcMessage") if method == "POST" else None,
+        extra=_MCP_PASSTHROUGH,
+        description="The exchange goes to a runner of the model as it is and the hosted "
+        "server's status, MCP headers and body come back; errors before it are JSON-RPC error "
+        "objects at the HTTP status (`error.data` has our code and status). Hosted servers run "
+        "stateless, so a GET (no standalone stream) is answered 405.",
+    )
+
+
+#: Every HTTP route the control plane serves.
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/healthz", "health", "Liveness", "meta", {_JSON: ref("Health")}, public=True),
+    Operation(
+        "GET",
+        "/openapi.json",
+        "openapi",
+        "This document",
+        "meta",
+        {_JSON: obj({"openapi": {"const": "3.1.0"}, "paths": {"type": "object"}})},
+    ),
+    Operation(
+        "GET",
+        "/v2/info",
+        "info",
+        "Version, protocol version and tunnel addresses",
+        "meta",
+        {_JSON: ref("Info")},
+    ),
+    Operation(
+        "GET",
+        "/v2/models",
+        "listModels",
+        "Your models",
+        "models",
+        {_JSON: ref("ModelList")},
+        scope="read",
+        links={"getModel": ("getModel", {"model_id": "$response.body#/models/0/id"})},
+    ),
+    Operation(
+        "GET",
+        "/v2/models/{model_id}",
+        "getModel",
+        "One model: signatures and status",
+        "models",
+        {_JSON: ref("Model")},
+        scope="read",
+        errors=("UNKNOWN_MODEL",),
+        links={
+            "predict": (
+                "predict",
+                {"model_id": "$response.body#/id", "method": "$response.body#/methods/0/name"},
+            )
+        },
+    ),
+    Operation(
+        "POST",
+        "/v2/models/{model_id}/{method}",
+        "predict",
+        "Call a model's method",
+        "models",
+        {_JSON: ref("PredictAnswer"), _SSE: _NATIVE_EVENTS},
+        scope="predict",
+        errors=("UNKNOWN_MODEL", "UNKNOWN_METHOD", "INVALID_ARGUMENT", *_BODY_CODES),
+        task=True,
+        body=ref("Arguments"),
+        links={"cancel": ("cancelTask", {"task_id": "$response.header.X-Task-Id"})},
+        description="A unary method answers JSON; a streaming one answers Server-Sent Events: "
+        "`chunk` events, then `done` or `error`. Errors before the first event have their "
+        "status; a stream that fails later ends with an `error` event.",
+    ),
+    Operation(
+        "GET",
+        "/v2/tasks",
+        "listTasks",
+        "Your queued and running tasks, then the recent finished ones",
+        "tasks",
+        {_JSON: ref("TaskList")},
+        scope="read",
+        errors=("INVALID_ARGUMENT",),
+        query=(_LIMIT,),
+    ),
+    Operation(
+        "DELETE",
+        "/v2/tasks/{task_id}",
+        "cancelTask",
+        "Cancel a queued or running task",
+        "tasks",
+        {_JSON: ref("Cancelled")},
+        scope="predict",
+        errors=("UNKNOWN_TASK",),
+    ),
+    Operation(
+        "GET",
+        "/v2/runners",
+        "listRunners",
+        "Your runners",
+        "runners",
+        {_JSON: ref("RunnerList")},
+        scope="read",
+        links={"logs": ("runnerLogs", {"runner_id": "$response.body#/runners/0/id"})},
+    ),
+    Operation(
+        "POST",
+        "/v2/runners/{runner_id}/drain",
+        "drainRunner",
+        "Stop routing to a runner; it finishes what it has",
+        "runners",
+        {_JSON: ref("Draining")},
+        scope="manage",
+        errors=("UNKNOWN_RUNNER",),
+    ),
+    Operation(
+        "GET",
+        "/v2/runners/{runner_id}/logs",
+        "runnerLogs",
+        "The logs a runner sent over its tunnel",
+        "runners",
+        {
+            _JSON: ref("LogList"),
+            _SSE: {
+                "oneOf": [
+                    sse_event("log", ref("LogRecord")),
+                    sse_event("dropped", obj({"count": {"type": "integer", "minimum": 1}})),
+                ]
+            },
+        },
+        scope="read",
+        errors=("UNKNOWN_RUNNER", "INVALID_ARGUMENT"),
+        query=(
+            _LIMIT,
+            Query(
+                "level",
+                {"type": "string", "examples": ["warning"]},
+                "the lowest level shown: debug, info, warning, error (any case)",
+            ),
+            Query("grep", {"type": "string"}, "only records containing this text"),
+            Query(
+                "follow",
+                {"type": "string", "examples": ["1"]},
+                "`1` or `true`: stream new records as Server-Sent Events",
+            ),
+        ),
+    ),
+    Operation(
+        "POST",
+        "/v2/runners/enroll",
+        "enrollRunner",
+        "Mint a runner token for a runner id",
+        "runners",
+        {_JSON: ref("Enrolled")},
+        scope="runner",
+        errors=("INVALID_ARGUMENT", "ALREADY_RUNNER_TOKEN", "PERMISSION_DENIED", *_BODY_CODES),
+        body=ref("EnrollRequest"),
+    ),
+    Operation(
+        "POST",
+        "/v2/tokens",
+        "createToken",
+        "Create a token (its secret is shown once)",
+        "tokens",
+        {_JSON: ref("NewToken")},
+        scope="manage",
+        errors=("INVALID_ARGUMENT", *_BODY_CODES),
+        body=ref("TokenRequest"),
+        links={"revoke": ("revokeToken", {"token_id": "$response.body#/id"})},
+    ),
+    Operation(
+        "GET",
+        "/v2/tokens",
+        "listTokens",
+        "Your tokens (never their secrets)",
+        "tokens",
+        {_JSON: ref("TokenList")},
+        scope="manage",
+    ),
+    Operation(
+        "GET",
+        "/v2/tokens/self",
+        "tokenSelf",
+        "The calling token",
+        "tokens",
+        {_JSON: ref("TokenSelf")},
+    ),
+    Operation(
+        "DELETE",
+        "/v2/tokens/{token_id}",
+        "revokeToken",
+        "Revoke a token; tunnels opened with it close",
+        "tokens",
+        {_JSON: ref("Revoked")},
+        scope="manage",
+        errors=("UNKNOWN_TOKEN",),
+    ),
+    Operation(
+        "POST",
+        "/v2/users",
+        "createUser",
+        "Create a user and its first token",
+        "tokens",
+        {_JSON: ref("NewUser")},
+        scope="admin",
+        errors=("INVALID_ARGUMENT", "USER_EXISTS", *_BODY_CODES),
+        body=ref("UserRequest"),
+    ),
+    Operation(
+        "GET",
+        "/v1/models",
+        "openaiModels",
+        "OpenAI: the chat-capable models",
+        "openai",
+        {_JSON: ref("OpenAIModelList")},
+        scope="read",
+    ),
+    Operation(
+        "POST",
+        "/v1/chat/completions",
+        "chatCompletions",
+        "OpenAI: chat completions, streamed or not",
+        "openai",
+        {_JSON: ref("ChatCompletion"), _SSE: _openai_events("ChatCompletionChunk")},
+        scope="predict",
+        errors=("INVALID_ARGUMENT", "model_not_found", *_BODY_CODES),
+        task=True,
+        body=ref("ChatRequest"),
+    ),
+    Operation(
+        "POST",
+        "/v1/completions",
+        "completions",
+        "OpenAI: text completions, streamed or not",
+        "openai",
+        {_JSON: ref("Completion"), _SSE: _openai_events("Completion")},
+        scope="predict",
+        errors=("INVALID_ARGUMENT", "model_not_found", *_BODY_CODES),
+        task=True,
+        body=ref("CompletionRequest"),
+    ),
+    Operation(
+        "POST",
+        "/v1/embeddings",
+        "embeddings",
+        "OpenAI: embeddings",
+        "openai",
+        {_JSON: ref("EmbeddingList")},
+        scope="predict",
+        errors=("INVALID_ARGUMENT", "model_not_found", *_BODY_CODES),
+        task=True,
+        body=ref("EmbeddingRequest"),
+    ),
+    _mcp("GET"),
+    _mcp("POST"),
+    _mcp("DELETE"),
+)
