@@ -240,7 +240,8 @@ class ControlState:
                 hello.protocol.major,
                 hello.protocol.minor,
             )
-        if not session.stream_credit and hello.runner_id not in self._unflowed:
+        unflowed = not session.stream_credit and self.settings.stream_window > 0
+        if unflowed and hello.runner_id not in self._unflowed:
             self._unflowed.add(hello.runner_id)
             logger.warning(
                 "runner %s speaks protocol %d.%d, before stream credit (1.2): its streams have "

@@ -189,11 +189,6 @@ def test_another_users_runner_never_touches_your_tasks(
         state.registry.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="runner id not yet bound to its owner (issue 14 part 1)",
-)
 @settings(_SETTINGS, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # fails at once
 @given(traffic=_TRAFFIC, inflight=_INFLIGHT, streamed=st.integers(0, 3))
 def test_another_users_runner_cannot_take_over_your_runner_id(

@@ -17,7 +17,6 @@ credit, tasks and their answers) and with the calls its own side makes. Whatever
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -41,7 +40,7 @@ from edge_runner.protocol import (
     decode_runner,
     encode,
 )
-from edge_runner.protocol import session as session_module
+from edge_runner.protocol.session import InflightTask
 from tests.fuzzing import MODEL_IDS, TASK_IDS, examples, frames, mostly
 
 pytestmark = pytest.mark.fuzz
@@ -51,18 +50,6 @@ _KEYS = st.tuples(st.sampled_from(TASK_IDS), st.integers(1, 3))
 _MODELS = st.sampled_from(MODEL_IDS)
 #: for steps that end the session: one draw in eight, so runs get somewhere first
 _RARELY = st.sampled_from([False] * 7 + [True])
-
-
-def _adopted(model: str, next_seq: int) -> Any:
-    """What ``ControlSession.accept`` takes for a task carried over from an earlier tunnel.
-
-    Protocol 1.2 (on main, not yet here) makes it an ``InflightTask``; this reads either, so
-    the machine runs on both sides of that merge.
-    """
-    inflight_task = getattr(session_module, "InflightTask", None)
-    if inflight_task is None:
-        return (model, next_seq)
-    return inflight_task(model_id=model, next_seq=next_seq)
 
 
 _VERSION = pb.ProtocolVersion(major=PROTOCOL_VERSION[0], minor=PROTOCOL_VERSION[1])
@@ -167,7 +154,8 @@ class ControlSessionMachine(RuleBasedStateMachine):
         assert self.session.state is SessionState.AWAITING_HELLO
         chosen = {key: (model, seq) for key, model, seq in adopted}
         self.session.accept(
-            "runner-a", {key: _adopted(model, seq) for key, (model, seq) in chosen.items()}
+            "runner-a",
+            {key: InflightTask(model, next_seq=seq) for key, (model, seq) in chosen.items()},
         )
         for key, (model, seq) in chosen.items():
             self.adopted[model] += 1
