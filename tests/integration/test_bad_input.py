@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import MS, SLOW_MODEL, Stack, write_model
+from tests.conftest import MS, SLOW_MODEL, Stack, wait_for, write_model
 
 
 def _post(stack: Stack, path: str, **kwargs: object) -> httpx.Response:
@@ -205,3 +206,124 @@ def test_full_queue_is_429_with_retry_after(stack: Stack, tmp_path: Path) -> Non
         assert rejected.headers["retry-after"] == "1"
         assert running.result().json()["output"] == "done"
         assert queued.result().json()["output"] == "done"
+
+
+JSON_ROUTES = [
+    "/v2/models/hello/predict",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v2/tokens",
+    "/v2/users",
+    "/v2/runners/enroll",
+    "/v2/mcp/hello",
+]
+
+
+def _json_error(r: httpx.Response, path: str) -> dict[str, object]:
+    """The error of a JSON answer, whichever shape the route answers in."""
+    doc = r.json()
+    if path.startswith("/v2/mcp/"):
+        assert doc["jsonrpc"] == "2.0"
+        return {"code": doc["error"]["data"]["code"], "message": doc["error"]["message"]}
+    return dict(doc["error"])
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 10_000])
+def test_deeply_nested_json_is_400_on_every_route(
+    hello_stack: Stack, depth: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nesting past 64 levels, even past the recursion limit, is 400 on every JSON route."""
+    body = b'{"a":' * depth + b"1" + b"}" * depth
+    for path in JSON_ROUTES:
+        r = _post(hello_stack, path, content=body)
+        assert r.status_code == 400, path
+        error = _json_error(r, path)
+        assert error["code"] == "INVALID_JSON", path
+        assert "nested deeper than 64 levels" in str(error["message"])
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999"])
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/v2/models/hello/predict", b'{"text": "x", "n": %s}'),
+        ("/v1/chat/completions", b'{"model": "hello", "messages": [], "temperature": %s}'),
+        ("/v2/tokens", b'{"name": "t", "expires_in": %s}'),
+        ("/v2/mcp/hello", b'{"jsonrpc": "2.0", "id": %s, "method": "tools/list"}'),
+    ],
+)
+def test_non_finite_numbers_are_invalid_json(
+    hello_stack: Stack, path: str, template: bytes, value: bytes
+) -> None:
+    """NaN, Infinity and numbers beyond a float are not JSON (RFC 8259): 400."""
+    r = _post(hello_stack, path, content=template % value)
+    assert r.status_code == 400
+    assert _json_error(r, path)["code"] == "INVALID_JSON"
+
+
+def test_an_int_too_large_for_a_float_argument_is_400(stack: Stack, tmp_path: Path) -> None:
+    """A 400-digit int where a float goes is an argument error, not an OverflowError."""
+    folder = write_model(
+        tmp_path,
+        "scale",
+        "    @ModelClass.method\n    def twice(self, x: float) -> float:\n        return 2 * x\n",
+    )
+    stack.start_runner(folder)
+    r = _post(stack, "/v2/models/scale/twice", content=b'{"x": 1' + b"0" * 400 + b"}")
+    assert r.status_code == 400
+    assert _error(r)["param"] == "x" and "too large for a float" in _error(r)["message"]
+    assert _post(stack, "/v2/models/scale/twice", json={"x": 2}).json()["output"] == 4.0
+
+
+@pytest.mark.parametrize(
+    "ttl", [1e-300, 0.5, 0, -1, 315_360_001, 10**30, "60", True, [1], {"s": 1}]
+)
+def test_expires_in_out_of_bounds_is_400_naming_them(stack: Stack, ttl: object) -> None:
+    """expires_in below 1 s, over 10 years, or not a number: 400 naming the bounds."""
+    r = _post(stack, "/v2/tokens", json={"name": "t", "expires_in": ttl})
+    assert r.status_code == 400
+    error = _error(r)
+    assert error["param"] == "expires_in"
+    assert "from 1 to 315360000 (10 years)" in error["message"]
+
+
+@pytest.mark.parametrize("ttl", [1, 315_360_000, 3600.5])
+def test_expires_in_within_bounds_makes_a_token(stack: Stack, ttl: float) -> None:
+    """expires_in from 1 s to 10 years makes a token that works until then."""
+    import time
+
+    r = _post(stack, "/v2/tokens", json={"name": "t", "scopes": ["read"], "expires_in": ttl})
+    assert r.status_code == 200
+    assert abs(r.json()["expires_at"] - (time.time() + ttl)) < 60
+    token = r.json()["token"]
+    models = httpx.get(f"{stack.api_base}/v2/models", headers={"Authorization": f"Bearer {token}"})
+    assert models.status_code == 200
+    assert r.json()["id"] in {
+        t["id"]
+        for t in httpx.get(f"{stack.api_base}/v2/tokens", headers=stack.headers).json()["tokens"]
+    }
+
+
+def test_a_client_leaving_mid_body_is_logged_quietly(
+    hello_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that hangs up halfway through its body is a DEBUG line, not a traceback."""
+    import socket
+
+    caplog.set_level(logging.DEBUG, logger="edge_runner.control.http_common")
+    assert hello_stack.plane is not None
+    sock = socket.create_connection(("127.0.0.1", hello_stack.plane.port))
+    sock.sendall(
+        b"POST /v2/models/hello/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+        + f"Authorization: Bearer {hello_stack.token}\r\n\r\n".encode()
+        + b'{"text": '
+    )
+    sock.close()
+    wait_for(
+        lambda: any("left mid-body" in rec.getMessage() for rec in caplog.records),
+        "the control plane to notice",
+    )
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info]
+    assert not any("Exception in ASGI" in rec.getMessage() for rec in caplog.records)
