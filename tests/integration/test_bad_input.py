@@ -244,6 +244,14 @@ def test_deeply_nested_json_is_400_on_every_route(
     assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
 
 
+def test_nested_json_without_a_token_is_401_unread(stack: Stack) -> None:
+    """The attack that gave a 500 on /v2/mcp without a token is a 401, body unread."""
+    body = b"[" * 1000 + b"]" * 1000
+    r = httpx.post(f"{stack.api_base}/v2/mcp/x", content=body)
+    assert r.status_code == 401
+    assert r.json()["error"]["data"]["code"] == "UNAUTHENTICATED"
+
+
 @pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999"])
 @pytest.mark.parametrize(
     ("path", "template"),
@@ -327,3 +335,19 @@ def test_a_client_leaving_mid_body_is_logged_quietly(
     )
     assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info]
     assert not any("Exception in ASGI" in rec.getMessage() for rec in caplog.records)
+
+
+def test_a_bug_in_a_route_is_a_json_500_logged_once(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception no route handles is our JSON 500, logged once with its traceback."""
+    assert stack.plane is not None and stack.plane.state is not None
+    with httpx.Client(base_url=stack.api_base, headers=stack.headers) as client:
+        assert client.get("/v2/tokens").status_code == 200  # the token is cached now
+        stack.loop.call(stack.plane.state.registry.close)  # a real fault: the database is gone
+        r = client.get("/v2/tokens")
+        assert r.status_code == 500 and r.json()["error"]["code"] == "INTERNAL_ERROR"
+        assert client.get("/healthz").status_code == 200  # the connection goes on
+    logged = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "GET /v2/tokens" in logged[0].getMessage()
