@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -351,3 +352,18 @@ def test_a_bug_in_a_route_is_a_json_500_logged_once(
     logged = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
     assert len(logged) == 1 and logged[0].exc_info is not None
     assert "GET /v2/tokens" in logged[0].getMessage()
+
+
+def test_an_unparsable_request_is_json_400(stack: Stack) -> None:
+    """A request line the HTTP parser refuses gets our JSON shape, not uvicorn's text."""
+    import socket
+
+    assert stack.plane is not None
+    sock = socket.create_connection(("127.0.0.1", stack.plane.port), timeout=5)
+    sock.sendall(b"GET /v2 models HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = b""
+    while chunk := sock.recv(65536):
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error"]["code"] == "INVALID_HTTP"
