@@ -50,6 +50,7 @@ class EndKind(enum.Enum):
     REFUSED = "refused"  # the Hello was valid but not acceptable (conflict, bad spec)
     SILENT = "silent"  # nothing arrived within the silence timeout
     REVOKED = "revoked"  # the token the tunnel authenticated with was revoked
+    HANDSHAKE_TIMEOUT = "handshake_timeout"  # no Hello within the handshake timeout
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,16 @@ async def serve_tunnel(
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
         lease_ttl_ms=int(settings.lease_ttl * 1000),
     )
-    first = await conn.recv()
+    try:
+        # An authenticated runner that never says Hello must not hold a tunnel slot.
+        async with asyncio.timeout(settings.handshake_timeout):
+            first = await conn.recv()
+    except TimeoutError:
+        logger.info("closed a runner tunnel: no Hello within %g s", settings.handshake_timeout)
+        return TunnelEnd(
+            EndKind.HANDSHAKE_TIMEOUT,
+            f"no Hello within {settings.handshake_timeout:g} s of connecting",
+        )
     if first is None:
         return TunnelEnd(EndKind.CLOSED)
     try:

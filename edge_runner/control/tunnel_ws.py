@@ -31,6 +31,7 @@ _CLOSE_CODES = {
     EndKind.REFUSED: 1008,
     EndKind.SILENT: 1001,
     EndKind.REVOKED: 1008,
+    EndKind.HANDSHAKE_TIMEOUT: 1008,
 }
 
 

@@ -1,5 +1,5 @@
 """Limits before work: what a client can hold (sockets, header bytes, time, bodies) is bounded,
-on the HTTP port, and a well-behaved client is served meanwhile.
+on the HTTP port and on the gRPC tunnel port, and a well-behaved client is served meanwhile.
 
 Attackers here are raw sockets on loopback; the control plane is the real one (in-process, or a
 subprocess where a test reads its memory).
@@ -17,10 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import psutil
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
+from edge_runner.runner.transport import CONNECT_METHOD
 from tests.conftest import MS, SLOW_MODEL, Stack, spawn_ready, stop_process, wait_for, write_model
 
 HEADER_S = 500 * MS
@@ -384,6 +388,139 @@ def test_a_websocket_tunnel_counts_as_one_connection(stack: Stack) -> None:
         lambda: httpx.post(url, headers=stack.headers, json={"text": "ws"}).status_code == 200,
         "the tunnel to serve again under the cap",
     )
+
+
+# -- tunnels ---------------------------------------------------------------------------------------
+
+
+def _grpc_tunnel(stack: Stack, channel: grpc.Channel, metadata: tuple[tuple[str, str], ...] = ()):  # type: ignore[no-untyped-def]
+    """Open a Connect call that sends nothing (its request iterator blocks until told)."""
+    release = threading.Event()
+
+    def nothing() -> Iterator[bytes]:
+        release.wait()
+        return
+        yield b""
+
+    call = channel.stream_stream(CONNECT_METHOD)(
+        nothing(),
+        metadata=(("authorization", f"Bearer {stack.token}"), *metadata),
+        timeout=30_000 * MS,
+    )
+    return call, release
+
+
+def _outcome(call: Any) -> grpc.StatusCode:
+    try:
+        for _ in call:
+            pass
+    except grpc.RpcError as exc:
+        return exc.code()  # type: ignore[no-any-return]
+    return grpc.StatusCode.OK
+
+
+def test_grpc_tunnels_past_the_cap_are_resource_exhausted(stack: Stack) -> None:
+    """Past max_connections concurrent tunnels, the next gets RESOURCE_EXHAUSTED at once."""
+    stack.stop_control()
+    stack.start_control(max_connections=2)
+    assert stack.plane is not None
+    with grpc.insecure_channel(f"127.0.0.1:{stack.plane.grpc_port}") as channel:
+        held = [_grpc_tunnel(stack, channel) for _ in range(2)]
+        wait_for(lambda: all(call.is_active() for call, _ in held), "two tunnels to open")
+        time.sleep(200 * MS)  # both reach the server (and wait for their Hello)
+        extra, release = _grpc_tunnel(stack, channel)
+        start = time.monotonic()
+        assert _outcome(extra) is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert time.monotonic() - start < 5000 * MS
+        release.set()
+        for call, gone in held:
+            gone.set()
+            call.cancel()
+
+        def opens() -> bool:
+            again, gone = _grpc_tunnel(stack, channel)
+            time.sleep(200 * MS)  # refused at once, or waiting for its Hello
+            accepted = again.is_active()
+            again.cancel()
+            gone.set()
+            return accepted
+
+        wait_for(opens, "a tunnel to be accepted again once the others closed")
+
+
+def test_grpc_metadata_over_the_limit_is_refused(stack: Stack) -> None:
+    """Metadata over max_header_bytes (here under grpc's own 8 KiB default) is refused."""
+    stack.stop_control()
+    stack.start_control(max_header_bytes=4096)
+    assert stack.plane is not None
+    with grpc.insecure_channel(f"127.0.0.1:{stack.plane.grpc_port}") as channel:
+        call, release = _grpc_tunnel(stack, channel, (("x-big", "a" * 6000),))
+        code = _outcome(call)
+        release.set()
+        assert code is grpc.StatusCode.RESOURCE_EXHAUSTED, code
+        fits, release = _grpc_tunnel(stack, channel, (("x-fits", "a" * 2000),))
+        time.sleep(200 * MS)
+        assert fits.is_active()  # it got in, and waits for its Hello
+        fits.cancel()
+        release.set()
+    stack.start_runner()  # a well-formed tunnel gets in
+    with httpx.Client(headers=stack.headers) as client:
+        r = client.post(f"{stack.api_base}/v2/models/hello/predict", json={"text": "g"})
+        assert r.json()["output"] == "Hello, g!"
+
+
+def test_a_grpc_tunnel_without_hello_is_closed_after_the_handshake_timeout(
+    limited: Stack,
+) -> None:
+    """An authenticated tunnel that never says Hello ends with DEADLINE_EXCEEDED."""
+    assert limited.plane is not None
+    with grpc.insecure_channel(f"127.0.0.1:{limited.plane.grpc_port}") as channel:
+        call, release = _grpc_tunnel(limited, channel)
+        start = time.monotonic()
+        assert _outcome(call) is grpc.StatusCode.DEADLINE_EXCEEDED
+        release.set()
+        assert HANDSHAKE_S * 0.8 <= time.monotonic() - start < HANDSHAKE_S + 5000 * MS
+
+
+def test_a_silent_connection_to_the_grpc_port_is_closed(stack: Stack, tmp_path: Path) -> None:
+    """A TCP connection that never starts its TLS handshake is closed after the timeout."""
+    from edge_runner.control.tls import self_signed
+
+    files = self_signed(tmp_path / "tls", ["127.0.0.1"])
+    stack.stop_control()
+    stack.start_control(tls_cert=files.cert, tls_key=files.key, handshake_timeout=HANDSHAKE_S)
+    assert stack.plane is not None
+    sock = _connect(stack.plane.grpc_port)
+    start = time.monotonic()
+    assert _read_all(sock, HANDSHAKE_S + 10_000 * MS) == b""
+    assert HANDSHAKE_S * 0.8 <= time.monotonic() - start < HANDSHAKE_S + 10_000 * MS
+
+
+def test_an_idle_grpc_connection_is_closed(limited: Stack) -> None:
+    """A gRPC connection with no tunnel on it is closed after the handshake timeout."""
+    assert limited.plane is not None
+    with grpc.insecure_channel(f"127.0.0.1:{limited.plane.grpc_port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=5000 * MS)
+        assert channel._channel.check_connectivity_state(False) == 2  # type: ignore[attr-defined]  # READY
+        states: list[grpc.ChannelConnectivity] = []
+        channel.subscribe(states.append)
+        wait_for(
+            lambda: states and states[-1] is grpc.ChannelConnectivity.IDLE,
+            "the server to close the idle connection",
+            timeout=HANDSHAKE_S + 10_000 * MS,
+        )
+
+
+def test_a_websocket_tunnel_without_hello_is_closed(limited: Stack) -> None:
+    """An authenticated WebSocket tunnel that never says Hello is closed with 1008."""
+    url = f"ws://127.0.0.1:{_port(limited)}/v2/tunnel"
+    with ws_connect(url, additional_headers=limited.headers, open_timeout=5000 * MS) as ws:
+        start = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=HANDSHAKE_S + 10_000 * MS)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "no Hello" in closed.value.rcvd.reason
+    assert HANDSHAKE_S * 0.8 <= time.monotonic() - start < HANDSHAKE_S + 5000 * MS
 
 
 # -- flags ---------------------------------------------------------------------------------------
