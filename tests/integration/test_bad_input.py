@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge_runner.client import AsyncClient, Client
+from edge_runner.errors import ApiError, NotFound
 from tests.conftest import MS, SLOW_MODEL, Stack, wait_for, write_model
 
 
@@ -367,3 +369,75 @@ def test_an_unparsable_request_is_json_400(stack: Stack) -> None:
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
     assert json.loads(body)["error"]["code"] == "INVALID_HTTP"
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "named"),
+    [
+        (lambda c: c.model(".."), "UNKNOWN_MODEL", "'..'"),
+        (lambda c: c.model("a?b#c"), "UNKNOWN_MODEL", "'a?b#c'"),
+        (lambda c: c.predict("..", "predict"), "UNKNOWN_MODEL", "'..'"),
+        (lambda c: c.cancel(".."), "UNKNOWN_TASK", "'..'"),
+        (lambda c: c.revoke_token(".."), "UNKNOWN_TOKEN", "'..'"),
+        (lambda c: c.drain_runner("."), "UNKNOWN_RUNNER", "'.'"),
+        (lambda c: c.runner_logs(".."), "UNKNOWN_RUNNER", "'..'"),
+    ],
+)
+def test_client_values_stay_in_their_path_segment(
+    hello_stack: Stack, call: object, code: str, named: str
+) -> None:
+    """Ids like .. or a?b reach the route they were meant for, which names them in its 404."""
+    with Client(hello_stack.api_base, hello_stack.token) as client, pytest.raises(NotFound) as got:
+        call(client)  # type: ignore[operator]
+    assert got.value.code == code and named in str(got.value)
+
+
+def test_a_client_value_cannot_leave_its_route(hello_stack: Stack) -> None:
+    """model("../models") does not list the models: the value stays one path segment."""
+    with Client(hello_stack.api_base, hello_stack.token) as client, pytest.raises(ApiError):
+        client.model("../models")
+
+
+def test_async_client_values_stay_in_their_path_segment(hello_stack: Stack) -> None:
+    """The async client quotes path segments the same way."""
+    import asyncio
+
+    async def ask() -> None:
+        async with AsyncClient(hello_stack.api_base, hello_stack.token) as client:
+            await client.predict("..", "predict")
+
+    with pytest.raises(NotFound, match="no model '..'"):
+        asyncio.run(ask())
+
+
+def test_mcp_tools_refuse_what_is_not_a_model_id(
+    hello_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """describe_model, predict and chat refuse ids that could leave their URL path."""
+    import asyncio
+
+    from mcp import Client as McpClient
+
+    from edge_runner.mcp_tools import build_server
+
+    monkeypatch.setenv("EDGE_RUNNER_API_BASE", hello_stack.api_base)
+    monkeypatch.setenv("EDGE_RUNNER_PAT", hello_stack.token)
+
+    async def calls() -> list[tuple[bool, str]]:
+        async with McpClient(build_server()) as client:
+            out = []
+            for tool, args in (
+                ("describe_model", {"model": "../../x"}),
+                ("predict", {"model": "hello/../../v2", "arguments": {}}),
+                ("chat", {"model": "..", "messages": []}),
+                ("describe_model", {"model": "hello"}),
+            ):
+                result = await client.call_tool(tool, args)
+                text = "".join(getattr(c, "text", "") for c in result.content)
+                out.append((result.is_error, text))
+            return out
+
+    *refused, fine = asyncio.run(calls())
+    for is_error, text in refused:
+        assert is_error and "is not a model id" in text
+    assert not fine[0] and "predict" in fine[1]
