@@ -78,7 +78,8 @@ def parse_json(raw: bytes) -> Any:
         ValueError: with a message that says what is wrong.
     """
     try:
-        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        # As json.loads decodes bytes, with one decoder built once (loads builds one per call).
+        value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except RecursionError as exc:
         raise ValueError(
             f"arrays and objects are nested deeper than {MAX_JSON_DEPTH} levels"
@@ -99,6 +100,9 @@ def _finite_float(text: str) -> float:
     if math.isinf(value):
         raise ValueError(f"the number {text[:40]} is too large")
     return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
