@@ -278,6 +278,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
+        if status == 503:
+            head.append(b"retry-after: 1\r\n")  # connections come and go all the time
         head.append(
             b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
             % len(body)

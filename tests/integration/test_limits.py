@@ -354,7 +354,7 @@ def test_the_connection_cap_answers_503_and_others_are_served(stack: Stack) -> N
         assert kept.get(url).status_code == 200  # connection 1, kept alive
         idle = [_connect(_port(stack)) for _ in range(3)]  # connections 2-4
         refused = httpx.get(url, headers=stack.headers)
-        assert refused.status_code == 503
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
         assert refused.json()["error"]["code"] == "TOO_MANY_CONNECTIONS"
         assert "--max-connections" in refused.json()["error"]["message"]
         assert kept.get(url).status_code == 200  # the open ones are still served
