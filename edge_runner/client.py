@@ -16,6 +16,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -43,6 +44,13 @@ _STATUS_ERRORS: dict[int, type[ApiError]] = {
     501: BadRequest,
     503: Overloaded,
 }
+
+
+def _seg(value: str) -> str:
+    """One URL path segment from a caller's value: ``/``, ``..`` and ``?`` stay inside it."""
+    segment = quote(str(value), safe="")
+    # quote() leaves dots alone, and a segment of only dots would be resolved away.
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 def _api_error(response: httpx.Response, body: bytes) -> ApiError:
@@ -193,7 +201,7 @@ class Client(_Base):
 
     def model(self, model_id: str) -> dict[str, Any]:
         """One model with its methods."""
-        return dict(self._request("GET", f"/v2/models/{model_id}"))
+        return dict(self._request("GET", f"/v2/models/{_seg(model_id)}"))
 
     def runners(self) -> list[dict[str, Any]]:
         """This user's runners and their state."""
@@ -201,11 +209,13 @@ class Client(_Base):
 
     def predict(self, model_id: str, method: str = "predict", /, **kwargs: Any) -> Any:
         """Call a unary method and return its output."""
-        return self._request("POST", f"/v2/models/{model_id}/{method}", json=kwargs)["output"]
+        return self._request("POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=kwargs)[
+            "output"
+        ]
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         """Cancel a queued or running task."""
-        return dict(self._request("DELETE", f"/v2/tasks/{task_id}"))
+        return dict(self._request("DELETE", f"/v2/tasks/{_seg(task_id)}"))
 
     def tasks(self, limit: int = 100) -> list[dict[str, Any]]:
         """Queued and running tasks, then the most recent finished ones."""
@@ -213,7 +223,7 @@ class Client(_Base):
 
     def drain_runner(self, runner_id: str) -> dict[str, Any]:
         """Ask a runner to stop taking tasks (it finishes the ones it has)."""
-        return dict(self._request("POST", f"/v2/runners/{runner_id}/drain"))
+        return dict(self._request("POST", f"/v2/runners/{_seg(runner_id)}/drain"))
 
     def runner_logs(
         self,
@@ -225,7 +235,9 @@ class Client(_Base):
     ) -> list[dict[str, Any]]:
         """The log records a runner sent over its tunnel, oldest first."""
         params = {k: v for k, v in (("limit", limit), ("level", level), ("grep", grep)) if v}
-        return list(self._request("GET", f"/v2/runners/{runner_id}/logs", params=params)["records"])
+        return list(
+            self._request("GET", f"/v2/runners/{_seg(runner_id)}/logs", params=params)["records"]
+        )
 
     def follow_runner_logs(
         self, runner_id: str, *, limit: int = 0, level: str | None = None
@@ -234,7 +246,7 @@ class Client(_Base):
         params: dict[str, Any] = {"follow": 1, "limit": limit}
         if level:
             params["level"] = level
-        path = f"/v2/runners/{runner_id}/logs"
+        path = f"/v2/runners/{_seg(runner_id)}/logs"
         try:
             with self._http.stream("GET", path, params=params, timeout=None) as response:
                 if response.status_code >= 400:
@@ -260,7 +272,7 @@ class Client(_Base):
 
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         """Revoke a token by id; tunnels opened with it close."""
-        return dict(self._request("DELETE", f"/v2/tokens/{token_id}"))
+        return dict(self._request("DELETE", f"/v2/tokens/{_seg(token_id)}"))
 
     def enroll_runner(self, runner_id: str) -> dict[str, Any]:
         """Exchange this (user) token for a runner credential (``er_rt_``) for ``runner_id``."""
@@ -269,7 +281,7 @@ class Client(_Base):
 
     def generate(self, model_id: str, method: str = "generate", /, **kwargs: Any) -> Iterator[Any]:
         """Call a streaming method; yields outputs as they arrive."""
-        path = f"/v2/models/{model_id}/{method}"
+        path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
         try:
             with self._http.stream("POST", path, json=kwargs) as response:
                 if response.status_code >= 400:
@@ -358,7 +370,7 @@ class AsyncClient(_Base):
 
     async def model(self, model_id: str) -> dict[str, Any]:
         """One model with its methods."""
-        return dict(await self._request("GET", f"/v2/models/{model_id}"))
+        return dict(await self._request("GET", f"/v2/models/{_seg(model_id)}"))
 
     async def runners(self) -> list[dict[str, Any]]:
         """This user's runners."""
@@ -366,14 +378,16 @@ class AsyncClient(_Base):
 
     async def predict(self, model_id: str, method: str = "predict", /, **kwargs: Any) -> Any:
         """Call a unary method and return its output."""
-        doc = await self._request("POST", f"/v2/models/{model_id}/{method}", json=kwargs)
+        doc = await self._request(
+            "POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=kwargs
+        )
         return doc["output"]
 
     async def generate(
         self, model_id: str, method: str = "generate", /, **kwargs: Any
     ) -> AsyncIterator[Any]:
         """Call a streaming method; yields outputs as they arrive."""
-        path = f"/v2/models/{model_id}/{method}"
+        path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
         try:
             async with self._http.stream("POST", path, json=kwargs) as response:
                 if response.status_code >= 400:

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from edge_runner.client import Client
 from edge_runner.errors import EdgeRunnerError
+from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.signatures import MethodSignature
 
 __all__ = ["MAX_LOG_RECORDS", "build_server"]
@@ -47,6 +48,16 @@ def _guard(call: Callable[[], _T]) -> _T:
         return call()
     except EdgeRunnerError as exc:
         raise ToolError(str(exc)) from exc
+
+
+def _check_model_id(model: str) -> str:
+    """An agent's model id, refused unless it looks like one (it goes into a URL path)."""
+    if not MODEL_ID_PATTERN.fullmatch(model):
+        raise ToolError(
+            f"{model[:80]!r} is not a model id: ids are letters, digits and . _ : - (at most "
+            "128 characters, starting with a letter or digit); list_models shows them"
+        )
+    return model
 
 
 def build_server(context: str | None = None) -> MCPServer:
@@ -90,6 +101,8 @@ def build_server(context: str | None = None) -> MCPServer:
         "whether it streams; use it before predict."
     )
     def describe_model(model: Annotated[str, Field(description="the model id")]) -> dict[str, Any]:
+        _check_model_id(model)
+
         def run() -> dict[str, Any]:
             with client() as c:
                 doc = c.model(model)
@@ -135,6 +148,8 @@ def build_server(context: str | None = None) -> MCPServer:
             dict[str, Any] | None, Field(description="keyword arguments for the method")
         ] = None,
     ) -> dict[str, Any]:
+        _check_model_id(model)
+
         def run() -> dict[str, Any]:
             with client() as c:
                 doc = c.model(model)
@@ -166,6 +181,8 @@ def build_server(context: str | None = None) -> MCPServer:
         max_tokens: Annotated[int | None, Field(description="longest answer")] = None,
         temperature: Annotated[float | None, Field(description="sampling temperature")] = None,
     ) -> dict[str, Any]:
+        _check_model_id(model.replace("/", "--"))  # Ollama's a/b is registered as a--b
+
         def run() -> dict[str, Any]:
             options = {
                 k: v

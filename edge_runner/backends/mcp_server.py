@@ -140,6 +140,8 @@ class MCPBackend(Backend):
             body = base64.b64decode(str(request.get("body", "")), validate=True)
         except (KeyError, TypeError, ValueError) as exc:
             raise BackendError("INVALID_ARGUMENT", f"malformed mcp.http task: {exc}") from exc
+        if http_method in ("GET", "HEAD"):
+            return _no_stream()
         loop, host = self._loop, self._host
         if loop is None or host is None:
             raise BackendError(
@@ -162,6 +164,23 @@ class MCPBackend(Backend):
             "body": base64.b64encode(out_body).decode(),
         }
         return Reply(json.dumps(doc).encode())
+
+
+def _no_stream() -> Reply:
+    """405 for a GET at once: a stateless server opens no SSE stream (the app would hold the
+    request, and a runner slot, until the control plane's deadline). Control planes answer
+    GET themselves since; this is for older ones that forward it."""
+    error = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32600, "message": "this stateless MCP server opens no SSE stream"},
+    }
+    doc = {
+        "status": 405,
+        "headers": {"content-type": "application/json", "allow": "POST, DELETE"},
+        "body": base64.b64encode(json.dumps(error).encode()).decode(),
+    }
+    return Reply(json.dumps(doc).encode())
 
 
 class _AsgiHost:

@@ -121,7 +121,11 @@ class _BearerAuth:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not (given.startswith(b"Bearer ") and hmac.compare_digest(given[7:], self.token)):
+            scheme, _, secret = given.partition(b" ")
+            # RFC 7235: the scheme is case-insensitive; the secret is compared in constant time.
+            if not (
+                scheme.lower() == b"bearer" and hmac.compare_digest(secret.strip(), self.token)
+            ):
                 body = json.dumps(
                     {
                         "jsonrpc": "2.0",

@@ -145,6 +145,37 @@ def _control_options(parser: argparse.ArgumentParser) -> None:
         help="streams one token may have stalled on slow readers at once, each holding a "
         "runner slot; the next fails with SLOW_READER (default 16)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        help="open HTTP connections (WebSocket tunnels included) before 503, and gRPC "
+        "tunnels before RESOURCE_EXHAUSTED (default 1024)",
+    )
+    parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=16 * 1024,
+        help="request line + headers limit (431), and gRPC metadata limit (default 16384)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="s for a connection, or each request on it, to send its headers (default 10)",
+    )
+    parser.add_argument(
+        "--body-idle-timeout",
+        type=float,
+        default=30.0,
+        help="s a request body may pause between two pieces (default 30)",
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=10.0,
+        help="s for a tunnel to say Hello, and a gRPC connection to start one (default 10)",
+    )
     parser.add_argument("--tls-cert", type=Path, help="PEM server certificate: serve TLS")
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     parser.add_argument(
@@ -279,6 +310,8 @@ def _control(args: argparse.Namespace) -> int:
     _positive("--request-timeout", args.request_timeout)
     _positive("--max-queue", args.max_queue)
     _positive("--max-body-bytes", args.max_body_bytes)
+    _positive("--max-connections", args.max_connections)
+    _positive("--max-header-bytes", args.max_header_bytes)
     for name in (
         "heartbeat_interval",
         "silence_timeout",
@@ -288,6 +321,9 @@ def _control(args: argparse.Namespace) -> int:
         "stream_idle_timeout",
         "max_stream_duration",
         "max_paused_streams",
+        "header_timeout",
+        "body_idle_timeout",
+        "handshake_timeout",
     ):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     scale = time_scale()
@@ -330,6 +366,11 @@ def _control(args: argparse.Namespace) -> int:
         stream_idle_timeout=args.stream_idle_timeout * scale,
         max_stream_duration=args.max_stream_duration * scale,
         max_paused_streams=args.max_paused_streams,
+        max_connections=args.max_connections,
+        max_header_bytes=args.max_header_bytes,
+        header_timeout=args.header_timeout * scale,
+        body_idle_timeout=args.body_idle_timeout * scale,
+        handshake_timeout=args.handshake_timeout * scale,
     )
 
     async def serve() -> None:

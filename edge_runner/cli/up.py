@@ -24,7 +24,7 @@ from edge_runner._platform import child_group_options, install_stop_handlers, re
 from edge_runner.cli.banner import render_banner
 from edge_runner.errors import ConfigError
 
-__all__ = ["LOCAL_CONTEXT", "register"]
+__all__ = ["LOCAL_CONTEXT", "PASSED_TO_CONTROL", "control_argv", "register"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,36 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
         await proc.wait()
 
 
+#: ``control`` options ``up`` takes and hands to its control plane as they are
+PASSED_TO_CONTROL = (
+    "request_timeout",
+    "max_queue",
+    "max_body_bytes",
+    "heartbeat_interval",
+    "silence_timeout",
+    "lease_ttl",
+    "max_connections",
+    "max_header_bytes",
+    "header_timeout",
+    "body_idle_timeout",
+    "handshake_timeout",
+    "stream_window",
+    "stream_buffer_bytes",
+    "stream_idle_timeout",
+    "max_stream_duration",
+    "max_paused_streams",
+)
+
+
+def control_argv(args: argparse.Namespace, control_dir: Path) -> list[str]:
+    """The command line of ``up``'s control plane child (always on ``up``'s host and ports)."""
+    argv = ["control", "--host", args.host, "--port", str(args.port)]
+    argv += ["--grpc-port", str(args.grpc_port), "--data-dir", str(control_dir)]
+    for name in PASSED_TO_CONTROL:
+        argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return argv
+
+
 async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Path) -> int:
     from edge_runner.cli.backend_args import check_one_source
     from edge_runner.models.config import load_config
@@ -170,42 +200,7 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
         )
         return await _serve_runner(args, model_path, control_dir, folder, None, holder, signals)
 
-    control, fd = await _spawn(
-        [
-            "control",
-            "--host",
-            args.host,
-            "--port",
-            str(args.port),
-            "--grpc-port",
-            str(args.grpc_port),
-            "--data-dir",
-            str(control_dir),
-            "--request-timeout",
-            str(args.request_timeout),
-            "--max-queue",
-            str(args.max_queue),
-            "--max-body-bytes",
-            str(args.max_body_bytes),
-            "--heartbeat-interval",
-            str(args.heartbeat_interval),
-            "--silence-timeout",
-            str(args.silence_timeout),
-            "--lease-ttl",
-            str(args.lease_ttl),
-            "--stream-window",
-            str(args.stream_window),
-            "--stream-buffer-bytes",
-            str(args.stream_buffer_bytes),
-            "--stream-idle-timeout",
-            str(args.stream_idle_timeout),
-            "--max-stream-duration",
-            str(args.max_stream_duration),
-            "--max-paused-streams",
-            str(args.max_paused_streams),
-        ],
-        args.verbose,
-    )
+    control, fd = await _spawn(control_argv(args, control_dir), args.verbose)
     try:
         ready = await _race(_ready(control, fd, "control plane"), signals)
         if ready is None:

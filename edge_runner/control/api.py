@@ -1,5 +1,9 @@
 """The HTTP API: native ``/v2`` routes and ``/healthz``; OpenAI routes live in :mod:`.openai_api`.
 
+Every route sits behind :class:`~.http_gate.AuthGate` (the token is checked before a body is
+read; ``principal()`` then checks scopes), and uvicorn runs it with the connection limits of
+:mod:`.http_guard`.
+
 Handlers take the raw :class:`Request` and build bytes themselves: the predict path is the hot
 path, and FastAPI's body models and response validation would cost more than the tunnel.
 """
@@ -28,7 +32,13 @@ from edge_runner.control.http_common import (
     stream_events,
     submit_task,
 )
-from edge_runner.control.http_errors import ApiProblem, error_body, problem_response
+from edge_runner.control.http_errors import (
+    UNAUTHENTICATED_MESSAGE,
+    ApiProblem,
+    error_body,
+    problem_response,
+)
+from edge_runner.control.http_gate import TOKEN_KEY, AuthGate
 from edge_runner.control.mcp_api import add_mcp_routes
 from edge_runner.control.openai_api import add_openai_routes
 from edge_runner.control.openapi import add_openapi_route
@@ -58,16 +68,15 @@ def create_app(state: ControlState) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     settings = state.settings
 
+    app.add_middleware(AuthGate, auth=state.auth)  # a token before any route reads a body
+
     def principal(request: Request, scope: str | None) -> TokenInfo:
-        """Who is calling; 401 without a valid token, 403 without ``scope``."""
-        info = state.auth.verify_header(request.headers.get("authorization"))
+        """Who is calling (the gate verified it); 403 without ``scope``."""
+        info: TokenInfo | None = request.scope.get(TOKEN_KEY)
+        if info is None:  # a route the gate exempts: check here
+            info = state.auth.verify_header(request.headers.get("authorization"))
         if info is None:
-            raise ApiProblem(
-                401,
-                "UNAUTHENTICATED",
-                "missing, invalid, expired or revoked token: send `Authorization: Bearer <token>` "
-                '(`eval "$(edge-runner context env)"` puts it in $EDGE_RUNNER_PAT)',
-            )
+            raise ApiProblem(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
         if scope is not None and scope not in info.scopes:
             raise ApiProblem(
                 403,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
@@ -26,11 +27,13 @@ from edge_runner.control.state import ControlState
 from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "SSE_HEADERS",
     "TaskStream",
     "answer",
     "first_event",
     "not_ready_problem",
+    "parse_json",
     "read_body",
     "read_json_object",
     "stream_events",
@@ -40,19 +43,83 @@ __all__ = [
 ]
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+#: the deepest nesting of arrays and objects a request body may have
+MAX_JSON_DEPTH = 64
+
+logger = logging.getLogger(__name__)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """Read a body of at most ``limit`` bytes (413 beyond, without reading the rest)."""
+    """Read a body of at most ``limit`` bytes (413 beyond, without reading the rest).
+
+    A client that hangs up halfway is an ApiProblem nobody receives, logged at DEBUG: it is
+    not a failure of ours.
+    """
     length = request.headers.get("content-length")
     if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
         raise _too_large(int(length), limit)
     body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise _too_large(len(body), limit)
+    try:
+        async for piece in request.stream():
+            body += piece
+            if len(body) > limit:
+                raise _too_large(len(body), limit)
+    except ClientDisconnect as exc:
+        logger.debug("%s %s: the client left mid-body", request.method, request.url.path)
+        raise ApiProblem(
+            400, "CLIENT_DISCONNECTED", "the connection closed before the whole body arrived"
+        ) from exc
     return bytes(body)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse strict JSON (RFC 8259) of at most :data:`MAX_JSON_DEPTH` levels.
+
+    ``NaN``, ``Infinity`` and numbers too large for a float (``1e400``) are refused: JSON has
+    none of them, and they turn into values no later check expects.
+
+    Raises:
+        ValueError: with a message that says what is wrong.
+    """
+    try:
+        # As json.loads decodes bytes, with one decoder built once (loads builds one per call).
+        value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+    except RecursionError as exc:
+        raise ValueError(
+            f"arrays and objects are nested deeper than {MAX_JSON_DEPTH} levels"
+        ) from exc
+    # Cheap bound first: nesting N deep takes at least N brackets.
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+        raise ValueError(f"arrays and objects are nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (JSON numbers are finite)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and dicts more than ``limit`` deep (no recursion)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -61,7 +128,7 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
+        value = parse_json(body)
     except ValueError as exc:
         raise ApiProblem(400, "INVALID_JSON", f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):

@@ -10,14 +10,30 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["ApiProblem", "TASK_ERROR_STATUS", "error_body", "error_type", "problem_response"]
+__all__ = [
+    "TASK_ERROR_STATUS",
+    "UNAUTHENTICATED_MESSAGE",
+    "ApiProblem",
+    "error_body",
+    "error_type",
+    "problem_response",
+]
+
+#: the 401 answer's message, wherever the token is checked
+UNAUTHENTICATED_MESSAGE = (
+    "missing, invalid, expired or revoked token: send `Authorization: Bearer <token>` "
+    '(`eval "$(edge-runner context env)"` puts it in $EDGE_RUNNER_PAT)'
+)
 
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
+    431: "invalid_request_error",
     429: "rate_limit_error",
 }
 

@@ -1,10 +1,12 @@
 """``/v2/mcp/{model_id}``: MCP streamable HTTP for the MCP servers runners host.
 
-Each HTTP exchange (POST, GET, DELETE) becomes one task (``mcp.http``: the method, the MCP
+Each HTTP exchange (POST, DELETE) becomes one task (``mcp.http``: the method, the MCP
 headers and the body) that goes through the tunnel to a runner of the model, whose hosted
 server answers; the answer's status, headers and body are sent back as they are. Hosted servers
 run stateless (see :mod:`edge_runner.backends.mcp_server`), so any runner of the model may
-answer any request and no session has to be pinned.
+answer any request and no session has to be pinned; for the same reason a GET (a client asking
+for a server-initiated SSE stream) is answered ``405`` here at once, as the MCP spec allows.
+A POST body must be valid JSON (:func:`~.http_common.parse_json`) before it travels.
 
 Only the model's owner's tokens with the ``predict`` scope reach it (another user's catalog
 has no such model: 404). An MCP call is never re-run on another runner (tools act on the
@@ -23,14 +25,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_runner.control.dispatch import TaskDone
-from edge_runner.control.http_common import answer, read_body, submit_task
+from edge_runner.control.http_common import answer, parse_json, read_body, submit_task
 from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 
-__all__ = ["MCP_HTTP_METHOD", "add_mcp_routes"]
+__all__ = ["MCP_HTTP_METHOD", "MCP_PATH_PREFIX", "add_mcp_routes", "jsonrpc_error_body"]
 
 MCP_HTTP_METHOD = "mcp.http"
+MCP_PATH_PREFIX = "/v2/mcp/"
 #: request headers the hosted server needs; Authorization (our token) is never forwarded
 _FORWARDED = ("accept", "content-type", "last-event-id")
 #: response headers worth handing back
@@ -48,16 +51,34 @@ def add_mcp_routes(
     """Register ``/v2/mcp/{model_id}``."""
 
     async def mcp(request: Request) -> Response:
-        body = b""
+        request_id: Any = None
         try:
+            if request.method in ("GET", "HEAD"):
+                # Hosted servers are stateless: no server-initiated stream to open, and the
+                # spec's answer for that is 405 (a forwarded GET held a runner slot for 60 s).
+                raise ApiProblem(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    "hosted MCP servers are stateless and open no SSE stream: send JSON-RPC "
+                    "messages with POST",
+                )
+            caller = principal(request, "predict")  # before the body is read
             body = await read_body(request, state.settings.max_body_bytes)
-            return await forward(request, body)
+            if request.method == "POST":
+                try:
+                    message = parse_json(body)
+                except ValueError as exc:
+                    raise ApiProblem(
+                        400, "INVALID_JSON", f"the request body is not valid JSON: {exc}"
+                    ) from exc
+                if isinstance(message, dict):
+                    request_id = message.get("id")
+            return await forward(request, caller, body)
         except ApiProblem as exc:
-            return _jsonrpc_error(exc, body)
+            return _jsonrpc_error(exc, request_id)
 
-    async def forward(request: Request, body: bytes) -> Response:
+    async def forward(request: Request, caller: TokenInfo, body: bytes) -> Response:
         model_id = request.path_params["model_id"]
-        caller = principal(request, "predict")
         user = caller.user_id
         entry = state.catalog.get(user, model_id)
         if entry is None:
@@ -94,7 +115,7 @@ def add_mcp_routes(
                 for k, v in dict(reply.get("headers", {})).items()
                 if _wanted(k, _RETURNED)
             }
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ApiProblem(
                 502, "BAD_RUNNER_ANSWER", f"the runner's MCP answer could not be read: {exc}"
             ) from exc
@@ -109,32 +130,36 @@ def add_mcp_routes(
 
 
 #: JSON-RPC error codes for our HTTP statuses (MCP clients read the body of a non-2xx answer)
-_JSONRPC_CODES = {400: -32602, 404: -32601, 413: -32600}
+_JSONRPC_CODES = {400: -32602, 404: -32601, 405: -32600, 413: -32600}
 
 
-def _jsonrpc_error(problem: ApiProblem, body: bytes) -> Response:
-    """The problem as a JSON-RPC error answer, at its HTTP status, so MCP clients show it."""
-    request_id: Any = None
-    try:
-        message = json.loads(body)
-        if isinstance(message, dict):
-            request_id = message.get("id")
-    except ValueError:
-        pass
+def jsonrpc_error_body(problem: ApiProblem, request_id: Any = None) -> bytes:
+    """The problem as a JSON-RPC error document, which MCP clients show."""
+    code = -32700 if problem.code == "INVALID_JSON" else _JSONRPC_CODES.get(problem.status, -32603)
     error = {
         "jsonrpc": "2.0",
         "id": request_id,
         "error": {
-            "code": _JSONRPC_CODES.get(problem.status, -32603),
+            "code": code,
             "message": problem.message,
             "data": {"code": problem.code, "status": problem.status},
         },
     }
+    return json.dumps(error).encode()
+
+
+def _jsonrpc_error(problem: ApiProblem, request_id: Any) -> Response:
+    """The problem as a JSON-RPC error answer at its HTTP status."""
     headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after else {}
     if problem.task_id:
         headers["X-Task-Id"] = problem.task_id
+    if problem.status == 405:
+        headers["Allow"] = "POST, DELETE"
     return Response(
-        json.dumps(error).encode(), problem.status, headers=headers, media_type="application/json"
+        jsonrpc_error_body(problem, request_id),
+        problem.status,
+        headers=headers,
+        media_type="application/json",
     )
 
 

@@ -19,6 +19,7 @@ import uvicorn
 from edge_runner.control.api import create_app
 from edge_runner.control.auth import bootstrap_admin
 from edge_runner.control.datadir import DataDirLock
+from edge_runner.control.http_guard import HttpLimits, guarded_protocol
 from edge_runner.control.registry import Registry
 from edge_runner.control.state import ControlSettings, ControlState
 from edge_runner.control.tunnel_grpc import GrpcTunnelServer
@@ -54,6 +55,33 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _ensure_fd_limit(connections: int) -> None:
+    """Raise the soft open-files limit so ``connections`` sockets fit, as far as allowed.
+
+    A soft limit of 1024 (common) would otherwise fail accept() well before the connection
+    cap answers 503.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return
+    wanted = connections + 256  # the gRPC port, tunnels, the registry, logs
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        logger.warning(
+            "the open-files limit (%d) is below --max-connections %d + 256; raise it "
+            "(ulimit -n, or LimitNOFILE= in a systemd unit)",
+            hard,
+            connections,
+        )
+
+
 def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -80,6 +108,11 @@ class ControlPlane:
         """The HTTP base URL clients use."""
         scheme = "https" if self.settings.tls else "http"
         return f"{scheme}://{_format_host(self.settings.host)}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """Connections the HTTP port holds now (a WebSocket tunnel counts as one)."""
+        return len(self._http.server_state.connections) if self._http is not None else 0
 
     async def __aenter__(self) -> ControlPlane:
         settings = self.settings
@@ -109,8 +142,16 @@ class ControlPlane:
             raise
         self.port = sock.getsockname()[1]
         state.grpc_address = f"{_format_host(settings.host)}:{self.grpc_port}"
+        _ensure_fd_limit(settings.max_connections)
+        limits = HttpLimits(
+            max_connections=settings.max_connections,
+            max_header_bytes=settings.max_header_bytes,
+            header_timeout=settings.header_timeout,
+            body_idle_timeout=settings.body_idle_timeout,
+        )
         config = uvicorn.Config(
             create_app(state),
+            http=guarded_protocol(limits),  # header cap, header/body timeouts, connection cap
             lifespan="off",
             access_log=False,
             log_config=None,

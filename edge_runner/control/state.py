@@ -67,6 +67,17 @@ class ControlSettings:
         max_stream_duration: a stream is cancelled when it has run this long.
         max_paused_streams: streams one token may have stalled on slow readers at once (each
             holds a runner slot); the one over it fails with ``SLOW_READER``.
+        max_connections: open connections the HTTP port serves at once (WebSocket tunnels
+            included); past it a connection gets 503. Also the most concurrent gRPC tunnels
+            (RESOURCE_EXHAUSTED past it).
+        max_header_bytes: largest request line + headers accepted on the HTTP port (431 above);
+            also the gRPC tunnel's metadata limit.
+        header_timeout: how long a connection may take from opening, or a later request from
+            its first byte, to the end of its headers (slow or idle clients are cut off).
+        body_idle_timeout: the longest pause between two pieces of a request body (not a
+            deadline for the whole body; time the server itself holds the body up does not count).
+        handshake_timeout: how long a tunnel may take to send its Hello once authenticated,
+            and a gRPC connection its TLS/HTTP2 handshake or its first RPC.
     """
 
     host: str = "127.0.0.1"
@@ -87,6 +98,11 @@ class ControlSettings:
     stream_idle_timeout: float = 60.0
     max_stream_duration: float = 1800.0
     max_paused_streams: int = 16
+    max_connections: int = 1024
+    max_header_bytes: int = 16 * 1024
+    header_timeout: float = 10.0
+    body_idle_timeout: float = 30.0
+    handshake_timeout: float = 10.0
 
     @property
     def tls(self) -> bool:

@@ -7,6 +7,7 @@ connected with it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -22,7 +23,12 @@ from edge_runner.control.registry import ADMIN_SCOPES, SCOPES, TokenInfo, TokenR
 from edge_runner.control.state import PERMISSION_DENIED, ControlState, runner_id_taken
 from edge_runner.protocol import RUNNER_ID_PATTERN
 
-__all__ = ["add_token_routes"]
+__all__ = ["MAX_TOKEN_TTL", "MIN_TOKEN_TTL", "add_token_routes"]
+
+#: bounds of ``expires_in``, seconds: a token that is expired when made is a mistake, and
+#: one for longer than 10 years should not expire at all (leave ``expires_in`` out)
+MIN_TOKEN_TTL = 1
+MAX_TOKEN_TTL = 10 * 365 * 24 * 3600
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@ -]{0,63}")
 _USER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -82,11 +88,19 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         scopes = _scopes(body, caller)
         kind = "runner" if scopes == ("runner",) else "pat"
         ttl = body.get("expires_in")
+        # NaN fails both comparisons; a huge int compares without turning into a float.
         if ttl is not None and (
-            isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0
+            isinstance(ttl, bool)
+            or not isinstance(ttl, int | float)
+            or not MIN_TOKEN_TTL <= ttl <= MAX_TOKEN_TTL
         ):
             raise ApiProblem(
-                400, "INVALID_ARGUMENT", "`expires_in` must be positive seconds", param="expires_in"
+                400,
+                "INVALID_ARGUMENT",
+                f"`expires_in` must be a number of seconds from {MIN_TOKEN_TTL} to "
+                f"{MAX_TOKEN_TTL} (10 years), got {json.dumps(ttl)[:40]}; leave it out for a "
+                "token that does not expire",
+                param="expires_in",
             )
         expires_at = time.time() + ttl if ttl is not None else None
         token = state.registry.create_token(caller.user_id, name, scopes, kind, expires_at)
@@ -152,9 +166,7 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         token = state.registry.create_token(
             caller.user_id, f"runner {runner_id}", ("runner",), "runner"
         )
-        info = state.auth.verify(token)
-        assert info is not None
-        return {"id": info.token_id, "token": token, "runner_id": runner_id}
+        return {"id": state.registry.token_id(token), "token": token, "runner_id": runner_id}
 
     @app.post("/v2/users")
     async def create_user(request: Request) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class EndKind(enum.Enum):
     SILENT = "silent"  # nothing arrived within the silence timeout
     REVOKED = "revoked"  # the token the tunnel authenticated with was revoked
     FORBIDDEN = "forbidden"  # the runner id belongs to another user
+    HANDSHAKE_TIMEOUT = "handshake_timeout"  # no Hello within the handshake timeout
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,16 @@ async def serve_tunnel(
         lease_ttl_ms=int(settings.lease_ttl * 1000),
         stream_window=settings.stream_window,
     )
-    first = await conn.recv()
+    try:
+        # An authenticated runner that never says Hello must not hold a tunnel slot.
+        async with asyncio.timeout(settings.handshake_timeout):
+            first = await conn.recv()
+    except TimeoutError:
+        logger.info("closed a runner tunnel: no Hello within %g s", settings.handshake_timeout)
+        return TunnelEnd(
+            EndKind.HANDSHAKE_TIMEOUT,
+            f"no Hello within {settings.handshake_timeout:g} s of connecting",
+        )
     if first is None:
         return TunnelEnd(EndKind.CLOSED)
     try:

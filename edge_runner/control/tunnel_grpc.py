@@ -19,7 +19,7 @@ from edge_runner.control.tunnel import RUNNER_TOKEN_REFUSED, EndKind, serve_tunn
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
 if TYPE_CHECKING:
-    from edge_runner.control.state import ControlState
+    from edge_runner.control.state import ControlSettings, ControlState
 
 __all__ = ["SERVICE_NAME", "GrpcTunnelServer", "grpc_server_options"]
 
@@ -28,15 +28,28 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = "edge_runner.tunnel.v1.RunnerTunnel"
 
 
-def grpc_server_options() -> list[tuple[str, int]]:
-    """Server options: accept the runners' keepalive pings, large frames, no port sharing."""
+def grpc_server_options(settings: ControlSettings) -> list[tuple[str, int]]:
+    """Server options: keepalive pings accepted, large frames, no port sharing, and limits.
+
+    Names are grpc core's channel arguments (``include/grpc/impl/channel_arg_names.h``); an
+    unknown name is ignored without a word, so each one here was checked against that file.
+    """
+    handshake_ms = int(settings.handshake_timeout * 1000)
     return [
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
         ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
         ("grpc.max_send_message_length", MAX_FRAME_BYTES),
         ("grpc.so_reuseport", 0),
+        # Metadata (the runner token and a few headers) over the cap is refused, not buffered:
+        # the soft limit rejects some requests above it, the absolute one all of them.
+        ("grpc.max_metadata_size", settings.max_header_bytes),
+        ("grpc.absolute_max_metadata_size", settings.max_header_bytes),
+        # TLS and HTTP/2 set-up of a new connection (grpc's default is 120 s).
+        ("grpc.server_handshake_timeout_ms", handshake_ms),
+        # A connection with no RPC (never started a tunnel, or its tunnel ended) is closed.
+        ("grpc.max_connection_idle_ms", handshake_ms),
     ]
 
 
@@ -50,7 +63,12 @@ class GrpcTunnelServer:
 
     async def start(self, host: str, port: int, tls: tuple[bytes, bytes] | None = None) -> int:
         """Bind and start; returns the bound port."""
-        server = grpc.aio.server(options=grpc_server_options())
+        settings = self._state.settings
+        server = grpc.aio.server(
+            options=grpc_server_options(settings),
+            # One RPC per tunnel: past this many, RESOURCE_EXHAUSTED.
+            maximum_concurrent_rpcs=settings.max_connections,
+        )
         handler = grpc.method_handlers_generic_handler(
             SERVICE_NAME, {"Connect": grpc.stream_stream_rpc_method_handler(self._connect)}
         )
@@ -93,6 +111,7 @@ _END_STATUS = {
     EndKind.SILENT: grpc.StatusCode.UNAVAILABLE,
     EndKind.REVOKED: grpc.StatusCode.UNAUTHENTICATED,
     EndKind.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+    EndKind.HANDSHAKE_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 

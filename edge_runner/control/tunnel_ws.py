@@ -32,6 +32,7 @@ _CLOSE_CODES = {
     EndKind.SILENT: 1001,
     EndKind.REVOKED: 1008,
     EndKind.FORBIDDEN: 1008,  # policy violation; the Error frame before it says which
+    EndKind.HANDSHAKE_TIMEOUT: 1008,
 }
 
 

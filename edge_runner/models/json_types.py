@@ -209,7 +209,10 @@ def check_value(spec: TypeSpec, value: Any, where: str = "") -> Any:
     if base == "any":
         return value
     if base == "float" and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError as exc:  # an int of 309+ digits: input, not a bug
+            raise TypeMismatch(where, "an int too large for a float") from exc
     if base in ("int", "float") and isinstance(value, bool):
         raise TypeMismatch(where, "bool")
     scalar = {"str": str, "int": int, "bool": bool}.get(base)

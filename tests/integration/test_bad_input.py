@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import MS, SLOW_MODEL, Stack, write_model
+from edge_runner.client import AsyncClient, Client
+from edge_runner.errors import ApiError, NotFound
+from tests.conftest import MS, SLOW_MODEL, Stack, wait_for, write_model
 
 
 def _post(stack: Stack, path: str, **kwargs: object) -> httpx.Response:
@@ -205,3 +209,235 @@ def test_full_queue_is_429_with_retry_after(stack: Stack, tmp_path: Path) -> Non
         assert rejected.headers["retry-after"] == "1"
         assert running.result().json()["output"] == "done"
         assert queued.result().json()["output"] == "done"
+
+
+JSON_ROUTES = [
+    "/v2/models/hello/predict",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v2/tokens",
+    "/v2/users",
+    "/v2/runners/enroll",
+    "/v2/mcp/hello",
+]
+
+
+def _json_error(r: httpx.Response, path: str) -> dict[str, object]:
+    """The error of a JSON answer, whichever shape the route answers in."""
+    doc = r.json()
+    if path.startswith("/v2/mcp/"):
+        assert doc["jsonrpc"] == "2.0"
+        return {"code": doc["error"]["data"]["code"], "message": doc["error"]["message"]}
+    return dict(doc["error"])
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 10_000])
+def test_deeply_nested_json_is_400_on_every_route(
+    hello_stack: Stack, depth: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nesting past 64 levels, even past the recursion limit, is 400 on every JSON route."""
+    body = b'{"a":' * depth + b"1" + b"}" * depth
+    for path in JSON_ROUTES:
+        r = _post(hello_stack, path, content=body)
+        assert r.status_code == 400, path
+        error = _json_error(r, path)
+        assert error["code"] == "INVALID_JSON", path
+        assert "nested deeper than 64 levels" in str(error["message"])
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
+def test_nested_json_without_a_token_is_401_unread(stack: Stack) -> None:
+    """The attack that gave a 500 on /v2/mcp without a token is a 401, body unread."""
+    body = b"[" * 1000 + b"]" * 1000
+    r = httpx.post(f"{stack.api_base}/v2/mcp/x", content=body)
+    assert r.status_code == 401
+    assert r.json()["error"]["data"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999"])
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/v2/models/hello/predict", b'{"text": "x", "n": %s}'),
+        ("/v1/chat/completions", b'{"model": "hello", "messages": [], "temperature": %s}'),
+        ("/v2/tokens", b'{"name": "t", "expires_in": %s}'),
+        ("/v2/mcp/hello", b'{"jsonrpc": "2.0", "id": %s, "method": "tools/list"}'),
+    ],
+)
+def test_non_finite_numbers_are_invalid_json(
+    hello_stack: Stack, path: str, template: bytes, value: bytes
+) -> None:
+    """NaN, Infinity and numbers beyond a float are not JSON (RFC 8259): 400."""
+    r = _post(hello_stack, path, content=template % value)
+    assert r.status_code == 400
+    assert _json_error(r, path)["code"] == "INVALID_JSON"
+
+
+def test_an_int_too_large_for_a_float_argument_is_400(stack: Stack, tmp_path: Path) -> None:
+    """A 400-digit int where a float goes is an argument error, not an OverflowError."""
+    folder = write_model(
+        tmp_path,
+        "scale",
+        "    @ModelClass.method\n    def twice(self, x: float) -> float:\n        return 2 * x\n",
+    )
+    stack.start_runner(folder)
+    r = _post(stack, "/v2/models/scale/twice", content=b'{"x": 1' + b"0" * 400 + b"}")
+    assert r.status_code == 400
+    assert _error(r)["param"] == "x" and "too large for a float" in _error(r)["message"]
+    assert _post(stack, "/v2/models/scale/twice", json={"x": 2}).json()["output"] == 4.0
+
+
+@pytest.mark.parametrize(
+    "ttl", [1e-300, 0.5, 0, -1, 315_360_001, 10**30, "60", True, [1], {"s": 1}]
+)
+def test_expires_in_out_of_bounds_is_400_naming_them(stack: Stack, ttl: object) -> None:
+    """expires_in below 1 s, over 10 years, or not a number: 400 naming the bounds."""
+    r = _post(stack, "/v2/tokens", json={"name": "t", "expires_in": ttl})
+    assert r.status_code == 400
+    error = _error(r)
+    assert error["param"] == "expires_in"
+    assert "from 1 to 315360000 (10 years)" in error["message"]
+
+
+@pytest.mark.parametrize("ttl", [1, 315_360_000, 3600.5])
+def test_expires_in_within_bounds_makes_a_token(stack: Stack, ttl: float) -> None:
+    """expires_in from 1 s to 10 years makes a token that works until then."""
+    import time
+
+    r = _post(stack, "/v2/tokens", json={"name": "t", "scopes": ["read"], "expires_in": ttl})
+    assert r.status_code == 200
+    assert abs(r.json()["expires_at"] - (time.time() + ttl)) < 60
+    token = r.json()["token"]
+    models = httpx.get(f"{stack.api_base}/v2/models", headers={"Authorization": f"Bearer {token}"})
+    assert models.status_code == 200
+    assert r.json()["id"] in {
+        t["id"]
+        for t in httpx.get(f"{stack.api_base}/v2/tokens", headers=stack.headers).json()["tokens"]
+    }
+
+
+def test_a_client_leaving_mid_body_is_logged_quietly(
+    hello_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that hangs up halfway through its body is a DEBUG line, not a traceback."""
+    import socket
+
+    caplog.set_level(logging.DEBUG, logger="edge_runner.control.http_common")
+    assert hello_stack.plane is not None
+    sock = socket.create_connection(("127.0.0.1", hello_stack.plane.port))
+    sock.sendall(
+        b"POST /v2/models/hello/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+        + f"Authorization: Bearer {hello_stack.token}\r\n\r\n".encode()
+        + b'{"text": '
+    )
+    sock.close()
+    wait_for(
+        lambda: any("left mid-body" in rec.getMessage() for rec in caplog.records),
+        "the control plane to notice",
+    )
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info]
+    assert not any("Exception in ASGI" in rec.getMessage() for rec in caplog.records)
+
+
+def test_a_bug_in_a_route_is_a_json_500_logged_once(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception no route handles is our JSON 500, logged once with its traceback."""
+    assert stack.plane is not None and stack.plane.state is not None
+    with httpx.Client(base_url=stack.api_base, headers=stack.headers) as client:
+        assert client.get("/v2/tokens").status_code == 200  # the token is cached now
+        stack.loop.call(stack.plane.state.registry.close)  # a real fault: the database is gone
+        r = client.get("/v2/tokens")
+        assert r.status_code == 500 and r.json()["error"]["code"] == "INTERNAL_ERROR"
+        assert client.get("/healthz").status_code == 200  # the connection goes on
+    logged = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "GET /v2/tokens" in logged[0].getMessage()
+
+
+def test_an_unparsable_request_is_json_400(stack: Stack) -> None:
+    """A request line the HTTP parser refuses gets our JSON shape, not uvicorn's text."""
+    import socket
+
+    assert stack.plane is not None
+    sock = socket.create_connection(("127.0.0.1", stack.plane.port), timeout=5)
+    sock.sendall(b"GET /v2 models HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = b""
+    while chunk := sock.recv(65536):
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error"]["code"] == "INVALID_HTTP"
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "named"),
+    [
+        (lambda c: c.model(".."), "UNKNOWN_MODEL", "'..'"),
+        (lambda c: c.model("a?b#c"), "UNKNOWN_MODEL", "'a?b#c'"),
+        (lambda c: c.predict("..", "predict"), "UNKNOWN_MODEL", "'..'"),
+        (lambda c: c.cancel(".."), "UNKNOWN_TASK", "'..'"),
+        (lambda c: c.revoke_token(".."), "UNKNOWN_TOKEN", "'..'"),
+        (lambda c: c.drain_runner("."), "UNKNOWN_RUNNER", "'.'"),
+        (lambda c: c.runner_logs(".."), "UNKNOWN_RUNNER", "'..'"),
+    ],
+)
+def test_client_values_stay_in_their_path_segment(
+    hello_stack: Stack, call: object, code: str, named: str
+) -> None:
+    """Ids like .. or a?b reach the route they were meant for, which names them in its 404."""
+    with Client(hello_stack.api_base, hello_stack.token) as client, pytest.raises(NotFound) as got:
+        call(client)  # type: ignore[operator]
+    assert got.value.code == code and named in str(got.value)
+
+
+def test_a_client_value_cannot_leave_its_route(hello_stack: Stack) -> None:
+    """model("../models") does not list the models: the value stays one path segment."""
+    with Client(hello_stack.api_base, hello_stack.token) as client, pytest.raises(ApiError):
+        client.model("../models")
+
+
+def test_async_client_values_stay_in_their_path_segment(hello_stack: Stack) -> None:
+    """The async client quotes path segments the same way."""
+    import asyncio
+
+    async def ask() -> None:
+        async with AsyncClient(hello_stack.api_base, hello_stack.token) as client:
+            await client.predict("..", "predict")
+
+    with pytest.raises(NotFound, match="no model '..'"):
+        asyncio.run(ask())
+
+
+def test_mcp_tools_refuse_what_is_not_a_model_id(
+    hello_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """describe_model, predict and chat refuse ids that could leave their URL path."""
+    import asyncio
+
+    from mcp import Client as McpClient
+
+    from edge_runner.mcp_tools import build_server
+
+    monkeypatch.setenv("EDGE_RUNNER_API_BASE", hello_stack.api_base)
+    monkeypatch.setenv("EDGE_RUNNER_PAT", hello_stack.token)
+
+    async def calls() -> list[tuple[bool, str]]:
+        async with McpClient(build_server()) as client:
+            out = []
+            for tool, args in (
+                ("describe_model", {"model": "../../x"}),
+                ("predict", {"model": "hello/../../v2", "arguments": {}}),
+                ("chat", {"model": "..", "messages": []}),
+                ("describe_model", {"model": "hello"}),
+            ):
+                result = await client.call_tool(tool, args)
+                text = "".join(getattr(c, "text", "") for c in result.content)
+                out.append((result.is_error, text))
+            return out
+
+    *refused, fine = asyncio.run(calls())
+    for is_error, text in refused:
+        assert is_error and "is not a model id" in text
+    assert not fine[0] and "predict" in fine[1]

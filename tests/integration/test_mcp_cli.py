@@ -202,7 +202,8 @@ def http_server(world: dict[str, Any], tmp_path: Path) -> Iterator[tuple[str, st
 
 
 def test_http_needs_the_token_and_a_loopback_host_and_origin(http_server: tuple[str, str]) -> None:
-    """No or a wrong token: 401; a foreign Host or Origin: refused; the right ones: served."""
+    """No or a wrong token: 401; a foreign Host or Origin: refused; the right ones (the scheme
+    in any case): served."""
     url, token = http_server
     body = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}}
     headers = {"Accept": "application/json, text/event-stream"}
@@ -210,6 +211,9 @@ def test_http_needs_the_token_and_a_loopback_host_and_origin(http_server: tuple[
     wrong = {**headers, "Authorization": "Bearer nope"}
     assert httpx.post(url, json=body, headers=wrong).status_code == 401
     good = {**headers, "Authorization": f"Bearer {token}"}
+    for scheme in ("bearer", "BEARER"):  # RFC 7235: the scheme is case-insensitive
+        any_case = {**headers, "Authorization": f"{scheme} {token}"}
+        assert httpx.post(url, json=body, headers=any_case).status_code != 401, scheme
     rebind = httpx.post(url, json=body, headers={**good, "Host": "evil.example:80"})
     assert rebind.status_code in (400, 403, 421)
     origin = httpx.post(url, json=body, headers={**good, "Origin": "http://evil.example"})

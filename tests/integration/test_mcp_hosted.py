@@ -275,3 +275,39 @@ def test_model_init_writes_a_working_mcp_folder(stack: Stack, tmp_path: Path) ->
     assert added.structured_content == {"result": 3.5}
     assert divided.is_error and "b must not be 0" in _text(divided)
     assert machine.structured_content["python"].count(".") == 2
+
+
+def test_get_is_405_at_once_and_delete_answers(hosted: Stack) -> None:
+    """Stateless servers open no SSE stream: GET is 405 at once; DELETE is answered quickly."""
+    url = f"{hosted.api_base}/v2/mcp/tricky"
+    headers = {**hosted.headers, "Accept": "text/event-stream"}
+    start = time.monotonic()
+    r = httpx.get(url, headers=headers, timeout=30_000 * MS)
+    assert time.monotonic() - start < 2000 * MS
+    assert r.status_code == 405 and r.headers["allow"] == "POST, DELETE"
+    assert r.json()["error"]["data"]["code"] == "METHOD_NOT_ALLOWED"
+    start = time.monotonic()
+    gone = httpx.delete(url, headers={**hosted.headers, "Mcp-Session-Id": "abc"}, timeout=30)
+    assert time.monotonic() - start < 5000 * MS
+    assert gone.status_code == 405  # the stateless SDK: "Session termination not supported"
+    assert hosted.plane is not None and not hosted.plane.state.dispatcher.tasks  # type: ignore[union-attr]
+
+
+def test_the_runner_answers_a_forwarded_get_with_405(tmp_path: Path) -> None:
+    """An older control plane forwards GET: the hosted server answers 405 at once itself."""
+    import base64
+    import json
+    import threading
+
+    backend = MCPBackend(_tricky_folder(tmp_path))
+    backend.load()
+    try:
+        payload = {"method": "GET", "headers": {"accept": "text/event-stream"}, "body": ""}
+        start = time.monotonic()
+        reply = backend.call("tricky", "mcp.http", json.dumps(payload).encode(), threading.Event())
+        assert time.monotonic() - start < 2000 * MS
+        doc = json.loads(reply.payload)  # type: ignore[union-attr]
+        assert doc["status"] == 405 and doc["headers"]["allow"] == "POST, DELETE"
+        assert json.loads(base64.b64decode(doc["body"]))["error"]["code"] == -32600
+    finally:
+        backend.close()

@@ -85,3 +85,29 @@ def test_runner_id_persists_and_is_not_shared(tmp_path: Path) -> None:
     again = claim_runner_id("http://cp", "/models/a", tmp_path / "data", tmp_path / "run")
     assert again.runner_id == first_id
     again.release()
+
+
+def test_up_hands_every_control_limit_to_its_control_plane() -> None:
+    """`up --max-connections ... --handshake-timeout ...` reach the `control` child as given."""
+    from edge_runner.cli.main import build_parser
+    from edge_runner.cli.up import PASSED_TO_CONTROL, control_argv
+
+    limits = {
+        "--max-connections": "7",
+        "--max-header-bytes": "9000",
+        "--header-timeout": "3.5",
+        "--body-idle-timeout": "4.5",
+        "--handshake-timeout": "5.5",
+    }
+    args = build_parser().parse_args(["up", *(x for kv in limits.items() for x in kv)])
+    argv = control_argv(args, Path("/data"))
+    for flag, value in limits.items():
+        assert argv[argv.index(flag) + 1] == value
+    # Every tuning option of `control` that `up` also takes is passed on.
+    control = build_parser().parse_args(["control"])
+    tuning = {
+        name
+        for name, value in vars(control).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    } - {"port", "grpc_port"}
+    assert tuning <= set(PASSED_TO_CONTROL)
