@@ -18,6 +18,11 @@ given to uvicorn as ``uvicorn.Config(http=guarded_protocol(limits))``, adds per 
   holds the body up (it paused reading until the app consumes what it has, the request waits
   behind a pipelined one, or ``100 Continue`` is not sent yet) the clock stands still. Past
   it: ``408`` and close.
+- **a write stall limit** (``write_stall_timeout``, a little over the stream idle timeout):
+  a client that takes none of its answer for that long (uvicorn's writes have been paused on
+  it, its socket buffers full) is disconnected. Stream back-pressure has already paused the
+  model and the stall cancels the task; this frees the connection too. A stopping server
+  drops such connections at once instead of waiting for them to drain.
 - **a connection cap** (``max_connections``): a connection opened past it is answered ``503``
   once its head is in (uvicorn's own ``limit_concurrency`` answers in plain text), then
   closed; the others are served as usual. A WebSocket tunnel counts as one connection (uvicorn
@@ -57,6 +62,7 @@ class HttpLimits:
     max_header_bytes: int = 16 * 1024
     header_timeout: float = 10.0
     body_idle_timeout: float = 30.0
+    write_stall_timeout: float = 60.0
 
 
 class _Refusal(Exception):  # noqa: N818 - a signal out of a parser callback, not an error
@@ -76,7 +82,8 @@ class _Sweeper:
     """
 
     def __init__(self, limits: HttpLimits) -> None:
-        self.tick = min(limits.header_timeout, limits.body_idle_timeout) / 10
+        shortest = min(limits.header_timeout, limits.body_idle_timeout, limits.write_stall_timeout)
+        self.tick = shortest / 10
         self.protocols: set[GuardedHttpProtocol] = set()
         self._handle: asyncio.TimerHandle | None = None
 
@@ -107,6 +114,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._last_read = 0
         self._body_seen = 0.0  # loop time of the current body's last piece
         self._over_cap = False
+        self._write_paused_since: float | None = None  # loop time the client stopped reading
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -121,6 +129,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """Stop watching the clocks."""
         self.sweeper.protocols.discard(self)
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client is not taking what we send: start the write stall clock."""
+        super().pause_writing()
+        self._write_paused_since = self.loop.time()
+
+    def resume_writing(self) -> None:
+        """The client reads again."""
+        super().resume_writing()
+        self._write_paused_since = None
+
+    def shutdown(self) -> None:
+        """A stopping server: drop a connection whose client stopped reading, close others."""
+        if self._write_paused_since is not None and not self.transport.is_closing():
+            self.transport.abort()
+            return
+        super().shutdown()
 
     def handle_websocket_upgrade(self) -> None:
         """The connection becomes a WebSocket tunnel: our clocks must not close it later."""
@@ -216,6 +241,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         limits = self.limits
+        paused = self._write_paused_since
+        if paused is not None and now - paused >= limits.write_stall_timeout:
+            logger.debug("closing %s: it read nothing for %g s", self.client, now - paused)
+            self.transport.abort()  # nothing can be sent to it: no answer, no lingering
+            return
         if self._head_open:
             if now - self._head_since >= limits.header_timeout:
                 self._head_timed_out()

@@ -148,6 +148,10 @@ class ControlPlane:
             max_header_bytes=settings.max_header_bytes,
             header_timeout=settings.header_timeout,
             body_idle_timeout=settings.body_idle_timeout,
+            # Later than the stream idle timeout, so a stalled stream fails SLOW_READER (what
+            # its task record then says) before its connection is dropped.
+            write_stall_timeout=settings.stream_idle_timeout
+            + max(1.0, settings.stream_idle_timeout / 4),
         )
         config = uvicorn.Config(
             create_app(state),

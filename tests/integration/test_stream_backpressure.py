@@ -4,6 +4,7 @@ token, and streams have an idle limit and a maximum duration."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -202,7 +203,8 @@ def test_stalled_streams_are_capped_per_token(stack: Stack, tmp_path: Path) -> N
 
 
 def test_a_stopped_reader_is_cancelled_after_the_idle_timeout(stack: Stack, tmp_path: Path) -> None:
-    """A stream whose reader takes nothing for the idle timeout fails SLOW_READER."""
+    """A stream whose reader takes nothing for the idle timeout fails SLOW_READER, its slot
+    comes back and its connection is dropped."""
     stack.stop_control()
     stack.start_control(heartbeat_interval=0.4, stream_window=8, stream_idle_timeout=1.5)
     running = stack.start_runner(write_model(tmp_path, "burst", BURST_MODEL), pool_size=2)
@@ -215,8 +217,15 @@ def test_a_stopped_reader_is_cancelled_after_the_idle_timeout(stack: Stack, tmp_
         (record,) = list(_dispatcher(stack).recent)
         assert record.code == "SLOW_READER"
         wait_for(lambda: executor.busy == 0, "the slot to come back")
-        name, data = list(reader.events())[-1]
-        assert name == "error" and "read nothing" in data["message"]
+        # The connection goes too: nothing could be sent to a client that reads nothing.
+        assert stack.plane is not None
+        wait_for(lambda: stack.plane.open_connections == 0, "the stalled connection to drop")
+        events = []
+        with contextlib.suppress(httpx.TransportError):  # dropped before all it held was read
+            events.extend(reader.events())
+        if events and events[-1][0] != "chunk":
+            assert events[-1][1]["code"] == "SLOW_READER"
+            assert "read nothing" in events[-1][1]["message"]
     finally:
         reader.close()
 
@@ -276,3 +285,20 @@ def test_a_runner_before_stream_credit_still_streams(
     _raw_tunnel(stack, [_hello(running.runner_id)])  # takes the id over: the runner reconnects
     wait_for(lambda: running.runner.reconnects >= 1, "the runner to reconnect")
     assert len([r for r in caplog.records if "before stream credit" in r.getMessage()]) == 1
+
+
+def test_a_stopping_control_plane_drops_readers_that_read_nothing(
+    stack: Stack, burst: RunningRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping with a paused stream drops its connection at once: no forced cancel and no
+    "Exception in ASGI application" traceback from uvicorn."""
+    caplog.set_level(logging.ERROR)
+    reader = Reader(stack, {"method": "burst", "n": 1_000_000})
+    try:
+        reader.take(1)
+        wait_for(lambda: _paused(stack), "the stream to pause on its reader")
+        stack.stop_control()
+    finally:
+        reader.close()
+    errors = [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")]
+    assert errors == []
