@@ -13,10 +13,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_seconds", "free_port", "rss_mib", "spawn_ready", "stop_all"]
+__all__ = ["bench_env", "cpu_seconds", "free_port", "rss_mib", "spawn_ready", "stop_all"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_env(home: str) -> dict[str, str]:
+    """The environment of a bench's daemons: a throwaway home, the file secret store, and
+    warnings only on stderr."""
+    return dict(
+        os.environ,
+        EDGE_RUNNER_HOME=home,
+        EDGE_RUNNER_SECRET_BACKEND="file",
+        EDGE_RUNNER_LOG_LEVEL="WARNING",
+    )
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recovery import SLOW, _spawn  # noqa: E402 - sibling benchmark module
+from common import bench_env, spawn_ready  # noqa: E402 - sibling benchmark module
+from recovery import SLOW  # noqa: E402 - sibling benchmark module
 
 
 def rss_mib(pid: int) -> float:
@@ -55,18 +55,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(
-            os.environ,
-            EDGE_RUNNER_HOME=tmp,
-            EDGE_RUNNER_SECRET_BACKEND="file",
-            EDGE_RUNNER_LOG_LEVEL="WARNING",
-        )
-        control, info = _spawn(
+        env = bench_env(tmp)
+        control, info = spawn_ready(
             ["control", "--port", "0", "--grpc-port", "0", "--max-queue", "64"], env
         )
         token = Path(info["admin_token_file"]).read_text().strip()
         runner_env = dict(env, EDGE_RUNNER_API_BASE=info["api_base"], EDGE_RUNNER_PAT=token)
-        runner, _ = _spawn(["runner", str(SLOW), "--pool-size", "4"], runner_env)
+        runner, _ = spawn_ready(["runner", str(SLOW), "--pool-size", "4"], runner_env)
         try:
             print(
                 f"start:    control {rss_mib(control.pid):6.1f} MiB, "

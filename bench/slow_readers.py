@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import rss_mib, spawn_ready, stop_all  # noqa: E402 - sibling module
+from common import bench_env, rss_mib, spawn_ready, stop_all  # noqa: E402 - sibling module
 
 FIREHOSE = Path(__file__).resolve().parent / "models" / "firehose"
 
@@ -115,12 +115,7 @@ def main() -> int:
     parser.add_argument("--pythonpath", help="run the daemons from this checkout instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(
-            os.environ,
-            EDGE_RUNNER_HOME=tmp,
-            EDGE_RUNNER_SECRET_BACKEND="file",
-            EDGE_RUNNER_LOG_LEVEL="WARNING",
-        )
+        env = bench_env(tmp)
         if args.pythonpath:
             env["PYTHONPATH"] = args.pythonpath
             os.chdir(tmp)  # `python -m` puts the working directory first on sys.path

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import rss_mib, spawn_ready, stop_all  # noqa: E402 - sibling benchmark module
+from common import bench_env, rss_mib, spawn_ready, stop_all  # noqa: E402 - sibling benchmark module
 
 ECHO = Path(__file__).resolve().parent / "echo"
 HEAD = b"GET /v2/models HTTP/1.1\r\nHost: bench\r\n"
@@ -138,12 +137,7 @@ def main() -> int:
     parser.add_argument("--idle", action="store_true", help="attacking sockets send nothing")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(
-            os.environ,
-            EDGE_RUNNER_HOME=tmp,
-            EDGE_RUNNER_SECRET_BACKEND="file",
-            EDGE_RUNNER_LOG_LEVEL="WARNING",
-        )
+        env = bench_env(tmp)
         limits = (
             [] if args.header_timeout is None else ["--header-timeout", str(args.header_timeout)]
         )

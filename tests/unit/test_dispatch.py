@@ -19,9 +19,16 @@ from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, RunnerSession
 
 
-def _link(runner_id: str, slots: int, model: str = "m") -> tuple[RunnerLink, RunnerSession]:
+def _link(
+    runner_id: str, slots: int, model: str = "m", *, stream_window: int = 0
+) -> tuple[RunnerLink, RunnerSession]:
     runner = RunnerSession(pb.Hello(runner_id=runner_id, pool_size=slots))
-    control = ControlSession(server_version="t", heartbeat_interval_ms=1000, lease_ttl_ms=1000)
+    control = ControlSession(
+        server_version="t",
+        heartbeat_interval_ms=1000,
+        lease_ttl_ms=1000,
+        stream_window=stream_window,
+    )
     for frame in runner.data_to_send():
         control.receive_frame(frame)
     control.accept(runner_id)
@@ -37,15 +44,20 @@ def _task(n: int) -> Task:
     return Task(f"t{n}", "u", "m", "predict", b"{}")
 
 
-def _sent(link: RunnerLink) -> list[str]:
+def _sent_messages(link: RunnerLink, kind: str) -> list[pb.ControlMessage]:
+    """Take what dispatch queued for the runner; keep the messages of ``kind``."""
     out = []
     while not link.outbox.empty():
         frame = link.outbox.get_nowait()
         assert frame is not None
         msg = pb.ControlMessage.FromString(frame)
-        if msg.WhichOneof("kind") == "task":
-            out.append(msg.task.task_id)
+        if msg.WhichOneof("kind") == kind:
+            out.append(msg)
     return out
+
+
+def _sent(link: RunnerLink) -> list[str]:
+    return [msg.task.task_id for msg in _sent_messages(link, "task")]
 
 
 @pytest.fixture(autouse=True)
@@ -185,31 +197,8 @@ def test_withdrawn_model_fails_waiting_tasks_only_when_nobody_else_serves_it() -
     assert (failure.code, failure.message) == ("MODEL_UNAVAILABLE", "pull failed: disk full")
 
 
-def _streaming_link(window: int) -> tuple[RunnerLink, RunnerSession]:
-    runner = RunnerSession(pb.Hello(runner_id="r", pool_size=4))
-    control = ControlSession(
-        server_version="t", heartbeat_interval_ms=1000, lease_ttl_ms=1000, stream_window=window
-    )
-    for frame in runner.data_to_send():
-        control.receive_frame(frame)
-    control.accept("r")
-    for frame in control.data_to_send():
-        runner.receive_frame(frame)
-    runner.grant("m", 4)
-    for frame in runner.data_to_send():
-        control.receive_frame(frame)
-    return RunnerLink("r", "u", control), runner
-
-
 def _credits(link: RunnerLink) -> list[int]:
-    out = []
-    while not link.outbox.empty():
-        frame = link.outbox.get_nowait()
-        assert frame is not None
-        msg = pb.ControlMessage.FromString(frame)
-        if msg.WhichOneof("kind") == "stream_credit":
-            out.append(msg.stream_credit.upto_seq)
-    return out
+    return [msg.stream_credit.upto_seq for msg in _sent_messages(link, "stream_credit")]
 
 
 def _chunks(
@@ -225,7 +214,7 @@ def _chunks(
 def test_stream_credit_grows_as_the_client_reads_and_shrinks_for_big_chunks() -> None:
     """Credit is extended once half the window is read; big chunks get a smaller window."""
     dispatcher = Dispatcher(stream_window=8, stream_buffer_bytes=4096)
-    link, runner = _streaming_link(8)
+    link, runner = _link("r", 4, stream_window=8)
     dispatcher.attach(link, ("m",))
     task = _task(1)
     dispatcher.submit(task)
