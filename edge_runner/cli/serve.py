@@ -310,9 +310,9 @@ def _control(args: argparse.Namespace) -> int:
     _positive("--request-timeout", args.request_timeout)
     _positive("--max-queue", args.max_queue)
     _positive("--max-body-bytes", args.max_body_bytes)
-    _positive("--max-connections", args.max_connections)
-    _positive("--max-header-bytes", args.max_header_bytes)
     for name in (
+        "max_connections",
+        "max_header_bytes",
         "heartbeat_interval",
         "silence_timeout",
         "lease_ttl",

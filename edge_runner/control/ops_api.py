@@ -84,10 +84,7 @@ def add_ops_routes(
         user = principal(request, "read").user_id
         # The registry's record is the owner (runner ids are bound to the user who registered
         # them first), and only the owner's runner can have sent logs under that id.
-        if state.registry.runner_owner(runner_id) != user or state.logs.owner(runner_id) not in (
-            None,
-            user,
-        ):
+        if state.registry.runner_owner(runner_id) != user:
             raise ApiProblem(404, "UNKNOWN_RUNNER", f"no runner {runner_id!r} of yours")
         limit = _int(request, "limit", 200)
         level = _level(request)
