@@ -7,6 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,15 @@ import httpx
 import pytest
 
 from edge_runner.control.dispatch import Task
-from tests.conftest import RunningRunner, Stack, wait_for, write_model
+from tests.conftest import (
+    MS,
+    RunningRunner,
+    Stack,
+    spawn_ready,
+    stop_process,
+    wait_for,
+    write_model,
+)
 from tests.integration.test_tunnel import _hello, _raw_tunnel
 
 #: class body of a model that streams as fast as it is allowed to, counting what it produced
@@ -302,3 +313,65 @@ def test_a_stopping_control_plane_drops_readers_that_read_nothing(
         reader.close()
     errors = [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")]
     assert errors == []
+
+
+def _rss_mib(pid: int) -> float:
+    return (
+        int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    )
+
+
+def _busy_slots(api_base: str, headers: dict[str, str]) -> int:
+    runners = httpx.get(f"{api_base}/v2/runners", headers=headers).json()["runners"]
+    return sum(int(r["busy"]) for r in runners)
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
+def test_readers_that_stop_reading_leave_both_daemons_memory_flat(tmp_path: Path) -> None:
+    """Against real control plane and runner processes, eight streams nobody reads grow
+    neither process, other calls go on meanwhile, and the slots come back at hang-up."""
+    model = write_model(tmp_path, "burst", BURST_MODEL)
+    env = dict(os.environ)
+    control, info = spawn_ready(
+        ["control", "--port", "0", "--grpc-port", "0", "--data-dir", str(tmp_path / "cp")], env
+    )
+    token = Path(info["admin_token_file"]).read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    runner_env = dict(env, EDGE_RUNNER_API_BASE=info["api_base"], EDGE_RUNNER_PAT=token)
+    runner, _ = spawn_ready(["runner", str(model), "--pool-size", "16"], runner_env)
+    try:
+        _watch_stopped_readers(info["api_base"], headers, token, control.pid, runner.pid)
+    finally:
+        codes = (stop_process(runner), stop_process(control))
+    assert codes == (0, 0)
+
+
+def _watch_stopped_readers(
+    api_base: str, headers: dict[str, str], token: str, control: int, runner: int
+) -> None:
+    host, port = api_base.removeprefix("http://").rsplit(":", 1)
+    body = b'{"n": 100000000, "size": 1024}'
+    request = (
+        b"POST /v2/models/burst/burst HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (token.encode(), len(body), body)
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(8):
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(request)
+            sockets.append(sock)
+        wait_for(lambda: _busy_slots(api_base, headers) == 8, "eight streams to run")
+        start = (_rss_mib(control), _rss_mib(runner))
+        peak = list(start)
+        deadline = time.monotonic() + 2_000 * MS  # long enough to see megabytes a second
+        with httpx.Client(base_url=api_base, headers=headers, timeout=10) as client:
+            while time.monotonic() < deadline:
+                assert client.post("/v2/models/burst/ping", json={}).json()["output"] == "pong"
+                peak = [max(peak[0], _rss_mib(control)), max(peak[1], _rss_mib(runner))]
+        assert peak[0] - start[0] < 32 and peak[1] - start[1] < 32, (start, peak)
+    finally:
+        for sock in sockets:
+            sock.close()
+    wait_for(lambda: _busy_slots(api_base, headers) == 0, "the slots to come back")
