@@ -2,10 +2,10 @@
 
 Reconnect policy: every failure to reach the control plane is retried with full-jitter backoff
 (0.5 s → 10 s cap), forever, except a rejected token and a runner id that belongs to another
-user, which are fatal. An outage is logged once
-(WARNING, with the cause) when it starts and once (INFO, with its duration) when it ends; each
-retry only at DEBUG. A ``Goodbye`` with ``reconnect_after_ms`` (a planned control-plane restart)
-sets the next delay instead of the backoff.
+user, which are fatal. An outage is logged once (WARNING, with the cause) when it starts and
+once (INFO, with its duration) when it ends; each retry only at DEBUG. A ``Goodbye`` with
+``reconnect_after_ms`` (a planned control-plane restart) sets the next delay instead of the
+backoff.
 
 Tasks outlive tunnels: a task running when the tunnel drops keeps running, its output is held,
 and the next ``Hello`` lists it in ``inflight``. The control plane answers with the tasks it
@@ -187,6 +187,7 @@ class Runner(TaskSink):
 
         Raises:
             Unauthorized: the control plane rejected the token.
+            Forbidden: the runner id belongs to another user of the control plane.
             ModelFolderError: the model could not be loaded.
         """
         loop = asyncio.get_running_loop()
