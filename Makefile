@@ -46,6 +46,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/unit

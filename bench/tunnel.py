@@ -38,7 +38,6 @@ import os
 import platform
 import re
 import resource
-import select
 import shutil
 import signal
 import subprocess
@@ -51,11 +50,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from edge_runner.testing import NotReady, daemon_env, spawn_ready, stop_process
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CLK_TCK, cpu_seconds  # noqa: E402 - sibling benchmark module
+
 HOST = "127.0.0.1"
 ECHO_MODEL = Path(__file__).resolve().parent / "echo"
 TOKEN_ENV = "EDGE_RUNNER_BENCH_TOKEN"
 RESULT_MARK = "EDGE_BENCH_RESULT "
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETTLE_S = 0.5  # after a load, before the next one: wrk's last requests drain, CPUs go idle
 
 # wrk's done() hook prints one machine-readable line; the --latency text stays for people.
@@ -118,14 +121,6 @@ class Result:
 # -- processes --------------------------------------------------------------------------------
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, all threads, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        # comm (field 2) may hold spaces; fields after ")" start at field 3 (state)
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
-
-
 def _host_busy_seconds() -> float:
     """Busy CPU time of the whole machine, summed over cores, in seconds."""
     with open("/proc/stat") as f:
@@ -138,20 +133,6 @@ def _host_busy_seconds() -> float:
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait()
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -192,71 +173,30 @@ _UVLOOP_MAIN = (
 
 
 def _spawn(
-    name: str, args: Sequence[str], env: dict[str, str], log: Path, uvloop: bool = False
-) -> tuple[Child, int]:
-    """Start ``python -m edge_runner ARGS --ready-fd W``; returns the child and the read end."""
-    entry = ["-c", _UVLOOP_MAIN] if uvloop else ["-m", "edge_runner"]
-    read_fd, write_fd = os.pipe()
-    try:
-        with log.open("wb") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, *entry, *args, "--ready-fd", str(write_fd)],
-                env=env,
-                pass_fds=(write_fd,),
-                stdin=subprocess.DEVNULL,
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    timeout: float,
+    uvloop: bool = False,
+) -> tuple[Child, dict[str, Any]]:
+    """Start ``python -m edge_runner ARGS`` logging to ``log``; wait for its ready line."""
+    entry = ("-c", _UVLOOP_MAIN) if uvloop else ("-m", "edge_runner")
+    with log.open("wb") as log_file:
+        try:
+            proc, info = spawn_ready(
+                args,
+                env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+                timeout=timeout,
+                entry=entry,
+                new_session=True,  # Ctrl-C reaches us only; we stop children in order
             )
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    return Child(name, proc, log), read_fd
-
-
-def _ready(child: Child, read_fd: int, timeout: float) -> dict[str, Any]:
-    """Wait for the child's ready line (closing ``read_fd``); its exit first is an error."""
-    try:
-        line = _read_line(read_fd, timeout)
-    finally:
-        os.close(read_fd)
-    if line:
-        return dict(json.loads(line))
-    code = child.proc.poll()
-    what = f"exited with code {code}" if code is not None else f"was not ready in {timeout:g}s"
-    raise BenchError(f"the {child.name} {what}; its log ends with:\n{_tail(child.log)}")
-
-
-def _read_line(fd: int, timeout: float) -> bytes:
-    """Read up to the first newline; b"" on EOF (the child exited) or timeout."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return b""
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            return b""
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return b""
-        data += chunk
-    return data.split(b"\n", 1)[0]
-
-
-def _child_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_RUNNER_")}
-    env.update(
-        EDGE_RUNNER_HOME=str(home),
-        EDGE_RUNNER_SECRET_BACKEND="file",
-        EDGE_RUNNER_LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-        **extra,
-    )
-    return env
+        except NotReady as exc:
+            stop_process(exc.proc, 2)
+            raise BenchError(f"the {name} {exc}; its log ends with:\n{_tail(log)}") from exc
+    return Child(name, proc, log), info
 
 
 @dataclass
@@ -282,28 +222,28 @@ def _stack(
     children: list[Child] = []
     show_logs = True
     try:
-        control, fd = _spawn(
+        control, info = _spawn(
             "control plane",
             ["control", "--host", HOST, "--port", "0", "--grpc-port", "0"],
-            _child_env(home),
+            daemon_env(home),
             logs / "control.log",
+            start_timeout,
             uvloop,
         )
         children.append(control)
-        info = _ready(control, fd, start_timeout)
         api_base = str(info["api_base"])
         if not api_base.startswith(f"http://{HOST}:"):
             raise BenchError(f"the control plane listens on {api_base}, not on {HOST}")
         token = Path(info["admin_token_file"]).read_text().strip()
-        runner, fd = _spawn(
+        runner, _ = _spawn(
             "runner",
             ["runner", str(ECHO_MODEL), "--pool-size", str(pool_size), "--transport", transport],
-            _child_env(home, EDGE_RUNNER_API_BASE=api_base, EDGE_RUNNER_PAT=token),
+            daemon_env(home, EDGE_RUNNER_API_BASE=api_base, EDGE_RUNNER_PAT=token),
             logs / "runner.log",
+            start_timeout,
             uvloop,
         )
         children.append(runner)
-        _ready(runner, fd, start_timeout)
         yield Stack(api_base, token, control, runner)
     except BenchError:
         show_logs = False  # the error already quotes the log that matters
@@ -313,7 +253,7 @@ def _stack(
         # its tunnel can strand them, and the control plane then logs cancelled handlers
         time.sleep(SETTLE_S)
         for child in reversed(children):
-            _stop(child.proc, 10)
+            stop_process(child.proc, 10)
         for child in children if show_logs else ():
             if head := _head(child.log):
                 print(f"-- {child.name} logged (WARNING and up) --\n{head}", file=sys.stderr)
@@ -363,7 +303,7 @@ def _run_wrk(
     env[TOKEN_ENV] = stack.token
     time.sleep(SETTLE_S)
     pids = {"control": stack.control.proc.pid, "runner": stack.runner.proc.pid}
-    before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     host_before, wrk_before = _host_busy_seconds(), _children_cpu_seconds()
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -372,12 +312,12 @@ def _run_wrk(
     try:
         out, _ = proc.communicate(timeout=duration_s + timeout_s + 30)
     finally:
-        _stop(proc, 2)  # Ctrl-C or a hung wrk: don't leave it running
+        stop_process(proc, 2)  # Ctrl-C or a hung wrk: don't leave it running
     wall = time.monotonic() - start
     for name, child in (("control plane", stack.control), ("runner", stack.runner)):
         if child.proc.poll() is not None:
             raise BenchError(f"the {name} died during the run; its log:\n{_tail(child.log)}")
-    cpu = {name: _cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     cpu["wrk"] = _children_cpu_seconds() - wrk_before
     cpu["host"] = _host_busy_seconds() - host_before
     cpu["other"] = max(0.0, cpu["host"] - cpu["control"] - cpu["runner"] - cpu["wrk"])

@@ -71,7 +71,7 @@ def build_server(context: str | None = None) -> MCPServer:
         description="List the contexts (control planes) this machine knows; one is active."
     )
     def list_contexts() -> list[dict[str, Any]]:
-        from edge_runner.cli.context_cmd import context_records
+        from edge_runner.config.resolve import context_records
 
         return _guard(context_records)
 

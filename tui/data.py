@@ -208,8 +208,8 @@ class LiveSource:
     def contexts(self) -> list[dict[str, Any]]:
         """Every context with ``reachable`` (a 1 s check of each control plane, all at once, so
         ten unreachable contexts cost one second, not ten)."""
-        from edge_runner.cli.context_cmd import context_records
         from edge_runner.client import Client
+        from edge_runner.config.resolve import context_records
 
         try:
             records = context_records()

@@ -12,10 +12,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from edge_runner.cli.output import add_output_option, ago, gpu_share, print_json, print_table
+from edge_runner.cli.output import add_output_option, ago, print_json, print_table
 from edge_runner.client import Client
 from edge_runner.errors import ConfigError, InvalidArgument
 from edge_runner.models.signatures import MethodSignature, parse_cli_value
+from edge_runner.telemetry.gpu import gpu_share
 
 __all__ = ["parse_method_args", "register"]
 

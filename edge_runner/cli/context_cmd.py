@@ -27,13 +27,15 @@ from edge_runner.config.resolve import (
     ENV_API_BASE,
     ENV_PAT,
     ENV_USER_ID,
+    context_record,
+    context_records,
     mask_secret,
     resolve_credentials,
 )
-from edge_runner.config.secrets import SecretStore, secret_store
-from edge_runner.errors import ConfigError, SecretStoreError
+from edge_runner.config.secrets import secret_store
+from edge_runner.errors import ConfigError
 
-__all__ = ["context_records", "register"]
+__all__ = ["register"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,14 +144,6 @@ def _use(args: argparse.Namespace) -> int:
     return 0
 
 
-def context_records() -> list[dict[str, Any]]:
-    """Every context as plain data, the active one marked, tokens masked (MCP uses it too)."""
-    contexts = ContextsFile.load()
-    active = os.environ.get(ENV_CONTEXT) or contexts.current
-    store = secret_store() if contexts.contexts else None
-    return [_record(ctx, ctx.name == active, store) for ctx in contexts.contexts.values()]
-
-
 def _list(args: argparse.Namespace) -> int:
     if args.output == "name":
         for name in ContextsFile.load().contexts:
@@ -195,7 +189,7 @@ def _show(args: argparse.Namespace) -> int:
     ctx = contexts.active(args.name)
     active = (os.environ.get(ENV_CONTEXT) or contexts.current) == ctx.name
     store = secret_store()
-    record = _record(ctx, active, store)
+    record = context_record(ctx, active, store)
     record["secret_store"] = store.backend_name
     _dump(record, args.output)
     return 0
@@ -257,28 +251,6 @@ def _run(args: argparse.Namespace) -> int:
         # Become the command: its exit code and signals are ours, and no process lingers.
         os.execve(program, command, env)
     return subprocess.run([program, *command[1:]], env=env, check=False).returncode
-
-
-def _record(ctx: Context, active: bool, store: SecretStore | None) -> dict[str, Any]:
-    """A context as plain data with its token masked (None when none is stored)."""
-    token: str | None = None
-    if store is not None:
-        try:
-            secret = store.get(ctx.name)
-        except SecretStoreError as exc:
-            logger.warning("context %r: %s", ctx.name, exc)
-            secret = None
-        token = mask_secret(secret) if secret else None
-    record: dict[str, Any] = {
-        "name": ctx.name,
-        "active": active,
-        "api_base": ctx.api_base,
-        "user_id": ctx.user_id,
-        "token": token,
-    }
-    if ctx.extra:
-        record["extra"] = dict(ctx.extra)
-    return record
 
 
 def _dump(value: Any, fmt: str) -> None:

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         serve,
         service_cmd,
         token_cmd,
+        up,
     )
     from edge_runner.protocol.version import PROTOCOL_VERSION, format_version
 
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "also EDGE_RUNNER_CONFIG)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve.register(sub)
+    serve.register(sub)  # control, runner
+    up.register(sub)
     calls.register(sub)
     chat_cmd.register(sub)
     gpus_cmd.register(sub)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_output_option", "ago", "gpu_share", "print_json", "print_table"]
+__all__ = ["add_output_option", "ago", "print_json", "print_table"]
 
 
 def add_output_option(parser: Any) -> None:
@@ -43,11 +43,3 @@ def ago(timestamp: float) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def gpu_share(gpus: list[dict[str, Any]]) -> tuple[int, int, float | None]:
-    """Of a runner's machine's GPUs (``GET /v2/runners``): how many its model was given, how
-    many there are, and the given ones' mean utilisation (None when none reports it)."""
-    mine = [g for g in gpus if g.get("assigned")]
-    utils = [g["utilization"] for g in mine if g.get("utilization") is not None]
-    return len(mine), len(gpus), (sum(utils) / len(utils) if utils else None)

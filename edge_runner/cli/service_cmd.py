@@ -29,10 +29,13 @@ from edge_runner.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge_runner.service.install import Settings, Target
+    from edge_runner.service.units import Role
 
 __all__ = ["register"]
 
 _HEADER_MARK = "edge_runner/service/units.py"
+#: options `service install` sets itself, or that only a supervisor passes
+_RESERVED = ("--context", "--ready-fd", "--lifeline-fd")
 _MAX_DIFF_LINES = 24
 
 
@@ -142,9 +145,9 @@ def _install(args: argparse.Namespace) -> int:
     if target.role is Role.RUNNER:
         settings, token, what = _runner_settings(target, words, args.context)
     else:
-        from edge_runner.service.install import check_options
+        from edge_runner.cli.daemon_args import control_config
 
-        check_options(Role.CONTROL, words)
+        control_config(_check_options(Role.CONTROL, words))
         settings, what = Settings(program(), tuple(words)), "the control plane"
     text = render(target, build_spec(target, settings))
     path = target.path
@@ -185,25 +188,52 @@ def _install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_options(role: Role, argv: list[str]) -> argparse.Namespace:
+    """Parse ``edge-runner ROLE ARGV`` with the real parser, so a typo fails now, not at boot.
+
+    Raises:
+        ConfigError: the options are not valid for the command (argparse's message).
+    """
+    import contextlib
+    import io
+
+    from edge_runner.cli.main import build_parser
+
+    for word in argv:
+        if word.split("=", 1)[0] in _RESERVED:
+            raise ConfigError(
+                f"{word.split('=', 1)[0]} is set by `edge-runner service install` itself "
+                "(use its own --context)"
+            )
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
+            return build_parser().parse_args([role.value, *argv])
+    except SystemExit as exc:
+        lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+        reason = lines[-1].split("error: ", 1)[-1] if lines and exc.code else "help asked for"
+        raise ConfigError(f"bad options for `edge-runner {role.value}`: {reason}") from exc
+
+
 def _runner_settings(
     target: Target, words: list[str], context: str | None
 ) -> tuple[Settings, str | None, str]:
     """The runner's arguments (model folder made absolute), its token (system) and a label."""
-    from edge_runner.cli.backend_args import check_one_source
+    from edge_runner.cli.daemon_args import runner_config
     from edge_runner.config.contexts import ContextsFile
     from edge_runner.config.resolve import resolve_credentials
     from edge_runner.config.secrets import secret_store
     from edge_runner.models.config import load_config
     from edge_runner.models.loader import existing_folder
-    from edge_runner.service.install import Settings, check_options, program
+    from edge_runner.service.install import Settings, program
     from edge_runner.service.units import Role, Scope
 
     model = words[0] if words and not words[0].startswith("-") else None
     options = words[1:] if model is not None else words
-    parsed = check_options(Role.RUNNER, [model or ".", *options])
+    parsed = _check_options(Role.RUNNER, [model or ".", *options])
     head: list[str] = []
     what = "a runner for " + " ".join(options)
-    if check_one_source(parsed):
+    if runner_config(parsed).source.serves_folder:  # checks every option as the runner will
         folder = existing_folder(model or ".")
         load_config(folder)  # a bad folder fails now, not at every boot
         head, what = [str(folder)], f"a runner for {folder}"

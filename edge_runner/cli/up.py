@@ -22,9 +22,21 @@ from typing import Any
 
 from edge_runner._platform import child_group_options, install_stop_handlers, request_child_stop
 from edge_runner.cli.banner import render_banner
+from edge_runner.cli.daemon_args import (
+    CONTROL_SETTINGS,
+    add_backend_options,
+    add_control_options,
+    add_listen_options,
+    add_runner_options,
+    control_config,
+    runner_config,
+    source_argv,
+)
+from edge_runner.control.config import ControlConfig
+from edge_runner.daemons.runner import RunnerConfig
 from edge_runner.errors import ConfigError
 
-__all__ = ["LOCAL_CONTEXT", "PASSED_TO_CONTROL", "control_argv", "register"]
+__all__ = ["LOCAL_CONTEXT", "control_argv", "register", "runner_argv"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +45,6 @@ LOCAL_CONTEXT = "local"
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``up`` command."""
-    from edge_runner.cli.backend_args import add_backend_options
-    from edge_runner.cli.serve import _control_options, _listen_options, _runner_options
-
     up = sub.add_parser(
         "up",
         help="run a control plane and a runner on this machine",
@@ -45,9 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "`local` context; print how to call the models. Ctrl-C stops everything.",
     )
     up.add_argument("model_path", nargs="?", default=".", help="model folder (default .)")
-    _listen_options(up)
-    _control_options(up)
-    _runner_options(up)
+    add_listen_options(up)
+    add_control_options(up)
+    add_runner_options(up)
     add_backend_options(up)
     up.set_defaults(func=_up)
 
@@ -142,50 +151,41 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
         await proc.wait()
 
 
-#: ``control`` options ``up`` takes and hands to its control plane as they are
-PASSED_TO_CONTROL = (
-    "request_timeout",
-    "max_queue",
-    "max_body_bytes",
-    "heartbeat_interval",
-    "silence_timeout",
-    "lease_ttl",
-    "max_connections",
-    "max_header_bytes",
-    "header_timeout",
-    "body_idle_timeout",
-    "handshake_timeout",
-    "stream_window",
-    "stream_buffer_bytes",
-    "stream_idle_timeout",
-    "max_stream_duration",
-    "max_paused_streams",
-)
-
-
-def control_argv(args: argparse.Namespace, control_dir: Path) -> list[str]:
+def control_argv(config: ControlConfig) -> list[str]:
     """The command line of ``up``'s control plane child (always on ``up``'s host and ports)."""
-    argv = ["control", "--host", args.host, "--port", str(args.port)]
-    argv += ["--grpc-port", str(args.grpc_port), "--data-dir", str(control_dir)]
-    for name in PASSED_TO_CONTROL:
-        argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    argv = ["control", "--host", config.host, "--port", str(config.port)]
+    argv += ["--grpc-port", str(config.grpc_port), "--data-dir", str(config.data_dir)]
+    for name in CONTROL_SETTINGS:
+        argv += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
     return argv
 
 
-async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Path) -> int:
-    from edge_runner.cli.backend_args import check_one_source
+def runner_argv(config: RunnerConfig) -> list[str]:
+    """The command line of ``up``'s runner child (its control plane: the ``local`` context)."""
+    argv = ["runner", *source_argv(config.source, config.verbose), "--context", LOCAL_CONTEXT]
+    if config.pool_size is not None:
+        argv += ["--pool-size", str(config.pool_size)]
+    argv += ["--grace-period", str(config.grace_period), "--transport", config.transport.value]
+    if config.gpus is not None:
+        argv += ["--gpus", ",".join(map(str, config.gpus)) or "none"]
+    if config.ca_file is not None:
+        argv += ["--ca-file", str(config.ca_file)]
+    return argv
+
+
+async def _supervise(control: ControlConfig, runner: RunnerConfig) -> int:
     from edge_runner.models.config import load_config
     from edge_runner.models.loader import existing_folder
 
-    folder = check_one_source(args)
-    if folder:
-        load_config(existing_folder(model_path))  # a bad folder fails before anything starts
+    if runner.source.serves_folder:
+        load_config(existing_folder(runner.source.folder))  # a bad folder fails now
     loop = asyncio.get_running_loop()
     signals: asyncio.Queue[int] = asyncio.Queue()
     install_stop_handlers(loop, lambda: signals.put_nowait(1))  # one entry per stop signal
 
     from edge_runner.control.datadir import DataDirBusy, running_control_plane
 
+    control_dir = control.data_dir
     holder = running_control_plane(control_dir)
     if holder is not None:
         # A control plane already serves this data dir (another `up`, or `control`): add this
@@ -198,23 +198,21 @@ async def _supervise(args: argparse.Namespace, model_path: Path, control_dir: Pa
             file=sys.stderr,
             flush=True,
         )
-        return await _serve_runner(args, model_path, control_dir, folder, None, holder, signals)
+        return await _serve_runner(runner, control_dir, None, holder, signals)
 
-    control, fd = await _spawn(control_argv(args, control_dir), args.verbose)
+    child, fd = await _spawn(control_argv(control), runner.verbose)
     try:
-        ready = await _race(_ready(control, fd, "control plane"), signals)
+        ready = await _race(_ready(child, fd, "control plane"), signals)
         if ready is None:
             return 130
-        return await _serve_runner(args, model_path, control_dir, folder, control, ready, signals)
+        return await _serve_runner(runner, control_dir, child, ready, signals)
     finally:
-        await _stop(control, 10)
+        await _stop(child, 10)
 
 
 async def _serve_runner(
-    args: argparse.Namespace,
-    model_path: Path,
+    config: RunnerConfig,
     control_dir: Path,
-    folder: bool,
     control: asyncio.subprocess.Process | None,
     ready: dict[str, Any],
     signals: asyncio.Queue[int],
@@ -223,33 +221,17 @@ async def _serve_runner(
 
     ``control`` is our own control plane child, or None when we joined one already running.
     """
-    from edge_runner.cli.backend_args import backend_argv, describe
-
     runner: asyncio.subprocess.Process | None = None
     try:
         backend, token = _store_local_context(ready["api_base"], Path(ready["admin_token_file"]))
-        runner, fd = await _spawn(
-            [
-                "runner",
-                *([str(model_path)] if folder else []),
-                *backend_argv(args),
-                "--context",
-                LOCAL_CONTEXT,
-                *(["--pool-size", str(args.pool_size)] if args.pool_size is not None else []),
-                "--grace-period",
-                str(args.grace_period),
-                "--transport",
-                args.transport,
-            ],
-            args.verbose,
-        )
+        runner, fd = await _spawn(runner_argv(config), config.verbose)
         runner_ready = await _race(_ready(runner, fd, "runner"), signals)
         if runner_ready is None:
             return 130
         print(
             render_banner(
                 api_base=ready["api_base"],
-                source=describe(args, model_path),
+                source=config.source.describe(),
                 runner=runner_ready,
                 secret_backend=backend,
                 data_dir=control_dir,
@@ -268,14 +250,14 @@ async def _serve_runner(
             def alive() -> bool:
                 return all(c.returncode is None for c in children)
 
-            status = f"serving {describe(args, model_path)} at {ready['api_base']}"
+            status = f"serving {config.source.describe()} at {ready['api_base']}"
             async with up_notifications(process_notifier(), status, alive):  # READY=1
                 return await _wait(control, runner, signals)
         finally:
             follow.cancel()
     finally:
         if runner is not None:
-            await _stop(runner, args.grace_period + 5)
+            await _stop(runner, config.grace_period + 5)
 
 
 async def _follow_readiness(api_base: str, token: str, models: list[str]) -> None:
@@ -355,11 +337,11 @@ async def _wait(
 
 
 def _up(args: argparse.Namespace) -> int:
-    from edge_runner.config.paths import data_dir
     from edge_runner.service.notify import process_notifier
 
     process_notifier()  # takes NOTIFY_SOCKET out of the environment the children get
 
-    model_path = Path(args.model_path or ".").expanduser().resolve()
-    control_dir = (args.data_dir or data_dir() / "control").expanduser().resolve()
-    return asyncio.run(_supervise(args, model_path, control_dir))
+    # Both configs are checked here, so a bad option fails before anything starts.
+    control = control_config(args)
+    runner = runner_config(args)
+    return asyncio.run(_supervise(control, runner))

@@ -20,12 +20,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edge_runner.config.contexts import ENV_CONTEXT, Context, ContextsFile
 from edge_runner.config.secrets import SecretStore, secret_store
-from edge_runner.errors import ConfigError
+from edge_runner.errors import ConfigError, SecretStoreError
 
 __all__ = [
+    "context_record",
+    "context_records",
     "ENV_API_BASE",
     "ENV_CA_FILE",
     "ENV_PAT",
@@ -198,3 +201,33 @@ def _env(name: str) -> str | None:
 
 def _norm(url: str) -> str:
     return url.rstrip("/").lower()
+
+
+def context_records() -> list[dict[str, Any]]:
+    """Every context as plain data, the active one marked, tokens masked (MCP uses it too)."""
+    contexts = ContextsFile.load()
+    active = os.environ.get(ENV_CONTEXT) or contexts.current
+    store = secret_store() if contexts.contexts else None
+    return [context_record(ctx, ctx.name == active, store) for ctx in contexts.contexts.values()]
+
+
+def context_record(ctx: Context, active: bool, store: SecretStore | None) -> dict[str, Any]:
+    """A context as plain data with its token masked (None when none is stored)."""
+    token: str | None = None
+    if store is not None:
+        try:
+            secret = store.get(ctx.name)
+        except SecretStoreError as exc:
+            logger.warning("context %r: %s", ctx.name, exc)
+            secret = None
+        token = mask_secret(secret) if secret else None
+    record: dict[str, Any] = {
+        "name": ctx.name,
+        "active": active,
+        "api_base": ctx.api_base,
+        "user_id": ctx.user_id,
+        "token": token,
+    }
+    if ctx.extra:
+        record["extra"] = dict(ctx.extra)
+    return record

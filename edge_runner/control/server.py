@@ -18,14 +18,15 @@ import uvicorn
 
 from edge_runner.control.api import create_app
 from edge_runner.control.auth import bootstrap_admin
+from edge_runner.control.config import ControlConfig
 from edge_runner.control.datadir import DataDirLock
 from edge_runner.control.http_guard import HttpLimits, guarded_protocol
 from edge_runner.control.registry import Registry
-from edge_runner.control.state import ControlSettings, ControlState
+from edge_runner.control.state import ControlState
 from edge_runner.control.tunnel_grpc import GrpcTunnelServer
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
-__all__ = ["ControlPlane", "ControlSettings"]
+__all__ = ["ControlPlane"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def _format_host(host: str) -> str:
 class ControlPlane:
     """A running control plane; an async context manager that drains on exit."""
 
-    def __init__(self, settings: ControlSettings) -> None:
+    def __init__(self, settings: ControlConfig) -> None:
         self.settings = settings
         self.state: ControlState | None = None
         self.created_admin_token = False
@@ -126,7 +127,7 @@ class ControlPlane:
             await self.close()
             raise
 
-    async def _start(self, settings: ControlSettings, lock: DataDirLock) -> ControlPlane:
+    async def _start(self, settings: ControlConfig, lock: DataDirLock) -> ControlPlane:
         self._registry = Registry(settings.database)
         self.created_admin_token = bootstrap_admin(self._registry, settings.admin_token_file)
         state = self.state = ControlState(settings, self._registry)

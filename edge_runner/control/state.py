@@ -6,12 +6,11 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from edge_runner.control.auth import Authenticator
 from edge_runner.control.catalog import Catalog
+from edge_runner.control.config import ControlConfig
 from edge_runner.control.dispatch import Dispatcher, RunnerLink, Task
 from edge_runner.control.registry import Registry, RunnerRecord, TokenInfo, hash_token
 from edge_runner.control.runner_logs import RunnerLogs
@@ -21,7 +20,7 @@ from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 from edge_runner.protocol.session import InflightTask
 
-__all__ = ["PERMISSION_DENIED", "ControlSettings", "ControlState", "runner_id_taken"]
+__all__ = ["PERMISSION_DENIED", "ControlState", "runner_id_taken"]
 
 #: the Error code of a Hello for a runner id that belongs to another user
 PERMISSION_DENIED = "PERMISSION_DENIED"
@@ -39,91 +38,10 @@ def runner_id_taken(runner_id: str) -> str:
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ControlSettings:
-    """How a control plane runs. Durations are in seconds.
-
-    Attributes:
-        host: address for both the HTTP API and the gRPC tunnel endpoint.
-        port: HTTP API port (0 picks a free one).
-        grpc_port: gRPC tunnel port (0 picks a free one).
-        data_dir: where the SQLite registry and the admin token file live.
-        request_timeout: default per-request deadline.
-        max_queue: requests that may wait per model before 429.
-        max_body_bytes: largest request body accepted (413 above).
-        heartbeat_interval: how often both sides send heartbeats.
-        silence_timeout: a tunnel with no message for this long is closed as dead (half-open).
-        lease_ttl: how long a runner whose tunnel dropped keeps its tasks (suspect, then lost).
-        reconnect_after_ms: the hint a planned stop gives runners.
-        tls_cert: PEM server certificate (chain); with ``tls_key`` both the HTTP API and the
-            gRPC tunnel serve TLS.
-        tls_key: PEM private key of ``tls_cert``.
-        stream_window: chunks a streaming task may send ahead of its reader (protocol 1.2
-            stream credit); the control plane holds at most this many per stream.
-        stream_buffer_bytes: output of one stream the control plane holds for a slow reader,
-            about (fewer chunks than the window when chunks are big).
-        stream_idle_timeout: a stream whose model sends nothing, or whose reader takes
-            nothing, for this long is cancelled.
-        max_stream_duration: a stream is cancelled when it has run this long.
-        max_paused_streams: streams one token may have stalled on slow readers at once (each
-            holds a runner slot); the one over it fails with ``SLOW_READER``.
-        max_connections: open connections the HTTP port serves at once (WebSocket tunnels
-            included); past it a connection gets 503. Also the most concurrent gRPC tunnels
-            (RESOURCE_EXHAUSTED past it).
-        max_header_bytes: largest request line + headers accepted on the HTTP port (431 above);
-            also the gRPC tunnel's metadata limit.
-        header_timeout: how long a connection may take from opening, or a later request from
-            its first byte, to the end of its headers (slow or idle clients are cut off).
-        body_idle_timeout: the longest pause between two pieces of a request body (not a
-            deadline for the whole body; time the server itself holds the body up does not count).
-        handshake_timeout: how long a tunnel may take to send its Hello once authenticated,
-            and a gRPC connection its TLS/HTTP2 handshake or its first RPC.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 7070
-    grpc_port: int = 7071
-    data_dir: Path = field(default_factory=lambda: Path("."))
-    request_timeout: float = 60.0
-    max_queue: int = 1024
-    max_body_bytes: int = 32 * 1024 * 1024
-    heartbeat_interval: float = 5.0
-    silence_timeout: float = 15.0
-    lease_ttl: float = 10.0
-    reconnect_after_ms: int = 1000
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    stream_window: int = 64
-    stream_buffer_bytes: int = 4 * 1024 * 1024
-    stream_idle_timeout: float = 60.0
-    max_stream_duration: float = 1800.0
-    max_paused_streams: int = 16
-    max_connections: int = 1024
-    max_header_bytes: int = 16 * 1024
-    header_timeout: float = 10.0
-    body_idle_timeout: float = 30.0
-    handshake_timeout: float = 10.0
-
-    @property
-    def tls(self) -> bool:
-        """Whether both endpoints serve TLS."""
-        return self.tls_cert is not None and self.tls_key is not None
-
-    @property
-    def database(self) -> Path:
-        """The SQLite registry file."""
-        return self.data_dir / "control.db"
-
-    @property
-    def admin_token_file(self) -> Path:
-        """The 0600 file holding the bootstrap admin token."""
-        return self.data_dir / "admin-token"
-
-
 class ControlState:
     """Everything the API and the tunnel endpoints share."""
 
-    def __init__(self, settings: ControlSettings, registry: Registry) -> None:
+    def __init__(self, settings: ControlConfig, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
         self.auth = Authenticator(registry)

@@ -19,7 +19,8 @@ from edge_runner.control.tunnel import RUNNER_TOKEN_REFUSED, EndKind, serve_tunn
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
 if TYPE_CHECKING:
-    from edge_runner.control.state import ControlSettings, ControlState
+    from edge_runner.control.config import ControlConfig
+    from edge_runner.control.state import ControlState
 
 __all__ = ["SERVICE_NAME", "GrpcTunnelServer", "grpc_server_options"]
 
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = "edge_runner.tunnel.v1.RunnerTunnel"
 
 
-def grpc_server_options(settings: ControlSettings) -> list[tuple[str, int]]:
+def grpc_server_options(settings: ControlConfig) -> list[tuple[str, int]]:
     """Server options: keepalive pings accepted, large frames, no port sharing, and limits.
 
     Names are grpc core's channel arguments (``include/grpc/impl/channel_arg_names.h``); an

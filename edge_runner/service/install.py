@@ -13,10 +13,8 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import enum
-import io
 import os
 import re
 import shutil
@@ -42,7 +40,6 @@ __all__ = [
     "Settings",
     "Target",
     "build_spec",
-    "check_options",
     "installed_args",
     "program",
     "render",
@@ -61,10 +58,9 @@ _FORWARDED = (
     "EDGE_RUNNER_SECRET_BACKEND",
     "EDGE_RUNNER_CA_FILE",
 )
+
+
 #: runner options that `service install` sets itself, or that only `up` uses
-_RESERVED = ("--context", "--ready-fd", "--lifeline-fd")
-
-
 class InitSystem(enum.Enum):
     """The service manager."""
 
@@ -183,34 +179,6 @@ def program() -> tuple[str, ...]:
     return (sys.executable, "-m", "edge_runner")
 
 
-def check_options(role: Role, argv: list[str]) -> argparse.Namespace:
-    """Parse ``edge-runner ROLE ARGV`` with the real parser, so a typo fails now, not at boot.
-
-    Raises:
-        ConfigError: the options are not valid for the command (argparse's message).
-    """
-    for word in argv:
-        if word.split("=", 1)[0] in _RESERVED:
-            raise ConfigError(
-                f"{word.split('=', 1)[0]} is set by `edge-runner service install` itself "
-                "(use its own --context)"
-            )
-    return _parse(role, argv)
-
-
-def _parse(role: Role, argv: list[str]) -> argparse.Namespace:
-    from edge_runner.cli.main import build_parser
-
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
-            return build_parser().parse_args([role.value, *argv])
-    except SystemExit as exc:
-        lines = [line for line in captured.getvalue().splitlines() if line.strip()]
-        reason = lines[-1].split("error: ", 1)[-1] if lines and exc.code else "help asked for"
-        raise ConfigError(f"bad options for `edge-runner {role.value}`: {reason}") from exc
-
-
 @dataclass(frozen=True)
 class Settings:
     """What a rendered unit depends on besides the target: the command and the context.
@@ -229,7 +197,7 @@ class Settings:
 
 
 def build_spec(target: Target, settings: Settings) -> ServiceSpec:
-    """The spec to render for ``target`` (the arguments were checked by :func:`check_options`)."""
+    """The spec to render for ``target`` (its arguments already checked by the CLI)."""
     environment: list[tuple[str, str]] = []
     if target.scope is Scope.USER:
         for name in _FORWARDED:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["GpuInfo", "GpuProcess", "GpuReader", "GpuReport", "accelerator_names"]
+__all__ = ["GpuInfo", "GpuProcess", "GpuReader", "GpuReport", "accelerator_names", "gpu_share"]
 
 logger = logging.getLogger(__name__)
 
@@ -286,3 +286,11 @@ def _no_bindings_note() -> str:
         "no GPU data: the NVML bindings are not installed "
         "(pip install 'edge-runner[gpu]' for NVIDIA GPUs)"
     )
+
+
+def gpu_share(gpus: list[dict[str, Any]]) -> tuple[int, int, float | None]:
+    """Of a runner's machine's GPUs (``GET /v2/runners``): how many its model was given, how
+    many there are, and the given ones' mean utilisation (None when none reports it)."""
+    mine = [g for g in gpus if g.get("assigned")]
+    utils = [g["utilization"] for g in mine if g.get("utilization") is not None]
+    return len(mine), len(gpus), (sum(utils) / len(utils) if utils else None)

@@ -171,7 +171,7 @@ def test_walking_skeleton_database_upgrades_in_place(tmp_path: Path) -> None:
 
 def test_runner_enrolment_reuses_and_renews_its_credential(stack: Stack) -> None:
     """A user token is traded once for an er_rt_ credential, reused, and renewed if refused."""
-    from edge_runner.cli.enroll import runner_credential
+    from edge_runner.daemons.enroll import runner_credential
 
     first = runner_credential(stack.api_base, stack.token, "r-enrol")
     assert first.startswith("er_rt_")

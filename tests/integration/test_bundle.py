@@ -82,7 +82,7 @@ def test_bundle_holds_pinned_hashed_wheels(bundle: Path) -> None:
     (project,) = [w for w in wheels if w.startswith("edge_runner-")]
     with zipfile.ZipFile(bundle / project) as whl:
         shipped = set(whl.namelist())
-    assert {"edge_runner/selftest_model/config.yaml", "edge_runner/selftest_model/1/model.py"} <= (
+    assert {"edge_runner/selftest/model/config.yaml", "edge_runner/selftest/model/1/model.py"} <= (
         shipped
     )
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from edge_runner.config.contexts import ContextsFile
-from edge_runner.control import ControlPlane, ControlSettings
+from edge_runner.control import ControlConfig, build_control
 from edge_runner.control.datadir import DataDirBusy, running_control_plane
 from tests.conftest import (
     HELLO,
@@ -39,7 +39,7 @@ def test_a_second_control_plane_in_process_is_refused_until_the_first_closes(
     stack: Stack, loop_thread: LoopThread
 ) -> None:
     """A second ControlPlane on a held data dir raises DataDirBusy naming pid and address."""
-    second = ControlPlane(ControlSettings(port=0, grpc_port=0, data_dir=stack.data_dir))
+    second = build_control(ControlConfig(port=0, grpc_port=0, data_dir=stack.data_dir))
     with pytest.raises(DataDirBusy) as busy:
         loop_thread.run(second.__aenter__())
     message = str(busy.value)

@@ -16,6 +16,7 @@ from edge_runner.client import Client
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.telemetry import GpuReader, Sampler
 from tests.conftest import (
+    HELLO,
     MS,
     ROOT,
     LoopThread,
@@ -41,7 +42,7 @@ VISIBLE_MODEL = (
 @pytest.fixture
 def fast_stack(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Stack]:
     """A control plane that asks for heartbeats every 50 ms (GPU samples ride on them)."""
-    stack = Stack(loop_thread, tmp_path / "control")
+    stack = Stack(tmp_path / "control", loop_thread, model=HELLO)
     stack.start_control(heartbeat_interval=50 * MS, silence_timeout=5_000 * MS)
     yield stack
     stack.close()

@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from edge_runner.backends.mcp_server import MCPBackend
 from edge_runner.errors import ModelFolderError
-from tests.conftest import MS, ROOT, LoopThread, Stack, spawn_ready, wait_for
+from tests.conftest import HELLO, MS, ROOT, LoopThread, Stack, spawn_ready, wait_for
 
 SERVER_BODY = """
 from edge_runner import MCPModelClass
@@ -169,7 +169,7 @@ def test_only_the_owners_predict_tokens_reach_it(hosted: Stack) -> None:
 @pytest.fixture
 def short_lease(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Stack]:
     """A control plane whose lease is short, so a lost runner is found out quickly."""
-    stack = Stack(loop_thread, tmp_path / "control")
+    stack = Stack(tmp_path / "control", loop_thread, model=HELLO)
     stack.start_control(
         lease_ttl=1_000 * MS, heartbeat_interval=200 * MS, silence_timeout=2_000 * MS
     )

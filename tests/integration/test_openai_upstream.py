@@ -34,7 +34,7 @@ def upstream(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Stack]:
     """A second control plane serving hello and two fake-Ollama models, on a fixed port."""
     models = {"llama3.2": FakeModel(), "nomic-embed-text": FakeModel(capabilities=("embedding",))}
     with FakeOllama(models=models) as fake:
-        other = Stack(loop_thread, tmp_path / "upstream")
+        other = Stack(tmp_path / "upstream", loop_thread, model=HELLO)
         other.start_control(port=_free_port())
         other.start_runner(HELLO)
         ollama = OllamaBackend(fake.url, ["llama3.2", "nomic-embed-text"], preload=False)

@@ -80,7 +80,7 @@ def fuzz_stack(tmp_path: Path) -> Iterator[Stack]:
     """A control plane (short request deadline, so a stuck request answers 503/504 quickly)
     with runners for hello, the Ollama fake and examples/mcp."""
     loop = LoopThread()
-    stack = Stack(loop, tmp_path / "control")
+    stack = Stack(tmp_path / "control", loop, model=HELLO)
     models = {"llama3.2": FakeModel(), "nomic-embed-text": FakeModel(capabilities=("embedding",))}
     with FakeOllama(models=models) as fake:
         try:

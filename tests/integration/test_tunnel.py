@@ -15,7 +15,7 @@ from edge_runner.errors import Unauthorized
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import PROTOCOL_VERSION, decode_control, encode, format_version
 from edge_runner.runner.daemon import CONNECT_METHOD
-from tests.conftest import MS, Stack, wait_for, write_model
+from tests.conftest import HELLO, MS, Stack, wait_for, write_model
 
 
 def _raw_tunnel(
@@ -125,11 +125,11 @@ def test_runner_started_before_control_plane_connects_when_it_comes_up(
     loop_thread: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A runner retries with backoff until the control plane is up, logging the outage once."""
-    from tests.conftest import HELLO, LoopThread
+    from tests.conftest import LoopThread
 
     assert isinstance(loop_thread, LoopThread)
     caplog.set_level(logging.INFO, logger="edge_runner.runner.daemon")
-    stack = Stack(loop_thread, tmp_path / "control")
+    stack = Stack(tmp_path / "control", loop_thread, model=HELLO)
     port = _free_port()
     # The token exists only once the control plane bootstraps; write it first by starting and
     # stopping a control plane on the data dir, so the runner starts with a valid token.

@@ -1,83 +1,17 @@
-"""Import rules of DESIGN.md, the generated stubs, and what headless code loads."""
+"""The generated stubs, and what headless code loads at run time.
+
+The import rules themselves (DESIGN.md's layering) are import-linter contracts in
+pyproject.toml, checked by `make lint`.
+"""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "edge_runner"
-
-
-def _imports(folder: Path) -> set[tuple[str, str]]:
-    found = set()
-    for path in folder.rglob("*.py"):
-        if path.name.endswith(("_pb2.py", "_pb2_grpc.py")):
-            continue
-        tree = ast.parse(path.read_text(), str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found.update((str(path.relative_to(ROOT)), alias.name) for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                found.add((str(path.relative_to(ROOT)), node.module))
-    return found
-
-
-@pytest.mark.parametrize(
-    ("package", "forbidden"),
-    [
-        ("control", ("edge_runner.runner", "textual", "pynvml", "torch")),
-        ("runner", ("edge_runner.control", "fastapi", "uvicorn", "starlette", "textual", "torch")),
-        ("models", ("edge_runner.control", "edge_runner.runner", "grpc", "fastapi")),
-    ],
-)
-def test_sides_never_import_each_other(package: str, forbidden: tuple[str, ...]) -> None:
-    """control and runner meet only through the protocol; models stay transport-free."""
-    bad = [
-        (where, module)
-        for where, module in _imports(PACKAGE / package)
-        if module.startswith(forbidden)
-    ]
-    assert bad == []
-
-
-def test_only_telemetry_gpu_imports_pynvml() -> None:
-    """NVML stays behind one module (DESIGN.md's import rules)."""
-    users = {where for where, module in _imports(PACKAGE) if module.split(".")[0] == "pynvml"}
-    assert users == {"edge_runner/telemetry/gpu.py"}
-
-
-def test_only_tui_imports_textual() -> None:
-    """The dashboard is the top-level tui/ package; edge_runner/ reaches it only through
-    `edge-runner dashboard`, and never imports Textual itself."""
-    assert [where for where, module in _imports(PACKAGE) if module.startswith("textual")] == []
-    users = {where for where, module in _imports(PACKAGE) if module.startswith("tui")}
-    assert users == {"edge_runner/cli/dashboard_cmd.py"}
-
-
-def test_the_dashboard_is_a_client() -> None:
-    """tui/ reads the daemons through their clients: it imports no control plane, runner or
-    tunnel code, so it can never run a daemon in-process."""
-    bad = [
-        (where, module)
-        for where, module in _imports(ROOT / "tui")
-        if module.startswith(("edge_runner.control", "edge_runner.runner", "grpc", "fastapi"))
-    ]
-    assert bad == []
-
-
-def test_protocol_is_sans_io() -> None:
-    """protocol/ imports only the stubs, the error tree and the stdlib — no asyncio or grpc."""
-    allowed_ours = ("edge_runner.proto", "edge_runner.errors", "edge_runner.protocol")
-    for where, module in _imports(PACKAGE / "protocol"):
-        assert not module.startswith(("asyncio", "grpc", "socket", "websockets")), where
-        if module.startswith("edge_runner"):
-            assert module.startswith(allowed_ours), (where, module)
 
 
 def test_generated_stubs_are_fresh() -> None:

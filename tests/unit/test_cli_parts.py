@@ -89,8 +89,9 @@ def test_runner_id_persists_and_is_not_shared(tmp_path: Path) -> None:
 
 def test_up_hands_every_control_limit_to_its_control_plane() -> None:
     """`up --max-connections ... --handshake-timeout ...` reach the `control` child as given."""
+    from edge_runner.cli.daemon_args import CONTROL_SETTINGS, control_config
     from edge_runner.cli.main import build_parser
-    from edge_runner.cli.up import PASSED_TO_CONTROL, control_argv
+    from edge_runner.cli.up import control_argv
 
     limits = {
         "--max-connections": "7",
@@ -100,7 +101,7 @@ def test_up_hands_every_control_limit_to_its_control_plane() -> None:
         "--handshake-timeout": "5.5",
     }
     args = build_parser().parse_args(["up", *(x for kv in limits.items() for x in kv)])
-    argv = control_argv(args, Path("/data"))
+    argv = control_argv(control_config(args))
     for flag, value in limits.items():
         assert argv[argv.index(flag) + 1] == value
     # Every tuning option of `control` that `up` also takes is passed on.
@@ -110,4 +111,4 @@ def test_up_hands_every_control_limit_to_its_control_plane() -> None:
         for name, value in vars(control).items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     } - {"port", "grpc_port"}
-    assert tuning <= set(PASSED_TO_CONTROL)
+    assert tuning <= set(CONTROL_SETTINGS)

@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from edge_runner.control.config import ControlConfig
 from edge_runner.control.dispatch import RunnerLink, Task
 from edge_runner.control.registry import Registry
-from edge_runner.control.state import ControlSettings, ControlState
+from edge_runner.control.state import ControlState
 from edge_runner.control.tunnel import apply_frame
 from edge_runner.errors import ProtocolError
 from edge_runner.models.signatures import MethodKind, MethodSignature
@@ -79,7 +80,7 @@ def _alice_with_tasks(tmp_path: Path, streamed: int) -> tuple[ControlState, Runn
     registry = Registry(tmp_path / f"{uuid.uuid4().hex}.db")
     for user in (ALICE, BOB):
         registry.create_user(user)
-    state = ControlState(ControlSettings(data_dir=tmp_path), registry)
+    state = ControlState(ControlConfig(data_dir=tmp_path), registry)
     session, link = _connect(state, ALICE, _hello(ALICE_RUNNER, []))
     assert link is not None
     apply_frame(state, session, link, encode(pb.RunnerMessage(credit=pb.Credit(grant={"m1": 8}))))

@@ -13,11 +13,12 @@ import schemathesis
 from starlette.routing import Route, WebSocketRoute
 
 from edge_runner.control.api import create_app
+from edge_runner.control.config import ControlConfig
 from edge_runner.control.http_errors import TASK_ERROR_STATUS
 from edge_runner.control.openapi import build_document
 from edge_runner.control.openapi_routes import ERRORS, OPERATIONS, WEBSOCKET_PATHS
 from edge_runner.control.registry import Registry
-from edge_runner.control.state import ControlSettings, ControlState
+from edge_runner.control.state import ControlState
 from tests.conftest import ROOT
 
 DOCUMENT = build_document("0.0.0")
@@ -28,7 +29,7 @@ _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 def routes(tmp_path: Path) -> Iterator[list[Any]]:
     """The routes of a real control plane app (over an empty registry)."""
     registry = Registry(tmp_path / "control.db")
-    app = create_app(ControlState(ControlSettings(data_dir=tmp_path), registry))
+    app = create_app(ControlState(ControlConfig(data_dir=tmp_path), registry))
     yield list(app.routes)
     registry.close()
 

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
 
-from edge_runner.cli.output import gpu_share
+from edge_runner.telemetry.gpu import gpu_share
 from tui.format import ago
 from tui.widgets.table import LiveTable
 

@@ -1,7 +1,7 @@
 """``python -m edge_runner.selftest``: prove an install works, with no network but loopback.
 
 It starts a control plane and a runner of the model that ships inside the package
-(``edge_runner/selftest_model``) on 127.0.0.1 with ports the OS picks, in a temporary
+(``edge_runner/selftest/model``) on 127.0.0.1 with ports the OS picks, in a temporary
 ``EDGE_RUNNER_HOME``, lets the runner register through the real gRPC tunnel, and calls the model
 through the HTTP API: one unary call and one stream. It does it twice, in plain text (what
 ``edge-runner up`` does) and over TLS with a private CA made on the spot (what an air-gapped
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["MODEL_DIR", "MODEL_ID", "SelfTestFailed", "SelfTestReport", "main", "run_selftest"]
 
 #: the model folder the self-test serves (shipped as package data)
-MODEL_DIR = Path(__file__).resolve().with_name("selftest_model")
+MODEL_DIR = Path(__file__).resolve().parent / "model"
 MODEL_ID = "edge-runner-selftest"
 _PROBE = "edge-runner self-test"
 _RUNNER_ID = "runner-selftest"
@@ -122,29 +122,24 @@ async def _round(workdir: Path, *, tls: bool, limit: float) -> RoundTimes:
     """One control plane, one runner, one unary call and one stream."""
     from edge_runner.backends.python_model import PythonModelBackend
     from edge_runner.client import AsyncClient
-    from edge_runner.control import ControlPlane, ControlSettings
-    from edge_runner.runner import Runner, RunnerSettings
+    from edge_runner.daemons import ControlConfig, RunnerConfig, build_control, build_runner
+    from edge_runner.testing import run_until_registered
 
     began = time.perf_counter()
-    cert = key = ca = None
-    if tls:
-        from edge_runner.control.tls import self_signed
-
-        try:
-            files = self_signed(workdir / "tls", ["127.0.0.1"])
-        except Exception as exc:
-            raise SelfTestFailed("make a private CA", f"{type(exc).__name__}: {exc}") from exc
-        cert, key, ca = files.cert, files.key, files.ca
-    settings = ControlSettings(
-        host="127.0.0.1",
-        port=0,
-        grpc_port=0,
-        data_dir=workdir / "control",
-        tls_cert=cert,
-        tls_key=key,
-        request_timeout=limit,
-    )
-    plane = ControlPlane(settings)
+    try:
+        plane = build_control(
+            ControlConfig(
+                port=0,
+                grpc_port=0,
+                data_dir=workdir / "control",
+                request_timeout=limit,
+                tls_self_signed=tls,
+            )
+        )
+    except Exception as exc:
+        raise SelfTestFailed("make a private CA", f"{type(exc).__name__}: {exc}") from exc
+    settings = plane.settings
+    ca = settings.tls_ca
     await _step("start the control plane", plane.__aenter__(), limit)
     try:
         token = settings.admin_token_file.read_text().strip()
@@ -152,18 +147,23 @@ async def _round(workdir: Path, *, tls: bool, limit: float) -> RoundTimes:
             backend = PythonModelBackend(MODEL_DIR)
         except Exception as exc:
             raise SelfTestFailed("load the self-test model", str(exc)) from exc
-        runner = Runner(
-            RunnerSettings(
-                api_base=plane.api_base, token=token, pool_size=2, grace_period=5.0, ca_file=ca
-            ),
-            backend,
-            _RUNNER_ID,
+        config = RunnerConfig(
+            api_base=plane.api_base,
+            token=token,
+            enroll=False,
+            runner_id=_RUNNER_ID,
+            pool_size=2,
+            grace_period=5.0,
+            ca_file=ca,
+            local_api=False,
         )
-        ready = asyncio.Event()
-        serving = asyncio.create_task(runner.run(on_ready=lambda _: ready.set()))
+        runner = build_runner(config, backend=backend).runner
+        serving: asyncio.Task[None] | None = None
         try:
             try:
-                await _step("register the runner through the tunnel", _ready(ready, serving), limit)
+                serving = await _step(
+                    "register the runner through the tunnel", run_until_registered(runner), limit
+                )
             except SelfTestFailed as exc:
                 tunnel = runner.snapshot().get("tunnel")
                 last = tunnel.get("last_error") if isinstance(tunnel, dict) else None
@@ -186,23 +186,12 @@ async def _round(workdir: Path, *, tls: bool, limit: float) -> RoundTimes:
                 stream_ms = _ms(began)
         finally:
             runner.request_stop()
-            with contextlib.suppress(Exception):  # a failure above is the one to report
-                await asyncio.wait_for(serving, limit)
+            if serving is not None:
+                with contextlib.suppress(Exception):  # a failure above is the one to report
+                    await asyncio.wait_for(serving, limit)
     finally:
         await plane.close()
     return RoundTimes(tls, start_ms, predict_ms, stream_ms)
-
-
-async def _ready(ready: asyncio.Event, serving: asyncio.Task[None]) -> None:
-    """Wait for the runner's Welcome; its task ending first is the failure."""
-    waiter = asyncio.ensure_future(ready.wait())
-    try:
-        await asyncio.wait({waiter, serving}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-    if not ready.is_set():
-        serving.result()  # raises what stopped the runner
-        raise RuntimeError("the runner stopped before it registered")
 
 
 async def _collect(client: AsyncClient, n: int) -> list[str]:
@@ -255,7 +244,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print(report.summary(), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,26 +1,27 @@
-"""The runner command's telemetry: GPU placement at start, then the 1 Hz sampler.
+"""A runner process's telemetry: GPU placement at start, then the 1 Hz sampler.
 
-Placement runs in ``edge-runner runner`` before the backend is built (building it imports the
-model's code, which may initialise CUDA): it reads NVML once, picks GPUs for a Python model
-folder (see :mod:`edge_runner.runner.placement`), sets ``CUDA_VISIBLE_DEVICES`` and
-``CUDA_DEVICE_ORDER`` in this process's environment, and returns the GPUs to register. The
-same reader then feeds the sampler, whose GPU summary rides on every heartbeat; processes that
-are ours (this runner, an ``ollama serve`` it started and that server's model runners) are
-labelled as such in the per-process GPU memory.
+Placement runs in :func:`~edge_runner.daemons.build_runner` before the backend is built
+(building it imports the model's code, which may initialise CUDA): it reads NVML once, picks
+GPUs for a Python model folder (see :mod:`edge_runner.runner.placement`), sets
+``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER`` in this process's environment, and returns
+the GPUs to register. The same reader then feeds the sampler, whose GPU summary rides on every
+heartbeat; processes that are ours (this runner, an ``ollama serve`` it started and that
+server's model runners) are labelled as such in the per-process GPU memory.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 
+from edge_runner.backends.source import ModelSource
 from edge_runner.proto import tunnel_pb2 as pb
-from edge_runner.runner.placement import parse_gpus_option, place
+from edge_runner.runner.placement import place
 from edge_runner.telemetry import GpuReader, HostReader, Sampler
 
 __all__ = ["RunnerTelemetry"]
@@ -41,21 +42,21 @@ class RunnerTelemetry:
         self.reader = GpuReader(owners=self._owners)
         self.sampler = Sampler(self.reader, HostReader(disk, watch=self._watched))
 
-    def place(self, args: argparse.Namespace, model_path: Path) -> tuple[pb.Gpu, ...]:
-        """Choose the model folder's GPUs and hide the others; returns the GPUs to register.
+    def place(self, source: ModelSource, gpus: Sequence[int] | None = None) -> tuple[pb.Gpu, ...]:
+        """Choose the model folder's GPUs (``gpus``: these indices, ``--gpus``) and hide the
+        others; returns the GPUs to register.
 
         Raises:
             PlacementError: nothing here fits what the folder asks for.
-            ConfigError: a malformed ``--gpus``.
         """
-        override = parse_gpus_option(getattr(args, "gpus", None))
+        override = list(gpus) if gpus is not None else None
         report = self.sampler.sample_now().gpu
         compute = None
-        if not (args.ollama or args.openai_upstream):
+        if source.serves_folder:
             from edge_runner.models.config import load_config
             from edge_runner.models.loader import existing_folder
 
-            config = load_config(existing_folder(model_path))
+            config = load_config(existing_folder(source.folder))
             if "toolkit" not in config.raw:
                 compute = config.compute
         if compute is None and override is None:

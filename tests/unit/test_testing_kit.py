@@ -1,0 +1,87 @@
+"""edge_runner.testing's in-memory tunnel: the control plane's tunnel logic with no socket."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from edge_runner.control.config import ControlConfig
+from edge_runner.control.dispatch import Task, TaskState
+from edge_runner.control.registry import Registry, TokenInfo
+from edge_runner.control.state import ControlState
+from edge_runner.control.tunnel import EndKind, serve_tunnel
+from edge_runner.errors import TunnelError
+from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.protocol import RunnerSession
+from edge_runner.testing import MS, MemoryEnd, transport_pair
+
+ALICE = TokenInfo(user_id="alice", scopes=frozenset({"runner"}), name="t", token_id="tok-a")
+
+
+async def _pump(session: RunnerSession, end: MemoryEnd) -> None:
+    for frame in session.data_to_send():
+        await end.send(frame)
+
+
+async def _next(session: RunnerSession, end: MemoryEnd) -> list[object]:
+    frame = await asyncio.wait_for(end.recv(), 5_000 * MS)
+    assert frame is not None, "the control plane ended the tunnel"
+    return list(session.receive_frame(frame))
+
+
+def test_a_runner_session_meets_the_control_plane_in_memory(tmp_path: Path) -> None:
+    """Hello → Welcome → Task → Result → Goodbye through serve_tunnel, nothing listening."""
+
+    async def scenario() -> None:
+        registry = Registry(tmp_path / f"{uuid.uuid4().hex}.db")
+        registry.create_user("alice")
+        state = ControlState(ControlConfig(data_dir=tmp_path), registry)
+        runner_end, control_end = transport_pair()
+        served = asyncio.create_task(serve_tunnel(state, ALICE, control_end))
+        spec = pb.ModelSpec(model_id="m1")
+        session = RunnerSession(pb.Hello(runner_id="mem-1", models=[spec]))
+        await _pump(session, runner_end)
+        events = await _next(session, runner_end)
+        assert [type(e) for e in events] == [pb.Welcome]
+        session.grant("m1", 1)
+        await _pump(session, runner_end)
+
+        task = Task("task-1", "alice", "m1", "predict", b'{"text": "hi"}')
+        state.dispatcher.submit(task)
+        events = [e for e in await _next(session, runner_end) if isinstance(e, pb.Task)]
+        assert [(e.task_id, e.method, e.payload) for e in events] == [
+            ("task-1", "predict", b'{"text": "hi"}')
+        ]
+        session.send_result("task-1", events[0].attempt, b'"hi"')
+        session.send_goodbye("done")
+        await _pump(session, runner_end)
+        await runner_end.finish()
+        end = await asyncio.wait_for(served, 5_000 * MS)
+        assert end.kind is EndKind.CLOSED
+        assert task.state is TaskState.DONE
+        assert registry.runner_owner("mem-1") == "alice"
+
+    asyncio.run(scenario())
+
+
+def test_a_dropped_in_memory_tunnel_fails_both_ends() -> None:
+    """finish() is a clean end for the peer; abort() makes both ends fail like a reset."""
+
+    async def scenario() -> None:
+        runner_end, control_end = transport_pair()
+        await runner_end.send(b"one")
+        await runner_end.finish()
+        assert await control_end.recv() == b"one"
+        assert await control_end.recv() is None
+        with pytest.raises(ConnectionResetError):
+            await runner_end.send(b"after finish")
+        runner_end.abort()
+        with pytest.raises(TunnelError):
+            await runner_end.recv()
+        with pytest.raises(ConnectionResetError):
+            await control_end.send(b"to a dropped peer")
+
+    asyncio.run(scenario())
