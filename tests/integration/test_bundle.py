@@ -19,7 +19,7 @@ import pytest
 
 from edge_runner._version import __version__
 from edge_runner.bundle import BundleOptions, build_bundle
-from edge_runner.bundle_source import default_source
+from edge_runner.bundle.source import default_source
 from edge_runner.errors import ConfigError
 from edge_runner.protocol import PROTOCOL_VERSION, format_version
 from tests.conftest import MS, ROOT
