@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edge_runner_tui.app import create_app  # noqa: E402
 from tests.fakes.dashboard import FakeSource  # noqa: E402
-from tui.app import create_app  # noqa: E402
 
 SHOTS = (
     # file, key, GPUs, size

@@ -87,6 +87,19 @@ def test_bundle_holds_pinned_hashed_wheels(bundle: Path) -> None:
     )
 
 
+def test_the_wheel_ships_tui_as_edge_runner_tui(bundle: Path) -> None:
+    """The dashboard's tui/ folder is in the wheel as edge_runner_tui, stylesheet and subpackages
+    included, and no bare top-level `tui` package collides with another project's."""
+    (project,) = bundle.glob("edge_runner-*.whl")
+    with zipfile.ZipFile(project) as whl:
+        shipped = set(whl.namelist())
+        top_level = whl.read(next(n for n in shipped if n.endswith(".dist-info/top_level.txt")))
+    assert {"edge_runner_tui/app.py", "edge_runner_tui/dashboard.tcss"} <= shipped
+    assert {"edge_runner_tui/screens/gpu.py", "edge_runner_tui/widgets/table.py"} <= shipped
+    assert [name for name in shipped if name.startswith("tui/")] == []
+    assert top_level.decode().split() == ["edge_runner", "edge_runner_tui"]
+
+
 @needs_netns
 def test_install_sh_installs_and_self_tests_with_no_network(bundle: Path, tmp_path: Path) -> None:
     """In a namespace with only loopback, install.sh makes a venv from the bundle alone, and the

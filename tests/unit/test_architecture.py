@@ -53,11 +53,25 @@ def test_only_telemetry_gpu_imports_pynvml() -> None:
 
 
 def test_only_tui_imports_textual() -> None:
-    """The dashboard is the top-level tui/ package; edge_runner/ reaches it only through
-    `edge-runner dashboard`, and never imports Textual itself."""
+    """The dashboard is the tui/ folder, installed as edge_runner_tui; edge_runner/ reaches it
+    only through `edge-runner dashboard`, and never imports Textual itself."""
     assert [where for where, module in _imports(PACKAGE) if module.startswith("textual")] == []
-    users = {where for where, module in _imports(PACKAGE) if module.startswith("tui")}
+    users = {where for where, module in _imports(PACKAGE) if module.startswith("edge_runner_tui")}
     assert users == {"edge_runner/cli/dashboard_cmd.py"}
+
+
+def test_nothing_imports_the_folder_name_tui() -> None:
+    """`tui` is only the folder's name: installed, the package is edge_runner_tui (a bare `tui`
+    would collide with other projects'), so an import of `tui` works in a checkout and nowhere
+    else; inside tui/ the modules import each other relatively."""
+    folders = ("edge_runner", "tui", "tests", "tools", "bench")
+    bad = [
+        (where, module)
+        for folder in folders
+        for where, module in _imports(ROOT / folder)
+        if module == "tui" or module.startswith("tui.")
+    ]
+    assert bad == []
 
 
 def test_the_dashboard_is_a_client() -> None:
