@@ -1,4 +1,5 @@
-"""Write the README's dashboard screenshots (SVG, made by the app itself) to docs/.
+"""Write the dashboard screenshots of the README and docs/dashboard.md (SVG, made by the app
+itself) to docs/.
 
 The data is the pinned fake source of the snapshot tests (tests/fakes/dashboard.py), so the
 picture is the same on every machine:
