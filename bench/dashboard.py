@@ -3,8 +3,8 @@ flood of 200 lines/s.
 
 Starts ``edge-runner control`` and a runner of ``bench/models/chatty`` (recorded-answers NVML,
 one GPU, sampled at 1 Hz) on 127.0.0.1 with a throwaway ``EDGE_RUNNER_HOME`` and a `bench`
-context, then ``python -m tui`` in a real pseudo-terminal (160x48 by default) whose output this
-script reads and throws away, as a terminal would. Three phases:
+context, then ``python -m edge_runner_tui`` in a real pseudo-terminal (160x48 by default) whose
+output this script reads and throws away, as a terminal would. Three phases:
 
 1. idle on the Overview, ``--seconds`` (60): the budget is <= 3 % of one core, <= 120 MB RSS;
 2. idle on the GPU screen (its charts redraw every second), ``--seconds / 3``;
@@ -43,13 +43,13 @@ LINE = re.compile(rb"line (\d+) of the flood")
 
 
 class Terminal:
-    """``python -m tui`` in a pty of ``cols`` x ``rows``; its output is read and dropped, and
-    the highest flood line number seen is kept with the time it was seen."""
+    """``python -m edge_runner_tui`` in a pty of ``cols`` x ``rows``; its output is read and
+    dropped, and the highest flood line number seen is kept with the time it was seen."""
 
     def __init__(self, env: dict[str, str], cols: int, rows: int) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the dashboard
-            os.execvpe(sys.executable, [sys.executable, "-m", "tui"], env)
+            os.execvpe(sys.executable, [sys.executable, "-m", "edge_runner_tui"], env)
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.bytes = 0
         self.seen: list[tuple[float, int]] = []

@@ -1,4 +1,5 @@
-"""Write the README's dashboard screenshots (SVG, made by the app itself) to docs/.
+"""Write the dashboard screenshots of the README and docs/dashboard.md (SVG, made by the app
+itself) to docs/.
 
 The data is the pinned fake source of the snapshot tests (tests/fakes/dashboard.py), so the
 picture is the same on every machine:
@@ -17,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edge_runner_tui.app import create_app  # noqa: E402
 from tests.fakes.dashboard import FakeSource  # noqa: E402
-from tui.app import create_app  # noqa: E402
 
 SHOTS = (
     # file, key, GPUs, size

@@ -1,7 +1,7 @@
 """The dashboard app: a tab per screen, pollers off the UI thread, and the actions.
 
-Data comes from a :class:`~tui.data.DataSource` (the live one reads the control plane and the
-local runner through edge-runner's clients). GPUs are read every second and the tables every
+Data comes from a :class:`~edge_runner_tui.data.DataSource` (the live one reads the control plane
+and the local runner through edge-runner's clients). GPUs are read every second and the tables every
 two (nvitop's and k9s's cadence) in Textual thread workers that never overlap themselves; log
 records arrive from a follower thread into a queue that the UI drains four times a second, so a
 burst of lines costs one repaint, not one per line.
@@ -25,16 +25,17 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, RichLog, TabbedContent, TabPane
 
 from edge_runner.errors import ConfigError
-from tui.data import DataSource, LiveSource
-from tui.messages import ContextsLoaded, GpuSampled, LogRecords, Refreshed
-from tui.screens.contexts import ContextsView
-from tui.screens.gpu import GpuPanels
-from tui.screens.logs import LogsView
-from tui.screens.modals import ConfirmScreen, ContextForm, HelpScreen, RunnerDetail, help_text
-from tui.screens.overview import OverviewView
-from tui.screens.runners import RunnersView
-from tui.screens.tasks import TasksView
-from tui.widgets.banner import Banner
+
+from .data import DataSource, LiveSource
+from .messages import ContextsLoaded, GpuSampled, LogRecords, Refreshed
+from .screens.contexts import ContextsView
+from .screens.gpu import GpuPanels
+from .screens.logs import LogsView
+from .screens.modals import ConfirmScreen, ContextForm, HelpScreen, RunnerDetail, help_text
+from .screens.overview import OverviewView
+from .screens.runners import RunnersView
+from .screens.tasks import TasksView
+from .widgets.banner import Banner
 
 __all__ = ["DashboardApp", "NotATerminal", "create_app", "run_dashboard"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.message import Message
 
-from tui.data import ControlView, GpuView, LocalView
+from .data import ControlView, GpuView, LocalView
 
 __all__ = ["ContextsLoaded", "GpuSampled", "LogRecords", "Refreshed"]
 

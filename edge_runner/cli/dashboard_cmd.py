@@ -1,4 +1,4 @@
-"""``edge-runner dashboard``: the Textual dashboard (the top-level ``tui`` package).
+"""``edge-runner dashboard``: the Textual dashboard (``edge_runner_tui``, from ``tui/``).
 
 It is a client of the local runner's API and of the active context's control plane; it never
 runs a daemon. Read-only unless ``--allow-actions`` (or the ``a`` key) allows drain and cancel.
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _dashboard(args: argparse.Namespace) -> int:
     try:
-        from tui.app import run_dashboard
+        from edge_runner_tui.app import run_dashboard
     except ImportError as exc:
         raise ConfigError(
             f"the dashboard needs Textual ({exc.name} is missing): pip install 'edge-runner[tui]'"

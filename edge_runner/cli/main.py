@@ -22,7 +22,7 @@ EXIT_ERROR = 2
 
 
 def setup_logging(level: int) -> None:
-    """Log to stderr (never stdout: it carries command output and, later, MCP frames)."""
+    """Log to stderr (never stdout: it carries command output, and MCP frames for ``mcp``)."""
     logging.basicConfig(
         level=level,
         stream=sys.stderr,

@@ -1,7 +1,7 @@
 """The sans-I/O tunnel protocol: frames in, events and frames out.
 
-Nothing here touches sockets, asyncio or grpc: the gRPC transport (and later the WebSocket one)
-only move the bytes that :class:`ControlSession` and :class:`RunnerSession` produce and consume.
+Nothing here touches sockets, asyncio or grpc: the gRPC and WebSocket transports only move the
+bytes that :class:`ControlSession` and :class:`RunnerSession` produce and consume.
 """
 
 from __future__ import annotations

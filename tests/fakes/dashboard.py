@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_runner.telemetry.gpu import GpuInfo, GpuProcess
-from tui.data import ControlView, GpuView, LocalView
+from edge_runner_tui.data import ControlView, GpuView, LocalView
 
 __all__ = ["NOW", "FakeSource", "gpus"]
 

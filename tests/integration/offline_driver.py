@@ -132,8 +132,8 @@ class QuickStart:
         print(f"   dashboard snapshot: {path}")
 
     async def _snapshot(self) -> str:
-        from tui.app import create_app
-        from tui.data import LiveSource
+        from edge_runner_tui.app import create_app
+        from edge_runner_tui.data import LiveSource
 
         app = create_app(LiveSource(), poll=False)
         app.animation_level = "none"

@@ -19,7 +19,7 @@ import pytest
 
 from edge_runner._version import __version__
 from edge_runner.bundle import BundleOptions, build_bundle
-from edge_runner.bundle_source import default_source
+from edge_runner.bundle.source import default_source
 from edge_runner.errors import ConfigError
 from edge_runner.protocol import PROTOCOL_VERSION, format_version
 from tests.conftest import MS, ROOT
@@ -85,6 +85,19 @@ def test_bundle_holds_pinned_hashed_wheels(bundle: Path) -> None:
     assert {"edge_runner/selftest/model/config.yaml", "edge_runner/selftest/model/1/model.py"} <= (
         shipped
     )
+
+
+def test_the_wheel_ships_tui_as_edge_runner_tui(bundle: Path) -> None:
+    """The dashboard's tui/ folder is in the wheel as edge_runner_tui, stylesheet and subpackages
+    included, and no bare top-level `tui` package collides with another project's."""
+    (project,) = bundle.glob("edge_runner-*.whl")
+    with zipfile.ZipFile(project) as whl:
+        shipped = set(whl.namelist())
+        top_level = whl.read(next(n for n in shipped if n.endswith(".dist-info/top_level.txt")))
+    assert {"edge_runner_tui/app.py", "edge_runner_tui/dashboard.tcss"} <= shipped
+    assert {"edge_runner_tui/screens/gpu.py", "edge_runner_tui/widgets/table.py"} <= shipped
+    assert [name for name in shipped if name.startswith("tui/")] == []
+    assert top_level.decode().split() == ["edge_runner", "edge_runner_tui"]
 
 
 @needs_netns

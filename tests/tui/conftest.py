@@ -15,7 +15,7 @@ pytest.importorskip("textual")
 
 from textual.pilot import Pilot  # noqa: E402
 
-from tui.app import DashboardApp  # noqa: E402
+from edge_runner_tui.app import DashboardApp  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
-"""`edge-runner dashboard` and `python -m tui` as a user runs them: in a real pseudo-terminal,
-with nothing running (the banner says what to run), with bad options, and without Textual."""
+"""`edge-runner dashboard` and `python -m edge_runner_tui` as a user runs them: in a real
+pseudo-terminal, with nothing running (the banner says what to run), with bad options, and
+without Textual."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _read_until(fd: int, needle: bytes, within: float) -> bytes:
     return seen
 
 
-@pytest.mark.parametrize("command", [["-m", "edge_runner", "dashboard"], ["-m", "tui"]])
+@pytest.mark.parametrize("command", [["-m", "edge_runner", "dashboard"], ["-m", "edge_runner_tui"]])
 def test_it_opens_says_what_to_run_and_q_quits(command: list[str]) -> None:
     """Nothing runs here: the banner names `edge-runner up`; q leaves with status 0 and the
     terminal restored (the alternate screen is left)."""
@@ -68,7 +69,7 @@ def test_it_opens_says_what_to_run_and_q_quits(command: list[str]) -> None:
             pass
 
 
-@pytest.mark.parametrize("command", [["-m", "edge_runner", "dashboard"], ["-m", "tui"]])
+@pytest.mark.parametrize("command", [["-m", "edge_runner", "dashboard"], ["-m", "edge_runner_tui"]])
 def test_without_a_terminal_it_refuses_at_once(command: list[str]) -> None:
     """From a script (no tty): a one-line error and status 2, not a process spinning forever."""
     result = subprocess.run(
@@ -93,7 +94,10 @@ def test_bad_options_get_a_usage_error() -> None:
     assert "unrecognized arguments: --refresh fast" in result.stderr
     assert "Traceback" not in result.stderr
     module = subprocess.run(
-        [sys.executable, "-m", "tui", "--bogus"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "edge_runner_tui", "--bogus"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert module.returncode == 2 and "--bogus" in module.stderr
 

@@ -12,19 +12,19 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, RichLog, TabbedContent
 
+from edge_runner_tui.app import DashboardApp, create_app
+from edge_runner_tui.messages import GpuSampled
+from edge_runner_tui.screens.contexts import ContextsView
+from edge_runner_tui.screens.gpu import GpuPanel, GpuPanels, HostPanel
+from edge_runner_tui.screens.logs import CAPACITY, LogsView
+from edge_runner_tui.screens.modals import ConfirmScreen, ContextForm, HelpScreen, RunnerDetail
+from edge_runner_tui.screens.overview import OverviewView
+from edge_runner_tui.widgets.banner import Banner
+from edge_runner_tui.widgets.history import History
+from edge_runner_tui.widgets.table import LiveTable
 from tests.conftest import MS
 from tests.fakes.dashboard import FakeSource
 from tests.tui.conftest import drive, loaded, log_text, plain, until
-from tui.app import DashboardApp, create_app
-from tui.messages import GpuSampled
-from tui.screens.contexts import ContextsView
-from tui.screens.gpu import GpuPanel, GpuPanels, HostPanel
-from tui.screens.logs import CAPACITY, LogsView
-from tui.screens.modals import ConfirmScreen, ContextForm, HelpScreen, RunnerDetail
-from tui.screens.overview import OverviewView
-from tui.widgets.banner import Banner
-from tui.widgets.history import History
-from tui.widgets.table import LiveTable
 
 NO_RUNNER = (
     "no runner runs on this machine (start one with `edge-runner up` or `edge-runner runner PATH`)"

@@ -25,15 +25,15 @@ from edge_runner.errors import EdgeRunnerError
 from edge_runner.runner.events import LogBuffer
 from edge_runner.runner.local_api import LocalApi
 from edge_runner.telemetry import GpuReader, Sampler
+from edge_runner_tui.app import DashboardApp, create_app
+from edge_runner_tui.data import LiveSource
+from edge_runner_tui.screens.gpu import GpuPanel
+from edge_runner_tui.screens.modals import ConfirmScreen, ContextForm
+from edge_runner_tui.widgets.banner import Banner
+from edge_runner_tui.widgets.table import LiveTable
 from tests.conftest import MS, SLOW_MODEL, RunningRunner, Stack, write_model
 from tests.fakes.nvml import FakeNvml
 from tests.tui.conftest import drive, log_text, plain, until
-from tui.app import DashboardApp, create_app
-from tui.data import LiveSource
-from tui.screens.gpu import GpuPanel
-from tui.screens.modals import ConfirmScreen, ContextForm
-from tui.widgets.banner import Banner
-from tui.widgets.table import LiveTable
 
 
 @pytest.fixture

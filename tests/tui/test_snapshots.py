@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from edge_runner_tui.app import create_app
+from edge_runner_tui.screens.logs import LogsView
 from tests.fakes.dashboard import FakeSource
 from tests.tui.conftest import loaded
-from tui.app import create_app
-from tui.screens.logs import LogsView
 
 SIZES = [(80, 24), (160, 48)]
 #: enough samples for the history charts to have a shape

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.widgets.table import LiveTable
+from ..widgets.table import LiveTable
 
 __all__ = ["ContextsView"]
 

@@ -12,9 +12,9 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.data import GpuView
-from tui.format import gib, percent, set_text, short
-from tui.widgets.history import History
+from ..data import GpuView
+from ..format import gib, percent, set_text, short
+from ..widgets.history import History
 
 __all__ = ["HISTORY", "GpuPanel", "GpuPanels", "HostPanel"]
 

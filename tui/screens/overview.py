@@ -10,9 +10,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.data import ControlView, GpuView, LocalView
-from tui.format import ago, gib, set_text, short
-from tui.widgets.history import History
+from ..data import ControlView, GpuView, LocalView
+from ..format import ago, gib, set_text, short
+from ..widgets.history import History
 
 __all__ = ["OverviewView"]
 

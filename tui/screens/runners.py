@@ -10,8 +10,9 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from edge_runner.telemetry.gpu import gpu_share
-from tui.format import ago
-from tui.widgets.table import LiveTable
+
+from ..format import ago
+from ..widgets.table import LiveTable
 
 __all__ = ["RunnersView", "gpus_text"]
 

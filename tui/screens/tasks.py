@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.format import ago
-from tui.widgets.table import LiveTable
+from ..format import ago
+from ..widgets.table import LiveTable
 
 __all__ = ["TasksView"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from textual.widgets import Static
 
-from tui.data import ControlView, LocalView
+from ..data import ControlView, LocalView
 
 __all__ = ["Banner", "banner_lines"]
 

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_runner.bundle_files import BUNDLE_FILES, WheelFile, hash_wheels, write_files
-from edge_runner.bundle_source import (
+from edge_runner.bundle.files import BUNDLE_FILES, WheelFile, hash_wheels, write_files
+from edge_runner.bundle.source import (
     PROJECT,
     Source,
     SourceKind,

@@ -1,5 +1,5 @@
 """The files of a bundle besides its wheels: pinned requirements with hashes, the install
-scripts, the README, the manifest and SHA256SUMS (see :mod:`edge_runner.bundle`).
+scripts, the README, the manifest and SHA256SUMS (see :mod:`edge_runner.bundle.build`).
 
 The scripts are text for another machine, filled in with the bundle's Python version and
 edge-runner version.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_runner.bundle_source import PROJECT, canonical
+from edge_runner.bundle.source import PROJECT, canonical
 from edge_runner.errors import ConfigError
 
 __all__ = [
