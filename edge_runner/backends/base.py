@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from edge_runner.errors import BackendError
 from edge_runner.proto import tunnel_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -67,20 +68,6 @@ class CancelEvent(threading.Event):
                 callback()
             except Exception:  # a failing clean-up must not stop the others
                 logger.exception("a cancel callback failed")
-
-
-class BackendError(Exception):
-    """A task failure with a tunnel error code (``INVALID_ARGUMENT``, ``NOT_FOUND``, ...).
-
-    ``retryable`` says the task did not run and may run again (elsewhere, or here later): the
-    model was still loading, or its backend had just stopped answering.
-    """
-
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retryable = retryable
 
 
 @dataclass(frozen=True, slots=True)

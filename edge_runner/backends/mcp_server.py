@@ -27,13 +27,12 @@ from typing import Any
 
 from edge_runner.backends.base import (
     Backend,
-    BackendError,
     CancelEvent,
     Reply,
     StreamReply,
     json_arguments,
 )
-from edge_runner.errors import ModelFolderError
+from edge_runner.errors import BackendError, ModelFolderError
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb

@@ -37,7 +37,6 @@ import pydantic
 
 from edge_runner.backends.base import (
     Backend,
-    BackendError,
     CancelEvent,
     Reply,
     StreamReply,
@@ -63,7 +62,7 @@ from edge_runner.backends.openai_format import (
     include_usage,
 )
 from edge_runner.backends.watch import Watcher
-from edge_runner.errors import ConfigError
+from edge_runner.errors import BackendError, BackendUnreachable, ConfigError, PullFailed
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
 
@@ -112,14 +111,6 @@ def ollama_parallel() -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(f"OLLAMA_NUM_PARALLEL={raw!r} is not a positive integer")
     return int(raw)
-
-
-class _Down(Exception):
-    """Ollama could not be reached while preparing a model."""
-
-
-class _PullFailed(Exception):
-    """Ollama answered, but the pull failed for good (unknown name, disk full, no network)."""
 
 
 class OllamaBackend(Backend):
@@ -246,12 +237,17 @@ class OllamaBackend(Backend):
                         resolved = name
                     if self.preload:
                         self._load_into_memory(model_id, name, resolved)
-            except _PullFailed as exc:
+            except PullFailed as exc:
                 self._failed.add(model_id)
-                logger.error("%s", exc)
-                self.set_status(model_id, pb.FAILED, str(exc))
+                message = self._pull_failure(exc.name, exc.error)
+                logger.error("%s", message)
+                self.set_status(model_id, pb.FAILED, message)
                 continue
-            except (_Down, *_FOREIGN, *_FOREIGN_ANSWER) as exc:
+            except BackendUnreachable as exc:
+                if not self._closed.is_set():
+                    self._watcher.down(str(exc))
+                return
+            except (*_FOREIGN, *_FOREIGN_ANSWER) as exc:
                 if not self._closed.is_set():
                     self._watcher.down(_describe(exc))
                 return
@@ -288,9 +284,9 @@ class OllamaBackend(Backend):
                 if self.log_progress and progress.crossed_tenth():
                     logger.info("%s", message)
         except ollama.ResponseError as exc:
-            raise _PullFailed(self._pull_failure(name, exc.error)) from exc
+            raise PullFailed(name, exc.error) from exc
         except (httpx.HTTPError, ConnectionError) as exc:
-            raise _Down(_describe(exc)) from exc
+            raise BackendUnreachable(_describe(exc)) from exc
         logger.info("%s pulled in %.1f s", name, time.monotonic() - started)
 
     def _pull_failure(self, name: str, error: str) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 import ollama
 import pydantic
 
-from edge_runner.backends.base import BackendError
 from edge_runner.backends.openai_format import stop_list
+from edge_runner.errors import BackendError
 
 __all__ = [
     "chat_options",

@@ -14,9 +14,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from edge_runner.backends.base import BackendError, Reply, StreamReply
+from edge_runner.backends.base import Reply, StreamReply
 from edge_runner.backends.openai_format import CHAT_METHOD, CompletionWriter, include_usage
-from edge_runner.errors import InvalidArgument
+from edge_runner.errors import BackendError, InvalidArgument
 from edge_runner.models.model_class import (
     ModelClass,
     iterate_with_cancel_event,

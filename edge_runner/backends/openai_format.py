@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from edge_runner.backends.base import BackendError, Reply, StreamReply
+from edge_runner.backends.base import Reply, StreamReply
+from edge_runner.errors import BackendError
 from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = [

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply, json_arguments
+from edge_runner.backends.base import Backend, Reply, StreamReply, json_arguments
 from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
 from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
 from edge_runner.backends.openai_format import (
@@ -34,7 +34,7 @@ from edge_runner.backends.openai_format import (
     OPENAI_METHODS,
 )
 from edge_runner.backends.watch import Watcher
-from edge_runner.errors import ConfigError
+from edge_runner.errors import BackendError, ConfigError
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb

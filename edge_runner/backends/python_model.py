@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply
+from edge_runner.backends.base import Backend, Reply, StreamReply
 from edge_runner.backends.openai_adapter import CHAT_METHOD, chat_completion
-from edge_runner.errors import InvalidArgument
+from edge_runner.errors import BackendError, InvalidArgument
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.model_class import (
     ModelClass,

@@ -34,7 +34,6 @@ from edge_runner.control.http_common import (
 )
 from edge_runner.control.http_errors import (
     UNAUTHENTICATED_MESSAGE,
-    ApiProblem,
     error_body,
     problem_response,
 )
@@ -47,7 +46,7 @@ from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 from edge_runner.control.tokens_api import add_token_routes
 from edge_runner.control.tunnel_ws import add_tunnel_route
-from edge_runner.errors import InvalidArgument
+from edge_runner.errors import ApiProblem, InvalidArgument
 from edge_runner.models.signatures import MethodKind, validate_arguments
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import PROTOCOL_VERSION, format_version

@@ -29,13 +29,13 @@ import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
+from edge_runner.errors import QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlEvent, ControlSession, SessionState
 from edge_runner.protocol.session import InflightTask
 
 __all__ = [
     "Dispatcher",
-    "QueueFull",
     "RunnerLink",
     "Task",
     "TaskDone",
@@ -52,10 +52,6 @@ MAX_ATTEMPTS = 3
 
 ModelKey = tuple[str, str]  # (user id, model id)
 TaskKey = tuple[str, int]  # (task id, attempt)
-
-
-class QueueFull(Exception):
-    """The model's queue is at its bound; the client should retry later (429)."""
 
 
 class TaskState(enum.Enum):

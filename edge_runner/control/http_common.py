@@ -15,15 +15,15 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from edge_runner.control.dispatch import (
-    QueueFull,
     Task,
     TaskEvent,
     TaskFailedEvent,
     TaskOutput,
     TaskState,
 )
-from edge_runner.control.http_errors import TASK_ERROR_STATUS, ApiProblem
+from edge_runner.control.http_errors import TASK_ERROR_STATUS
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ApiProblem, QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = [

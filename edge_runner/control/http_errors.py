@@ -10,10 +10,11 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
+from edge_runner.errors import ApiProblem
+
 __all__ = [
     "TASK_ERROR_STATUS",
     "UNAUTHENTICATED_MESSAGE",
-    "ApiProblem",
     "error_body",
     "error_type",
     "problem_response",
@@ -53,28 +54,6 @@ TASK_ERROR_STATUS = {
     "CANCELLED": 409,
     "SLOW_READER": 429,
 }
-
-
-class ApiProblem(Exception):
-    """An error answer: raised anywhere in a route, rendered by :func:`problem_response`."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        param: str | None = None,
-        retry_after: int | None = None,
-        task_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.task_id = task_id
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-        self.retry_after = retry_after
 
 
 def error_type(status: int) -> str:

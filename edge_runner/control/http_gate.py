@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge_runner.control.http_errors import UNAUTHENTICATED_MESSAGE, ApiProblem, error_body
+from edge_runner.control.http_errors import UNAUTHENTICATED_MESSAGE, error_body
 from edge_runner.control.mcp_api import MCP_PATH_PREFIX, jsonrpc_error_body
 from edge_runner.control.tunnel_ws import TUNNEL_PATH
+from edge_runner.errors import ApiProblem
 
 if TYPE_CHECKING:
     from edge_runner.control.auth import Authenticator

@@ -26,9 +26,9 @@ from starlette.responses import Response
 
 from edge_runner.control.dispatch import TaskDone
 from edge_runner.control.http_common import answer, parse_json, read_body, submit_task
-from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ApiProblem
 
 __all__ = ["MCP_HTTP_METHOD", "MCP_PATH_PREFIX", "add_mcp_routes", "jsonrpc_error_body"]
 

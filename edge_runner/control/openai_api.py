@@ -27,9 +27,9 @@ from edge_runner.control.http_common import (
     stream_events,
     submit_task,
 )
-from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ApiProblem
 
 __all__ = [
     "CHAT_METHOD",

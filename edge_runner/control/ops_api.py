@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from edge_runner.control.http_common import SSE_HEADERS
-from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ApiProblem
 
 __all__ = ["add_ops_routes"]
 

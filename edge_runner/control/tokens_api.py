@@ -18,9 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from edge_runner.control.http_common import read_json_object
-from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import ADMIN_SCOPES, SCOPES, TokenInfo, TokenRecord
 from edge_runner.control.state import PERMISSION_DENIED, ControlState, runner_id_taken
+from edge_runner.errors import ApiProblem
 from edge_runner.protocol import RUNNER_ID_PATTERN
 
 __all__ = ["MAX_TOKEN_TTL", "MIN_TOKEN_TTL", "add_token_routes"]

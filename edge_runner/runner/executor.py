@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from edge_runner.backends.base import Backend, BackendError, CancelEvent, Reply
+from edge_runner.backends.base import Backend, CancelEvent, Reply
+from edge_runner.errors import BackendError
 from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = ["Executor", "StreamGate", "TaskSink"]
