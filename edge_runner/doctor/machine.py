@@ -96,7 +96,7 @@ def check_nvml(env: Env, r: Reporter) -> Check:
 
 def check_ollama(env: Env, r: Reporter) -> Check:
     """Ollama answers at ``$OLLAMA_HOST`` (or the default 127.0.0.1:11434), and its version."""
-    from edge_runner.backends.ollama import normalize_host
+    from edge_runner.backends.ollama_ready import normalize_host
 
     configured = os.environ.get("OLLAMA_HOST", "").strip()
     url = normalize_host(configured or None)
