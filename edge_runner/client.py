@@ -24,6 +24,7 @@ from edge_runner.errors import (
     ApiError,
     BadRequest,
     ConnectionFailed,
+    ErrorCode,
     Forbidden,
     NotFound,
     Overloaded,
@@ -58,7 +59,10 @@ def _api_error(response: httpx.Response, body: bytes) -> ApiError:
         error = json.loads(body)["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
-        code, message = "HTTP_ERROR", body.decode(errors="replace")[:500] or response.reason_phrase
+        code, message = (
+            ErrorCode.HTTP_ERROR,
+            body.decode(errors="replace")[:500] or response.reason_phrase,
+        )
     retry = response.headers.get("retry-after")
     retry_after = float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
     cls = _STATUS_ERRORS.get(response.status_code, TaskFailed)

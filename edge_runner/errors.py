@@ -36,10 +36,14 @@ chained with ``raise X(...) from exc`` so a support log keeps the cause::
             └── TaskFailed       500, 504, or an ``event: error`` in a stream
 
 The classes marked with a module live next to their one raiser; the rest live here. Messages
-are written for a person: what was tried, what exists, what to do.
+are written for a person: what was tried, what exists, what to do. The machine-readable codes
+that travel with them (in a tunnel TaskError or Error, in an HTTP answer's ``error.code``) are
+the members of :class:`ErrorCode`.
 """
 
 from __future__ import annotations
+
+import enum
 
 __all__ = [
     "ApiError",
@@ -51,6 +55,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "EdgeRunnerError",
+    "ErrorCode",
     "Forbidden",
     "InvalidArgument",
     "KeyringUnavailable",
@@ -69,6 +74,70 @@ __all__ = [
     "UnsupportedType",
     "VersionMismatch",
 ]
+
+
+class ErrorCode(enum.StrEnum):
+    """Every machine-readable error code edge-runner sends: its wire vocabulary, in one place.
+
+    A runner sends a task code in a ``TaskError``; either side of a tunnel sends a session code
+    in an ``Error`` frame; the control plane answers an HTTP error with a code in
+    ``error.code`` (``control.openapi_routes.ERRORS`` documents each one at its status). The
+    members are strings equal to what travels, so the wire format is the strings themselves.
+    """
+
+    # A task failed (TaskError.code; the control plane answers each at one HTTP status).
+    MODEL_ERROR = "MODEL_ERROR"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    BAD_REQUEST = "BAD_REQUEST"
+    NOT_FOUND = "NOT_FOUND"
+    NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+    UNAVAILABLE = "UNAVAILABLE"
+    BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
+    MODEL_LOADING = "MODEL_LOADING"
+    MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
+    RUNNER_LOST = "RUNNER_LOST"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    CANCELLED = "CANCELLED"
+    SLOW_READER = "SLOW_READER"
+
+    # The tunnel session refused a peer or broke (Error.code).
+    PROTOCOL = "PROTOCOL"
+    MALFORMED_FRAME = "MALFORMED_FRAME"
+    VERSION_MISMATCH = "VERSION_MISMATCH"
+    INVALID_HELLO = "INVALID_HELLO"
+    INVALID_SPEC = "INVALID_SPEC"
+    SIGNATURE_CONFLICT = "SIGNATURE_CONFLICT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+
+    # The HTTP API refused a request, or could not run it.
+    INVALID_JSON = "INVALID_JSON"
+    INVALID_BODY = "INVALID_BODY"
+    ALREADY_RUNNER_TOKEN = "ALREADY_RUNNER_TOKEN"
+    NOT_MCP = "NOT_MCP"
+    MISSING_SCOPE = "MISSING_SCOPE"
+    UNKNOWN_MODEL = "UNKNOWN_MODEL"
+    UNKNOWN_METHOD = "UNKNOWN_METHOD"
+    UNKNOWN_TASK = "UNKNOWN_TASK"
+    UNKNOWN_RUNNER = "UNKNOWN_RUNNER"
+    UNKNOWN_TOKEN = "UNKNOWN_TOKEN"
+    MODEL_NOT_FOUND = "model_not_found"  # OpenAI's own code, on the /v1 routes
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    USER_EXISTS = "USER_EXISTS"
+    CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"
+    QUEUE_FULL = "QUEUE_FULL"
+    NO_RUNNER = "NO_RUNNER"
+    BAD_RUNNER_ANSWER = "BAD_RUNNER_ANSWER"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    HTTP_ERROR = "HTTP_ERROR"  # any other HTTP error status (and a body the client cannot read)
+
+    # A server limit, answered before any route runs.
+    INVALID_HTTP = "INVALID_HTTP"
+    HEADER_TIMEOUT = "HEADER_TIMEOUT"
+    BODY_TIMEOUT = "BODY_TIMEOUT"
+    HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
 
 
 class EdgeRunnerError(Exception):
@@ -155,7 +224,7 @@ class BackendError(EdgeRunnerError):
             was still loading, or its backend had just stopped answering.
     """
 
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -195,7 +264,8 @@ class ApiProblem(EdgeRunnerError):
 
     Attributes:
         status: the HTTP status.
-        code: ``error.code`` in the body.
+        code: ``error.code`` in the body: an :class:`ErrorCode`, or the code a runner sent in
+            its TaskError, passed on as it came (a newer runner may send one this side lacks).
         message: ``error.message`` in the body.
         param: ``error.param``: the request field at fault, if one is.
         retry_after: seconds for a ``Retry-After`` header.

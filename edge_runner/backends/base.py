@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from edge_runner.errors import BackendError
+from edge_runner.errors import BackendError, ErrorCode
 from edge_runner.proto import tunnel_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -197,9 +197,9 @@ def json_arguments(payload: bytes) -> dict[str, Any]:
     try:
         args = json.loads(payload or b"{}")
     except ValueError as exc:
-        raise BackendError("INVALID_ARGUMENT", f"task payload is not JSON: {exc}") from exc
+        raise BackendError(ErrorCode.INVALID_ARGUMENT, f"task payload is not JSON: {exc}") from exc
     if not isinstance(args, dict):
-        raise BackendError("INVALID_ARGUMENT", "task payload must be a JSON object")
+        raise BackendError(ErrorCode.INVALID_ARGUMENT, "task payload must be a JSON object")
     return args
 
 

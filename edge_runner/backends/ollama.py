@@ -63,7 +63,7 @@ from edge_runner.backends.openai_format import (
     embeddings_reply,
     include_usage,
 )
-from edge_runner.errors import BackendError
+from edge_runner.errors import BackendError, ErrorCode
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
 
@@ -176,16 +176,20 @@ class OllamaBackend(Backend):
         args = json_arguments(payload)
         handler = self._handlers.get(method)
         if handler is None:
-            raise BackendError("NOT_FOUND", f"Ollama models have no method {method!r}")
+            raise BackendError(ErrorCode.NOT_FOUND, f"Ollama models have no method {method!r}")
         return handler(self, name, model_id, args, cancel)
 
     def _serving(self, model_id: str) -> str:
         name = self.names.get(model_id)
         if name is None or model_id in self._readiness.failed:
-            raise BackendError("NOT_FOUND", f"this runner does not serve {model_id!r}")
+            raise BackendError(ErrorCode.NOT_FOUND, f"this runner does not serve {model_id!r}")
         status = self.status(model_id)
         if status is not None and status.state != pb.READY:
-            code = "MODEL_LOADING" if status.state == pb.LOADING else "BACKEND_UNAVAILABLE"
+            code = (
+                ErrorCode.MODEL_LOADING
+                if status.state == pb.LOADING
+                else ErrorCode.BACKEND_UNAVAILABLE
+            )
             raise BackendError(code, status.message, retryable=True)
         return name
 
@@ -305,7 +309,8 @@ class OllamaBackend(Backend):
             prompt = prompt[0]
         if not isinstance(prompt, str):
             raise BackendError(
-                "INVALID_ARGUMENT", "`prompt` must be a string (Ollama completes one at a time)"
+                ErrorCode.INVALID_ARGUMENT,
+                "`prompt` must be a string (Ollama completes one at a time)",
             )
         body = self._body(request, chat=False)
         suffix = request.get("suffix")
@@ -343,10 +348,14 @@ class OllamaBackend(Backend):
         texts = _texts(request.get("input"), "input")
         encoding = request.get("encoding_format") or "float"
         if encoding not in ("float", "base64"):
-            raise BackendError("INVALID_ARGUMENT", "`encoding_format` must be float or base64")
+            raise BackendError(
+                ErrorCode.INVALID_ARGUMENT, "`encoding_format` must be float or base64"
+            )
         dimensions = request.get("dimensions")
         if dimensions is not None and (not isinstance(dimensions, int) or dimensions < 1):
-            raise BackendError("INVALID_ARGUMENT", "`dimensions` must be a positive integer")
+            raise BackendError(
+                ErrorCode.INVALID_ARGUMENT, "`dimensions` must be a positive integer"
+            )
         response = self._unary(
             cancel,
             lambda: self._clients.get().embed(
@@ -388,27 +397,29 @@ class OllamaBackend(Backend):
                 return call()
         except FOREIGN as exc:
             if cancel.is_set():
-                raise BackendError("CANCELLED", "the task was cancelled") from exc
+                raise BackendError(ErrorCode.CANCELLED, "the task was cancelled") from exc
             raise self._translate(exc) from exc
 
     def _translate(self, exc: BaseException) -> BackendError:
         if isinstance(exc, ollama.ResponseError):
             if exc.status_code == 404:
                 return BackendError(
-                    "NOT_FOUND", f"Ollama: {exc.error} (pull it with `ollama pull NAME`)"
+                    ErrorCode.NOT_FOUND, f"Ollama: {exc.error} (pull it with `ollama pull NAME`)"
                 )
-            code = "INVALID_ARGUMENT" if exc.status_code == 400 else "MODEL_ERROR"
+            code = ErrorCode.INVALID_ARGUMENT if exc.status_code == 400 else ErrorCode.MODEL_ERROR
             return BackendError(code, f"Ollama: {exc.error}")
         if isinstance(exc, ollama.RequestError):
-            return BackendError("INVALID_ARGUMENT", f"Ollama request: {exc.error}")
+            return BackendError(ErrorCode.INVALID_ARGUMENT, f"Ollama request: {exc.error}")
         if isinstance(exc, httpx.HTTPError | ConnectionError):
             self._readiness.lost()  # let it confirm and mark the models unavailable
             return BackendError(
-                "BACKEND_UNAVAILABLE",
+                ErrorCode.BACKEND_UNAVAILABLE,
                 f"Ollama at {self.host} stopped answering ({describe(exc)}); "
                 "the runner marks its models unavailable until it is back",
             )
-        return BackendError("MODEL_ERROR", f"Ollama sent an answer that cannot be read: {exc}")
+        return BackendError(
+            ErrorCode.MODEL_ERROR, f"Ollama sent an answer that cannot be read: {exc}"
+        )
 
 
 def _usage(part: Any) -> pb.Usage:
@@ -421,7 +432,7 @@ def _usage(part: Any) -> pb.Usage:
 def _text(args: dict[str, Any], name: str) -> str:
     value = args.get(name)
     if not isinstance(value, str):
-        raise BackendError("INVALID_ARGUMENT", f"`{name}` must be a string")
+        raise BackendError(ErrorCode.INVALID_ARGUMENT, f"`{name}` must be a string")
     return value
 
 
@@ -431,5 +442,5 @@ def _texts(value: Any, name: str) -> list[str]:
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return value
     raise BackendError(
-        "INVALID_ARGUMENT", f"`{name}` must be a string or a non-empty list of strings"
+        ErrorCode.INVALID_ARGUMENT, f"`{name}` must be a string or a non-empty list of strings"
     )

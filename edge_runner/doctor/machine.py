@@ -15,6 +15,7 @@ import httpx
 
 from edge_runner.doctor._core import Check, Reporter, describe_error
 from edge_runner.doctor._env import DEFAULT_PORTS, Env
+from edge_runner.errors import ErrorCode
 
 __all__ = [
     "EXTRAS",
@@ -184,7 +185,7 @@ def _speaks_edge_runner(port: int, timeout: float) -> bool:
         code = info.json()["error"]["code"] if info.status_code == 401 else None
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return False
-    return health.status_code == 200 and code == "UNAUTHENTICATED"
+    return health.status_code == 200 and code == ErrorCode.UNAUTHENTICATED
 
 
 def check_ports(env: Env, r: Reporter) -> Check:
