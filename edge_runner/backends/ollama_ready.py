@@ -23,6 +23,7 @@ import httpx
 import ollama
 import pydantic
 
+from edge_runner._http import describe_http_error
 from edge_runner.backends.base import CancelEvent
 from edge_runner.backends.http_cancel import PerThread, cancel_scope
 from edge_runner.backends.watch import Watcher
@@ -103,7 +104,7 @@ def describe(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, ConnectionError) and "Failed to connect to Ollama" in text:
         return "connection refused"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return describe_http_error(exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from edge_runner._http import describe_http_error
 from edge_runner.backends.base import Backend, Reply, StreamReply, json_arguments
 from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
 from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
@@ -131,7 +132,7 @@ class OpenAIUpstreamBackend(Backend):
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
                 f"no OpenAI-compatible server answers GET {self.base_url}/models "
-                f"({type(exc).__name__}: {exc}); {START_HINT}"
+                f"({describe_http_error(exc)}); {START_HINT}"
             ) from exc
         wanted = self._wanted if self._wanted is not None else listed
         if not isinstance(wanted, Mapping):
@@ -339,7 +340,7 @@ class OpenAIUpstreamBackend(Backend):
         self._watcher.wake()
         return BackendError(
             ErrorCode.BACKEND_UNAVAILABLE,
-            f"{self.base_url} stopped answering ({type(exc).__name__}: {exc}); "
+            f"{self.base_url} stopped answering ({describe_http_error(exc)}); "
             "the runner marks its models unavailable until it is back",
         )
 
