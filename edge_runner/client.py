@@ -6,8 +6,9 @@
     for piece in client.generate("hello", text="hi"):
         print(piece)
 
-httpx errors and error answers are translated here, at one boundary, into the
-:mod:`edge_runner.errors` tree.
+httpx errors (through :func:`edge_runner._http.map_httpx_errors`, with :meth:`_Base._unreachable`)
+and error answers (:func:`_api_error`) are translated here, at one boundary, into the
+:mod:`edge_runner.errors` tree, the same way for the blocking and the asyncio client.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from urllib.parse import quote
 
 import httpx
 
+from edge_runner._http import describe_http_error, map_httpx_errors
 from edge_runner.errors import (
     ApiError,
     BadRequest,
     ConnectionFailed,
+    ErrorCode,
     Forbidden,
     NotFound,
     Overloaded,
@@ -58,18 +61,21 @@ def _api_error(response: httpx.Response, body: bytes) -> ApiError:
         error = json.loads(body)["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
-        code, message = "HTTP_ERROR", body.decode(errors="replace")[:500] or response.reason_phrase
+        code, message = (
+            ErrorCode.HTTP_ERROR,
+            body.decode(errors="replace")[:500] or response.reason_phrase,
+        )
     retry = response.headers.get("retry-after")
     retry_after = float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
     cls = _STATUS_ERRORS.get(response.status_code, TaskFailed)
     return cls(response.status_code, code, message, retry_after)
 
 
-def _connection_failed(api_base: str, exc: httpx.HTTPError) -> ConnectionFailed:
-    return ConnectionFailed(
-        f"cannot reach the control plane at {api_base} ({type(exc).__name__}: {exc}); "
-        "is it running? (`edge-runner up` or `edge-runner control`)"
-    )
+def _answer(response: httpx.Response) -> Any:
+    """The JSON of a complete answer, or the error it carries."""
+    if response.status_code >= 400:
+        raise _api_error(response, response.content)
+    return response.json()
 
 
 class SSEParser:
@@ -164,6 +170,13 @@ class _Base:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.api_base!r})"
 
+    def _unreachable(self, exc: httpx.HTTPError) -> ConnectionFailed:
+        """What an httpx error means here: the control plane could not be reached (any more)."""
+        return ConnectionFailed(
+            f"cannot reach the control plane at {self.api_base} ({describe_http_error(exc)}); "
+            "is it running? (`edge-runner up` or `edge-runner control`)"
+        )
+
 
 class Client(_Base):
     """A blocking client. Use as a context manager, or call :meth:`close`."""
@@ -183,13 +196,9 @@ class Client(_Base):
         self._http.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
+        with map_httpx_errors(self._unreachable):
             response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _connection_failed(self.api_base, exc) from exc
-        if response.status_code >= 400:
-            raise _api_error(response, response.content)
-        return response.json()
+        return _answer(response)
 
     def info(self) -> dict[str, Any]:
         """Version, protocol version and tunnel addresses."""
@@ -247,15 +256,15 @@ class Client(_Base):
         if level:
             params["level"] = level
         path = f"/v2/runners/{_seg(runner_id)}/logs"
-        try:
-            with self._http.stream("GET", path, params=params, timeout=None) as response:
-                if response.status_code >= 400:
-                    raise _api_error(response, response.read())
-                for event, data in parse_sse(response.iter_lines()):
-                    if event == "log":
-                        yield json.loads(data)
-        except httpx.HTTPError as exc:
-            raise _connection_failed(self.api_base, exc) from exc
+        with (
+            map_httpx_errors(self._unreachable),
+            self._http.stream("GET", path, params=params, timeout=None) as response,
+        ):
+            if response.status_code >= 400:
+                raise _api_error(response, response.read())
+            for event, data in parse_sse(response.iter_lines()):
+                if event == "log":
+                    yield json.loads(data)
 
     def create_token(
         self, name: str, scopes: list[str], expires_in: float | None = None
@@ -282,17 +291,17 @@ class Client(_Base):
     def generate(self, model_id: str, method: str = "generate", /, **kwargs: Any) -> Iterator[Any]:
         """Call a streaming method; yields outputs as they arrive."""
         path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
-        try:
-            with self._http.stream("POST", path, json=kwargs) as response:
-                if response.status_code >= 400:
-                    raise _api_error(response, response.read())
-                for event, data in parse_sse(response.iter_lines()):
-                    item = _stream_item(event, data)
-                    if event == "done":
-                        return
-                    yield item
-        except httpx.HTTPError as exc:
-            raise _connection_failed(self.api_base, exc) from exc
+        with (
+            map_httpx_errors(self._unreachable),
+            self._http.stream("POST", path, json=kwargs) as response,
+        ):
+            if response.status_code >= 400:
+                raise _api_error(response, response.read())
+            for event, data in parse_sse(response.iter_lines()):
+                item = _stream_item(event, data)
+                if event == "done":
+                    return
+                yield item
 
     def chat(
         self, model_id: str, messages: list[dict[str, Any]], /, **options: Any
@@ -309,18 +318,18 @@ class Client(_Base):
         ``options`` are OpenAI request fields (``max_tokens``, ``temperature``, ...).
         """
         body = {**options, "model": model_id, "messages": messages, "stream": True}
-        try:
-            with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
-                if response.status_code >= 400:
-                    raise _api_error(response, response.read())
-                for _, data in parse_sse(response.iter_lines()):
-                    if data == "[DONE]":
-                        return
-                    text = _chat_delta(json.loads(data))
-                    if text:
-                        yield text
-        except httpx.HTTPError as exc:
-            raise _connection_failed(self.api_base, exc) from exc
+        with (
+            map_httpx_errors(self._unreachable),
+            self._http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            if response.status_code >= 400:
+                raise _api_error(response, response.read())
+            for _, data in parse_sse(response.iter_lines()):
+                if data == "[DONE]":
+                    return
+                text = _chat_delta(json.loads(data))
+                if text:
+                    yield text
 
 
 def _chat_delta(doc: Any) -> str:
@@ -352,13 +361,9 @@ class AsyncClient(_Base):
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
+        with map_httpx_errors(self._unreachable):
             response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _connection_failed(self.api_base, exc) from exc
-        if response.status_code >= 400:
-            raise _api_error(response, response.content)
-        return response.json()
+        return _answer(response)
 
     async def info(self) -> dict[str, Any]:
         """Version, protocol version and tunnel addresses."""
@@ -388,7 +393,7 @@ class AsyncClient(_Base):
     ) -> AsyncIterator[Any]:
         """Call a streaming method; yields outputs as they arrive."""
         path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
-        try:
+        with map_httpx_errors(self._unreachable):
             async with self._http.stream("POST", path, json=kwargs) as response:
                 if response.status_code >= 400:
                     raise _api_error(response, await response.aread())
@@ -401,5 +406,3 @@ class AsyncClient(_Base):
                     if parsed[0] == "done":
                         return
                     yield item
-        except httpx.HTTPError as exc:
-            raise _connection_failed(self.api_base, exc) from exc

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from edge_runner._http import map_httpx_errors
 from edge_runner._platform import try_lock, unlock
 from edge_runner.config.paths import runner_file, runtime_dir
 from edge_runner.errors import ClientError, ConnectionFailed
@@ -127,13 +128,15 @@ class LocalClient:
         self._http.close()
 
     def _get(self, path: str, **params: Any) -> httpx.Response:
-        try:
+        with map_httpx_errors(self._unreachable):
             return self._http.get(path, params={k: v for k, v in params.items() if v is not None})
-        except httpx.HTTPError as exc:
-            raise ConnectionFailed(
-                f"runner {self.runner.runner_id} (pid {self.runner.pid}) does not answer at "
-                f"{self.runner.url}: {exc}"
-            ) from exc
+
+    def _unreachable(self, exc: httpx.HTTPError) -> ConnectionFailed:
+        """What an httpx error means here: the runner's local API does not answer."""
+        return ConnectionFailed(
+            f"runner {self.runner.runner_id} (pid {self.runner.pid}) does not answer at "
+            f"{self.runner.url}: {exc}"
+        )
 
     def _json(self, path: str, **params: Any) -> Any:
         response = self._get(path, **params)

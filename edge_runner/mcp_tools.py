@@ -291,13 +291,13 @@ def build_server(context: str | None = None) -> MCPServer:
 
 
 async def _pull(name: str, host: str | None, ctx: Context) -> dict[str, Any]:
-    """Pull with the ollama client in a thread; progress goes out as MCP notifications."""
+    """Pull with the Ollama backend's pull, in a thread; progress goes out as MCP notifications."""
     import os
 
-    import httpx
     import ollama
 
-    from edge_runner.backends.ollama import normalize_host
+    from edge_runner.backends.ollama_ready import normalize_host, pull_model
+    from edge_runner.errors import BackendUnreachable, PullFailed
 
     url = normalize_host(host or os.environ.get("OLLAMA_HOST"))
     loop = asyncio.get_running_loop()
@@ -305,24 +305,17 @@ async def _pull(name: str, host: str | None, ctx: Context) -> dict[str, Any]:
     outcome: dict[str, Any] = {}
 
     def work() -> None:
-        layers: dict[str, tuple[int, int]] = {}
         try:
             with ollama.Client(url) as client:
-                for part in client.pull(name, stream=True):
-                    if part.digest and part.total:
-                        layers[part.digest] = (int(part.completed or 0), int(part.total))
-                    done = sum(c for c, _ in layers.values())
-                    total = sum(t for _, t in layers.values())
+                for step in pull_model(client, name):
                     loop.call_soon_threadsafe(
-                        updates.put_nowait, (float(done), float(total or 0), part.status or "")
+                        updates.put_nowait, (float(step.done), float(step.total), step.status)
                     )
             outcome["status"] = "success"
-        except ollama.ResponseError as exc:
+        except PullFailed as exc:
             outcome["error"] = f"Ollama at {url} could not pull {name!r}: {exc.error}"
-        except (httpx.HTTPError, ConnectionError) as exc:
-            outcome["error"] = (
-                f"no Ollama answers at {url} ({type(exc).__name__}); start it with `ollama serve`"
-            )
+        except BackendUnreachable as exc:
+            outcome["error"] = f"no Ollama answers at {url} ({exc}); start it with `ollama serve`"
         finally:
             loop.call_soon_threadsafe(updates.put_nowait, None)
 

@@ -10,6 +10,6 @@
 
 from __future__ import annotations
 
-from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply
+from edge_runner.backends.base import Backend, Reply, StreamReply
 
-__all__ = ["Backend", "BackendError", "Reply", "StreamReply"]
+__all__ = ["Backend", "Reply", "StreamReply"]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from edge_runner.errors import BackendError, ErrorCode
 from edge_runner.proto import tunnel_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -67,20 +68,6 @@ class CancelEvent(threading.Event):
                 callback()
             except Exception:  # a failing clean-up must not stop the others
                 logger.exception("a cancel callback failed")
-
-
-class BackendError(Exception):
-    """A task failure with a tunnel error code (``INVALID_ARGUMENT``, ``NOT_FOUND``, ...).
-
-    ``retryable`` says the task did not run and may run again (elsewhere, or here later): the
-    model was still loading, or its backend had just stopped answering.
-    """
-
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retryable = retryable
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +197,9 @@ def json_arguments(payload: bytes) -> dict[str, Any]:
     try:
         args = json.loads(payload or b"{}")
     except ValueError as exc:
-        raise BackendError("INVALID_ARGUMENT", f"task payload is not JSON: {exc}") from exc
+        raise BackendError(ErrorCode.INVALID_ARGUMENT, f"task payload is not JSON: {exc}") from exc
     if not isinstance(args, dict):
-        raise BackendError("INVALID_ARGUMENT", "task payload must be a JSON object")
+        raise BackendError(ErrorCode.INVALID_ARGUMENT, "task payload must be a JSON object")
     return args
 
 

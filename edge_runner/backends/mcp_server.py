@@ -27,13 +27,12 @@ from typing import Any
 
 from edge_runner.backends.base import (
     Backend,
-    BackendError,
     CancelEvent,
     Reply,
     StreamReply,
     json_arguments,
 )
-from edge_runner.errors import ModelFolderError
+from edge_runner.errors import BackendError, ErrorCode, ModelFolderError
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
@@ -128,10 +127,10 @@ class MCPBackend(Backend):
     ) -> Reply | StreamReply:
         """Answer one HTTP exchange (``mcp.http``) with the hosted app."""
         if model_id != self.model_id:
-            raise BackendError("NOT_FOUND", f"this runner does not serve {model_id!r}")
+            raise BackendError(ErrorCode.NOT_FOUND, f"this runner does not serve {model_id!r}")
         if method != MCP_HTTP_METHOD:
             raise BackendError(
-                "NOT_FOUND", f"{model_id} is an MCP server; call it at /v2/mcp/{model_id}"
+                ErrorCode.NOT_FOUND, f"{model_id} is an MCP server; call it at /v2/mcp/{model_id}"
             )
         request = json_arguments(payload)
         try:
@@ -139,13 +138,15 @@ class MCPBackend(Backend):
             headers = {str(k).lower(): str(v) for k, v in dict(request.get("headers", {})).items()}
             body = base64.b64decode(str(request.get("body", "")), validate=True)
         except (KeyError, TypeError, ValueError) as exc:
-            raise BackendError("INVALID_ARGUMENT", f"malformed mcp.http task: {exc}") from exc
+            raise BackendError(
+                ErrorCode.INVALID_ARGUMENT, f"malformed mcp.http task: {exc}"
+            ) from exc
         if http_method in ("GET", "HEAD"):
             return _no_stream()
         loop, host = self._loop, self._host
         if loop is None or host is None:
             raise BackendError(
-                "UNAVAILABLE", f"MCP server {model_id} is not running", retryable=True
+                ErrorCode.UNAVAILABLE, f"MCP server {model_id} is not running", retryable=True
             )
         future = asyncio.run_coroutine_threadsafe(host.request(http_method, headers, body), loop)
         if isinstance(cancel, CancelEvent):
@@ -157,7 +158,7 @@ class MCPBackend(Backend):
         try:
             status, out_headers, out_body = future.result()
         except concurrent.futures.CancelledError as exc:
-            raise BackendError("CANCELLED", "the task was cancelled") from exc
+            raise BackendError(ErrorCode.CANCELLED, "the task was cancelled") from exc
         doc = {
             "status": status,
             "headers": out_headers,

@@ -19,8 +19,8 @@ from typing import Any
 import ollama
 import pydantic
 
-from edge_runner.backends.base import BackendError
 from edge_runner.backends.openai_format import stop_list
+from edge_runner.errors import BackendError, ErrorCode
 
 __all__ = [
     "chat_options",
@@ -44,7 +44,7 @@ _ROLES = {"system", "user", "assistant", "tool", "developer"}
 
 
 def _invalid(message: str) -> BackendError:
-    return BackendError("INVALID_ARGUMENT", message)
+    return BackendError(ErrorCode.INVALID_ARGUMENT, message)
 
 
 def chat_options(request: dict[str, Any], num_ctx: int | None) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from edge_runner.backends.base import BackendError, Reply, StreamReply
+from edge_runner.backends.base import Reply, StreamReply
 from edge_runner.backends.openai_format import CHAT_METHOD, CompletionWriter, include_usage
-from edge_runner.errors import InvalidArgument
+from edge_runner.errors import BackendError, ErrorCode, InvalidArgument
 from edge_runner.models.model_class import (
     ModelClass,
     iterate_with_cancel_event,
@@ -66,7 +66,7 @@ def chat_completion(
     try:
         kwargs = validate_arguments(sig, kwargs)
     except InvalidArgument as exc:
-        raise BackendError("INVALID_ARGUMENT", str(exc)) from exc
+        raise BackendError(ErrorCode.INVALID_ARGUMENT, str(exc)) from exc
     writer = CompletionWriter(model_id)
     prompt_tokens = _prompt_words(kwargs["messages"])
     result = run_with_cancel_event(cancel, instance.chat, **kwargs)  # type: ignore[attr-defined]

@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from edge_runner.backends.base import BackendError, Reply, StreamReply
+from edge_runner.backends.base import Reply, StreamReply
+from edge_runner.errors import BackendError, ErrorCode
 from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = [
@@ -71,7 +72,7 @@ def stop_list(value: Any) -> list[str] | None:
         return [value]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
-    raise BackendError("INVALID_ARGUMENT", "`stop` must be a string or a list of strings")
+    raise BackendError(ErrorCode.INVALID_ARGUMENT, "`stop` must be a string or a list of strings")
 
 
 class _Writer:

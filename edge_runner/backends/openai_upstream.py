@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply, json_arguments
+from edge_runner._http import describe_http_error
+from edge_runner.backends.base import Backend, Reply, StreamReply, json_arguments
 from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
 from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
 from edge_runner.backends.openai_format import (
@@ -34,7 +35,7 @@ from edge_runner.backends.openai_format import (
     OPENAI_METHODS,
 )
 from edge_runner.backends.watch import Watcher
-from edge_runner.errors import ConfigError
+from edge_runner.errors import BackendError, ConfigError, ErrorCode
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
@@ -52,7 +53,11 @@ _PATHS = {
     COMPLETIONS_METHOD: "/completions",
     EMBEDDINGS_METHOD: "/embeddings",
 }
-_STATUS_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "INVALID_ARGUMENT"}
+_STATUS_CODES = {
+    400: ErrorCode.INVALID_ARGUMENT,
+    404: ErrorCode.NOT_FOUND,
+    413: ErrorCode.INVALID_ARGUMENT,
+}
 
 
 def normalize_base_url(url: str) -> str:
@@ -127,7 +132,7 @@ class OpenAIUpstreamBackend(Backend):
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
                 f"no OpenAI-compatible server answers GET {self.base_url}/models "
-                f"({type(exc).__name__}: {exc}); {START_HINT}"
+                f"({describe_http_error(exc)}); {START_HINT}"
             ) from exc
         wanted = self._wanted if self._wanted is not None else listed
         if not isinstance(wanted, Mapping):
@@ -194,16 +199,16 @@ class OpenAIUpstreamBackend(Backend):
         """Run one task against the upstream."""
         name = self.names.get(model_id)
         if name is None:
-            raise BackendError("NOT_FOUND", f"this runner does not serve {model_id!r}")
+            raise BackendError(ErrorCode.NOT_FOUND, f"this runner does not serve {model_id!r}")
         status = self.status(model_id)
         if status is not None and status.state != pb.READY:
-            raise BackendError("BACKEND_UNAVAILABLE", status.message, retryable=True)
+            raise BackendError(ErrorCode.BACKEND_UNAVAILABLE, status.message, retryable=True)
         args = json_arguments(payload)
         if method in _PATHS:
             return self._proxy(_PATHS[method], {**args, "model": name}, model_id, cancel)
         native = self._native.get(method)
         if native is None:
-            raise BackendError("NOT_FOUND", f"upstream models have no method {method!r}")
+            raise BackendError(ErrorCode.NOT_FOUND, f"upstream models have no method {method!r}")
         return native(self, name, model_id, args, cancel)
 
     def _proxy(
@@ -240,7 +245,7 @@ class OpenAIUpstreamBackend(Backend):
             messages = args["messages"]
         else:
             if not isinstance(args.get("prompt"), str):
-                raise BackendError("INVALID_ARGUMENT", "`prompt` must be a string")
+                raise BackendError(ErrorCode.INVALID_ARGUMENT, "`prompt` must be a string")
             messages = [{"role": "user", "content": args["prompt"]}]
         body = {**self._chat_body(name, args, messages), "stream": True}
         reply = StreamReply(iter(()))
@@ -291,12 +296,14 @@ class OpenAIUpstreamBackend(Backend):
             doc = response.json()
         except httpx.HTTPError as exc:
             if cancel.is_set():
-                raise BackendError("CANCELLED", "the task was cancelled") from exc
+                raise BackendError(ErrorCode.CANCELLED, "the task was cancelled") from exc
             raise self._unreachable(exc) from exc
         except ValueError as exc:
-            raise BackendError("MODEL_ERROR", f"the upstream's answer is not JSON: {exc}") from exc
+            raise BackendError(
+                ErrorCode.MODEL_ERROR, f"the upstream's answer is not JSON: {exc}"
+            ) from exc
         if not isinstance(doc, dict):
-            raise BackendError("MODEL_ERROR", "the upstream's answer is not a JSON object")
+            raise BackendError(ErrorCode.MODEL_ERROR, "the upstream's answer is not a JSON object")
         return doc
 
     def _events(
@@ -317,7 +324,7 @@ class OpenAIUpstreamBackend(Backend):
                         return
                     doc = json.loads(data)
                     if isinstance(doc, dict) and "error" in doc:
-                        raise BackendError("MODEL_ERROR", f"upstream: {_message(doc)}")
+                        raise BackendError(ErrorCode.MODEL_ERROR, f"upstream: {_message(doc)}")
                     if isinstance(doc, dict):
                         yield doc
         except httpx.HTTPError as exc:
@@ -326,14 +333,14 @@ class OpenAIUpstreamBackend(Backend):
             raise self._unreachable(exc) from exc
         except ValueError as exc:
             raise BackendError(
-                "MODEL_ERROR", f"the upstream sent a bad stream line: {exc}"
+                ErrorCode.MODEL_ERROR, f"the upstream sent a bad stream line: {exc}"
             ) from exc
 
     def _unreachable(self, exc: httpx.HTTPError) -> BackendError:
         self._watcher.wake()
         return BackendError(
-            "BACKEND_UNAVAILABLE",
-            f"{self.base_url} stopped answering ({type(exc).__name__}: {exc}); "
+            ErrorCode.BACKEND_UNAVAILABLE,
+            f"{self.base_url} stopped answering ({describe_http_error(exc)}); "
             "the runner marks its models unavailable until it is back",
         )
 
@@ -350,7 +357,9 @@ def _upstream_error(status: int, body: bytes) -> BackendError:
         message = _message(json.loads(body))
     except ValueError:
         message = body.decode(errors="replace")[:300]
-    return BackendError(_STATUS_CODES.get(status, "MODEL_ERROR"), f"upstream ({status}): {message}")
+    return BackendError(
+        _STATUS_CODES.get(status, ErrorCode.MODEL_ERROR), f"upstream ({status}): {message}"
+    )
 
 
 def _usage(doc: Any) -> pb.Usage | None:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge_runner.backends.base import Backend, BackendError, Reply, StreamReply
+from edge_runner.backends.base import Backend, Reply, StreamReply
 from edge_runner.backends.openai_adapter import CHAT_METHOD, chat_completion
-from edge_runner.errors import InvalidArgument
+from edge_runner.errors import BackendError, ErrorCode, InvalidArgument
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.model_class import (
     ModelClass,
@@ -33,7 +33,8 @@ def dump_output(value: Any, where: str) -> bytes:
         return json.dumps(value).encode()
     except (TypeError, ValueError) as exc:
         raise BackendError(
-            "MODEL_ERROR", f"{where} returned a {type(value).__name__}, which is not JSON: {exc}"
+            ErrorCode.MODEL_ERROR,
+            f"{where} returned a {type(value).__name__}, which is not JSON: {exc}",
         ) from exc
 
 
@@ -82,29 +83,31 @@ class PythonModelBackend(Backend):
         """Run ``method`` with the JSON keyword arguments in ``payload``."""
         instance = self._instance
         if instance is None:
-            raise BackendError("UNAVAILABLE", f"model {self.model_id} is not loaded yet")
+            raise BackendError(ErrorCode.UNAVAILABLE, f"model {self.model_id} is not loaded yet")
         try:
             args = json.loads(payload) if payload else {}
         except ValueError as exc:
-            raise BackendError("INVALID_ARGUMENT", f"task payload is not JSON: {exc}") from exc
+            raise BackendError(
+                ErrorCode.INVALID_ARGUMENT, f"task payload is not JSON: {exc}"
+            ) from exc
         if method == CHAT_METHOD:
             chat = self.chat_signature
             if chat is None:
-                raise BackendError("NOT_FOUND", f"model {self.model_id} has no chat method")
+                raise BackendError(ErrorCode.NOT_FOUND, f"model {self.model_id} has no chat method")
             return chat_completion(instance, chat, args, cancel, model_id=self.model_id)
         sig = self.methods.get(method)
         if sig is None:
             raise BackendError(
-                "NOT_FOUND",
+                ErrorCode.NOT_FOUND,
                 f"model {self.model_id} has no method {method!r}; "
                 f"its methods: {', '.join(sorted(self.methods))}",
             )
         if sig.kind is MethodKind.BIDI:
-            raise BackendError("NOT_IMPLEMENTED", f"{method} takes an input stream")
+            raise BackendError(ErrorCode.NOT_IMPLEMENTED, f"{method} takes an input stream")
         try:
             args = validate_arguments(sig, args)
         except InvalidArgument as exc:
-            raise BackendError("INVALID_ARGUMENT", str(exc)) from exc
+            raise BackendError(ErrorCode.INVALID_ARGUMENT, str(exc)) from exc
         fn = getattr(instance, method)
         where = f"{self.model_id}.{method}()"
         if sig.kind is MethodKind.UNARY:

@@ -76,7 +76,7 @@ class ModelSource:
     def key(self) -> str:
         """What is served, as the key of the runner id kept for it across starts."""
         if self.ollama:
-            from edge_runner.backends.ollama import normalize_host
+            from edge_runner.backends.ollama_ready import normalize_host
 
             host = normalize_host(self.ollama_host or os.environ.get("OLLAMA_HOST") or "")
             return f"ollama {host} {','.join(sorted(self.ollama))}"
@@ -89,7 +89,7 @@ class ModelSource:
     def describe(self) -> str:
         """What the runner serves, for banners and logs."""
         if self.ollama:
-            from edge_runner.backends.ollama import normalize_host
+            from edge_runner.backends.ollama_ready import normalize_host
 
             return f"Ollama at {normalize_host(self.ollama_host or os.environ.get('OLLAMA_HOST'))}"
         if self.openai_upstream:

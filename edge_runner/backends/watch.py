@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from edge_runner._http import describe_http_error
+
 __all__ = ["Watcher"]
 
 logger = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ class Watcher:
             try:
                 self._probe()
             except Exception as exc:  # whatever the probe raised, the server is not usable
-                self.down(_describe(exc))
+                self.down(describe_http_error(exc))
                 continue
             if self._down_since is not None:
                 logger.info(
@@ -98,8 +100,3 @@ class Watcher:
                 )
                 self._down_since = None
                 self._prepare()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

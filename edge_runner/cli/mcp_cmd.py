@@ -72,7 +72,7 @@ async def _serve_http(server: Any, port: int, token_file: Path | None) -> None:
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from edge_runner.config._atomic import write_private_file
+    from edge_runner.config import write_private_file
     from edge_runner.config.paths import ensure_private_dir, runtime_dir
 
     sock = socket.socket()

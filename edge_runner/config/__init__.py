@@ -1,5 +1,7 @@
 """Configuration: paths, the contexts file, the secret store, and credential resolution.
 
+Also the one helper that writes owner-only files, :func:`write_private_file`.
+
 Typical use::
 
     from edge_runner.config import resolve_credentials
@@ -9,6 +11,7 @@ Typical use::
 
 from __future__ import annotations
 
+from edge_runner.config._atomic import PRIVATE_FILE_MODE, write_private_file
 from edge_runner.config.contexts import ENV_CONTEXT, Context, ContextsFile
 from edge_runner.config.paths import (
     config_dir,
@@ -33,6 +36,7 @@ __all__ = [
     "ENV_PAT",
     "ENV_SECRET_BACKEND",
     "ENV_USER_ID",
+    "PRIVATE_FILE_MODE",
     "Context",
     "ContextsFile",
     "Credentials",
@@ -45,4 +49,5 @@ __all__ = [
     "resolve_credentials",
     "runtime_dir",
     "secret_store",
+    "write_private_file",
 ]

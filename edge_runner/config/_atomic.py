@@ -1,4 +1,11 @@
-"""Atomic writes of owner-only files (the contexts file and the secrets file store)."""
+"""The one way edge-runner writes an owner-only file: atomically, mode 0600 whatever was there.
+
+Public as :func:`edge_runner.config.write_private_file`. The contexts file, the secrets file
+store, the control plane's admin token and TLS key, the runner's local API secret and the MCP
+server's token all go through it. Opening the file itself with ``O_CREAT | O_TRUNC, 0o600``
+is not enough: the mode only applies to a new file, so one that already exists keeps whatever
+mode it had (0644 after a copy, say) while it now holds a secret.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ def write_private_file(path: Path, data: bytes) -> None:
 
     The bytes go to a temporary file in the same directory, created 0600 from the start (so the
     content is never readable by others, not even for a moment), flushed to disk, then moved over
-    ``path`` with :func:`os.replace`. A reader sees the old file or the new one, never half.
+    ``path`` with :func:`os.replace`. A reader sees the old file or the new one, never half, and
+    the file at ``path`` is 0600 even when an existing one had a looser mode.
 
     Args:
         path: the file to write; its directory must exist.

@@ -42,7 +42,7 @@ import keyring.errors
 
 from edge_runner.config._filestore import FileSecrets
 from edge_runner.config.paths import data_dir, private_file_note
-from edge_runner.errors import ConfigError, SecretStoreError
+from edge_runner.errors import ConfigError, KeyringUnavailable, SecretStoreError
 
 __all__ = ["ENV_SECRET_BACKEND", "SERVICE_NAME", "SecretStore", "secret_store"]
 
@@ -57,10 +57,6 @@ KeyringBackend = Any
 
 _file_store_warned = False
 _warn_lock = threading.Lock()
-
-
-class _KeyringUnavailable(Exception):
-    """A keyring call timed out or failed; the message says which and why (no secret in it)."""
 
 
 class SecretStore:
@@ -118,7 +114,7 @@ class SecretStore:
                 value: str | None = self._call(
                     backend, lambda: backend.get_password(SERVICE_NAME, context_name), "read"
                 )
-            except _KeyringUnavailable as exc:
+            except KeyringUnavailable as exc:
                 self._fall_back(backend, exc)
             else:
                 if value is not None:
@@ -144,7 +140,7 @@ class SecretStore:
                     lambda: backend.set_password(SERVICE_NAME, context_name, secret),
                     "write",
                 )
-            except _KeyringUnavailable as exc:
+            except KeyringUnavailable as exc:
                 self._fall_back(backend, exc)
             else:
                 # Drop a copy left by an earlier fallback so no stale token stays on disk.
@@ -165,14 +161,14 @@ class SecretStore:
         if backend is not None:
             try:
                 self._call(backend, lambda: _delete_quietly(backend, context_name), "delete")
-            except _KeyringUnavailable as exc:
+            except KeyringUnavailable as exc:
                 self._fall_back(backend, exc)
         self._files.delete(context_name)
 
     def _call(self, backend: KeyringBackend, fn: Callable[[], _T], op: str) -> _T:
         return _time_boxed(fn, self.timeout, f"the OS keyring ({_class_name(backend)})", op)
 
-    def _fall_back(self, backend: KeyringBackend, exc: _KeyringUnavailable) -> None:
+    def _fall_back(self, backend: KeyringBackend, exc: KeyringUnavailable) -> None:
         """Switch to the file store after a keyring failure, or raise when that is not allowed."""
         if not self._fallback:
             raise SecretStoreError(
@@ -204,7 +200,7 @@ def secret_store(*, timeout: float = 3.0) -> SecretStore:
         return SecretStore(timeout=timeout)
     try:
         backend, problem = _time_boxed(_detect, timeout, "the OS keyring", "detection")
-    except _KeyringUnavailable as exc:
+    except KeyringUnavailable as exc:
         if mode == "keyring":
             raise SecretStoreError(
                 f"{exc}. Unlock the keyring, or unset {ENV_SECRET_BACKEND} to use the file store."
@@ -276,7 +272,7 @@ def _time_boxed(fn: Callable[[], _T], timeout: float, what: str, op: str) -> _T:
     stops using that backend so no more threads pile up behind it.
 
     Raises:
-        _KeyringUnavailable: ``fn`` timed out or raised; chained to the original error.
+        KeyringUnavailable: ``fn`` timed out or raised; chained to the original error.
     """
     done = threading.Event()
     outcome: dict[str, Any] = {}
@@ -291,12 +287,12 @@ def _time_boxed(fn: Callable[[], _T], timeout: float, what: str, op: str) -> _T:
 
     threading.Thread(target=run, name="edge-runner-keyring", daemon=True).start()
     if not done.wait(timeout):
-        raise _KeyringUnavailable(
+        raise KeyringUnavailable(
             f"{what} did not answer a {op} request within {timeout:g} s (is it locked?)"
         )
     error = outcome.get("error")
     if error is not None:
-        raise _KeyringUnavailable(
+        raise KeyringUnavailable(
             f"{what} failed a {op} request: {type(error).__name__}: {error}"
         ) from error
     value: _T = outcome["value"]

@@ -34,7 +34,6 @@ from edge_runner.control.http_common import (
 )
 from edge_runner.control.http_errors import (
     UNAUTHENTICATED_MESSAGE,
-    ApiProblem,
     error_body,
     problem_response,
 )
@@ -47,7 +46,7 @@ from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 from edge_runner.control.tokens_api import add_token_routes
 from edge_runner.control.tunnel_ws import add_tunnel_route
-from edge_runner.errors import InvalidArgument
+from edge_runner.errors import ApiProblem, ErrorCode, InvalidArgument
 from edge_runner.models.signatures import MethodKind, validate_arguments
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import PROTOCOL_VERSION, format_version
@@ -76,11 +75,11 @@ def create_app(state: ControlState) -> FastAPI:
         if info is None:  # a route the gate exempts: check here
             info = state.auth.verify_header(request.headers.get("authorization"))
         if info is None:
-            raise ApiProblem(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+            raise ApiProblem(401, ErrorCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
         if scope is not None and scope not in info.scopes:
             raise ApiProblem(
                 403,
-                "MISSING_SCOPE",
+                ErrorCode.MISSING_SCOPE,
                 f"this token lacks the {scope!r} scope (it has: {', '.join(sorted(info.scopes))}); "
                 f"create one with `edge-runner token create --scope {scope}`",
             )
@@ -127,7 +126,7 @@ def create_app(state: ControlState) -> FastAPI:
         if task is None or task.user_id != user:
             raise ApiProblem(
                 404,
-                "UNKNOWN_TASK",
+                ErrorCode.UNKNOWN_TASK,
                 f"no queued or running task {task_id!r} (it may have finished already)",
             )
         state.dispatcher.cancel(task, "cancelled by DELETE /v2/tasks")
@@ -149,14 +148,14 @@ def create_app(state: ControlState) -> FastAPI:
         if signature is None:
             raise ApiProblem(
                 404,
-                "UNKNOWN_METHOD",
+                ErrorCode.UNKNOWN_METHOD,
                 f"model {model_id!r} has no method {method!r}; "
                 f"its methods: {', '.join(sorted(entry.methods))}",
             )
         if signature.kind is MethodKind.BIDI:
             raise ApiProblem(
                 501,
-                "NOT_IMPLEMENTED",
+                ErrorCode.NOT_IMPLEMENTED,
                 f"{model_id}.{method} takes an input stream, which this control plane "
                 "cannot carry yet",
             )
@@ -164,7 +163,7 @@ def create_app(state: ControlState) -> FastAPI:
         try:
             args = validate_arguments(signature, args)
         except InvalidArgument as exc:
-            raise ApiProblem(400, "INVALID_ARGUMENT", str(exc), param=exc.argument) from exc
+            raise ApiProblem(400, ErrorCode.INVALID_ARGUMENT, str(exc), param=exc.argument) from exc
         task = state.new_task(caller, model_id, method, json.dumps(args).encode())
         submit_task(state, task)
         headers = {"X-Task-Id": task.task_id}
@@ -195,7 +194,7 @@ def create_app(state: ControlState) -> FastAPI:
 def _unknown_model(state: ControlState, user_id: str, model_id: str) -> ApiProblem:
     known = [e.model_id for e in state.catalog.for_user(user_id)]
     hint = f"known models: {', '.join(known)}" if known else "no model is registered yet"
-    return ApiProblem(404, "UNKNOWN_MODEL", f"no model {model_id!r}; {hint}")
+    return ApiProblem(404, ErrorCode.UNKNOWN_MODEL, f"no model {model_id!r}; {hint}")
 
 
 def _model_view(state: ControlState, user_id: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +220,9 @@ def _model_view(state: ControlState, user_id: str, spec: dict[str, Any]) -> dict
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+    code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(
+        exc.status_code, ErrorCode.HTTP_ERROR
+    )
     headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(_allowed_methods(request))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
+from edge_runner.config import write_private_file
 from edge_runner.config.paths import private_file_note
 from edge_runner.control.registry import ADMIN_SCOPES, Registry, TokenInfo, hash_token
 
@@ -73,10 +73,6 @@ def bootstrap_admin(registry: Registry, token_file: Path) -> bool:
     registry.create_user(ADMIN_USER)
     token = registry.create_token(ADMIN_USER, name="bootstrap-admin", scopes=ADMIN_SCOPES)
     token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = token_file.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    os.replace(tmp, token_file)
+    write_private_file(token_file, (token + "\n").encode())
     logger.info("created the admin token; it is in %s (%s)", token_file, private_file_note())
     return True

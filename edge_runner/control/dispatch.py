@@ -29,13 +29,13 @@ import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
+from edge_runner.errors import ErrorCode, QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlEvent, ControlSession, SessionState
 from edge_runner.protocol.session import InflightTask
 
 __all__ = [
     "Dispatcher",
-    "QueueFull",
     "RunnerLink",
     "Task",
     "TaskDone",
@@ -52,10 +52,6 @@ MAX_ATTEMPTS = 3
 
 ModelKey = tuple[str, str]  # (user id, model id)
 TaskKey = tuple[str, int]  # (task id, attempt)
-
-
-class QueueFull(Exception):
-    """The model's queue is at its bound; the client should retry later (429)."""
 
 
 class TaskState(enum.Enum):
@@ -308,7 +304,7 @@ class Dispatcher:
                     task,
                     TaskState.FAILED,
                     TaskFailedEvent(
-                        "RUNNER_LOST",
+                        ErrorCode.RUNNER_LOST,
                         f"runner {link.runner_id} was lost while running the task {reason}; "
                         "retry the request",
                     ),
@@ -367,7 +363,9 @@ class Dispatcher:
         while queue:
             task = queue.popleft()
             if not task.finished:
-                self._finish(task, TaskState.FAILED, TaskFailedEvent("MODEL_UNAVAILABLE", reason))
+                self._finish(
+                    task, TaskState.FAILED, TaskFailedEvent(ErrorCode.MODEL_UNAVAILABLE, reason)
+                )
         return False
 
     def runners_for(self, user_id: str, model_id: str) -> list[RunnerLink]:
@@ -400,7 +398,7 @@ class Dispatcher:
                 return
         queue.append(task)
 
-    def cancel(self, task: Task, reason: str, code: str = "CANCELLED") -> None:
+    def cancel(self, task: Task, reason: str, code: str = ErrorCode.CANCELLED) -> None:
         """Cancel a task: take it out of its queue, or tell its runner to stop it.
 
         Whoever waits on the task gets a ``code`` failure (``CANCELLED`` unless said otherwise)
@@ -464,7 +462,7 @@ class Dispatcher:
                     task,
                     f"the client read nothing of this stream for {idle_timeout:g} s "
                     "(the control plane's --stream-idle-timeout); the task was cancelled",
-                    "SLOW_READER",
+                    ErrorCode.SLOW_READER,
                 )
                 continue
             stalled[task.token_id].append(task)
@@ -476,7 +474,7 @@ class Dispatcher:
                     f"this token already has {self.max_paused_streams} streams waiting for "
                     "their readers (the control plane's --max-paused-streams); read streams "
                     "as fast as they arrive, or open fewer at once",
-                    "SLOW_READER",
+                    ErrorCode.SLOW_READER,
                 )
 
     def fail_all(self, code: str, message: str) -> None:

@@ -15,15 +15,15 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from edge_runner.control.dispatch import (
-    QueueFull,
     Task,
     TaskEvent,
     TaskFailedEvent,
     TaskOutput,
     TaskState,
 )
-from edge_runner.control.http_errors import TASK_ERROR_STATUS, ApiProblem
+from edge_runner.control.http_errors import TASK_ERROR_STATUS
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ApiProblem, ErrorCode, QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = [
@@ -67,7 +67,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect as exc:
         logger.debug("%s %s: the client left mid-body", request.method, request.url.path)
         raise ApiProblem(
-            400, "CLIENT_DISCONNECTED", "the connection closed before the whole body arrived"
+            400,
+            ErrorCode.CLIENT_DISCONNECTED,
+            "the connection closed before the whole body arrived",
         ) from exc
     return bytes(body)
 
@@ -130,11 +132,13 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     try:
         value = parse_json(body)
     except ValueError as exc:
-        raise ApiProblem(400, "INVALID_JSON", f"the request body is not valid JSON: {exc}") from exc
+        raise ApiProblem(
+            400, ErrorCode.INVALID_JSON, f"the request body is not valid JSON: {exc}"
+        ) from exc
     if not isinstance(value, dict):
         raise ApiProblem(
             400,
-            "INVALID_BODY",
+            ErrorCode.INVALID_BODY,
             "the request body must be a JSON object of keyword arguments, "
             f"got a JSON {type(value).__name__.replace('dict', 'object').replace('list', 'array')}",
         )
@@ -155,14 +159,14 @@ async def wait_event(state: ControlState, task: Task, deadline_s: float) -> Task
         if never_ran and state.dispatcher.online(task.user_id, task.model_id) == 0:
             raise ApiProblem(
                 503,
-                "NO_RUNNER",
+                ErrorCode.NO_RUNNER,
                 f"no runner is serving model {task.model_id!r} (waited {deadline_s:g} s); "
                 "start one with `edge-runner runner PATH`",
                 retry_after=5,
             ) from exc
         raise ApiProblem(
             504,
-            "DEADLINE_EXCEEDED",
+            ErrorCode.DEADLINE_EXCEEDED,
             f"model {task.model_id!r} did not answer within {deadline_s:g} s; "
             "the task was cancelled",
         ) from exc
@@ -241,8 +245,8 @@ async def stream_events(
                         "--stream-idle-timeout)"
                     )
                 message = f"{why}; the task was cancelled"
-                dispatcher.cancel(task, message, "DEADLINE_EXCEEDED")
-                yield TaskFailedEvent("DEADLINE_EXCEEDED", message)
+                dispatcher.cancel(task, message, ErrorCode.DEADLINE_EXCEEDED)
+                yield TaskFailedEvent(ErrorCode.DEADLINE_EXCEEDED, message)
                 return
     finally:
         if not task.finished:
@@ -281,9 +285,9 @@ def not_ready_problem(model_id: str, status: pb.ModelStatus) -> ApiProblem:
         if eta:
             message += f"; ready in about {eta} s"
         retry_after = min(max(eta, 1), 30) if eta else 5
-        return ApiProblem(503, "MODEL_LOADING", message, retry_after=retry_after)
+        return ApiProblem(503, ErrorCode.MODEL_LOADING, message, retry_after=retry_after)
     message = status.message or f"{model_id} is unavailable on its runner for now"
-    return ApiProblem(503, "MODEL_UNAVAILABLE", message, retry_after=5)
+    return ApiProblem(503, ErrorCode.MODEL_UNAVAILABLE, message, retry_after=5)
 
 
 def submit_task(state: ControlState, task: Task) -> None:
@@ -296,7 +300,9 @@ def submit_task(state: ControlState, task: Task) -> None:
         state.dispatcher.submit(task)
     except QueueFull as exc:
         state.dispatcher.count_rejected(task.user_id, task.model_id)
-        raise ApiProblem(429, "QUEUE_FULL", f"{exc}; retry in a moment", retry_after=1) from exc
+        raise ApiProblem(
+            429, ErrorCode.QUEUE_FULL, f"{exc}; retry in a moment", retry_after=1
+        ) from exc
 
 
 def task_problem(event: TaskFailedEvent, task_id: str | None = None) -> ApiProblem:
@@ -314,7 +320,7 @@ def task_problem(event: TaskFailedEvent, task_id: str | None = None) -> ApiProbl
 def _too_large(size: int, limit: int) -> ApiProblem:
     return ApiProblem(
         413,
-        "BODY_TOO_LARGE",
+        ErrorCode.BODY_TOO_LARGE,
         f"the request body has {size} bytes, over the {limit}-byte limit "
         "(raise it with `edge-runner control --max-body-bytes`)",
     )

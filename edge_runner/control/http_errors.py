@@ -10,10 +10,11 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
+from edge_runner.errors import ApiProblem, ErrorCode
+
 __all__ = [
     "TASK_ERROR_STATUS",
     "UNAUTHENTICATED_MESSAGE",
-    "ApiProblem",
     "error_body",
     "error_type",
     "problem_response",
@@ -37,44 +38,22 @@ _TYPES = {
     429: "rate_limit_error",
 }
 
-#: HTTP status for each TaskError code a runner can send.
-TASK_ERROR_STATUS = {
-    "MODEL_ERROR": 500,
-    "INVALID_ARGUMENT": 400,
-    "BAD_REQUEST": 400,
-    "NOT_FOUND": 404,
-    "NOT_IMPLEMENTED": 501,
-    "UNAVAILABLE": 503,
-    "BACKEND_UNAVAILABLE": 503,
-    "MODEL_LOADING": 503,
-    "MODEL_UNAVAILABLE": 503,
-    "RUNNER_LOST": 502,
-    "DEADLINE_EXCEEDED": 504,
-    "CANCELLED": 409,
-    "SLOW_READER": 429,
+#: HTTP status for each TaskError code a runner can send (keyed by the code as it travels).
+TASK_ERROR_STATUS: dict[str, int] = {
+    ErrorCode.MODEL_ERROR: 500,
+    ErrorCode.INVALID_ARGUMENT: 400,
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.NOT_IMPLEMENTED: 501,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.BACKEND_UNAVAILABLE: 503,
+    ErrorCode.MODEL_LOADING: 503,
+    ErrorCode.MODEL_UNAVAILABLE: 503,
+    ErrorCode.RUNNER_LOST: 502,
+    ErrorCode.DEADLINE_EXCEEDED: 504,
+    ErrorCode.CANCELLED: 409,
+    ErrorCode.SLOW_READER: 429,
 }
-
-
-class ApiProblem(Exception):
-    """An error answer: raised anywhere in a route, rendered by :func:`problem_response`."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        param: str | None = None,
-        retry_after: int | None = None,
-        task_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.task_id = task_id
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-        self.retry_after = retry_after
 
 
 def error_type(status: int) -> str:

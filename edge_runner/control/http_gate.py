@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge_runner.control.http_errors import UNAUTHENTICATED_MESSAGE, ApiProblem, error_body
+from edge_runner.control.http_errors import UNAUTHENTICATED_MESSAGE, error_body
 from edge_runner.control.mcp_api import MCP_PATH_PREFIX, jsonrpc_error_body
 from edge_runner.control.tunnel_ws import TUNNEL_PATH
+from edge_runner.errors import ApiProblem, ErrorCode
 
 if TYPE_CHECKING:
     from edge_runner.control.auth import Authenticator
@@ -39,7 +40,7 @@ TOKEN_KEY = "edge_runner.token"
 EXEMPT_PATHS = frozenset({"/healthz", TUNNEL_PATH})
 
 _INTERNAL_ERROR = error_body(
-    "INTERNAL_ERROR",
+    ErrorCode.INTERNAL_ERROR,
     "the control plane failed on this request (a bug: its log has the details); "
     "retry, and report it if it persists",
     500,
@@ -108,7 +109,7 @@ class AuthGate:
 
 
 async def _unauthenticated(scope: Scope, send: Send) -> None:
-    problem = ApiProblem(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+    problem = ApiProblem(401, ErrorCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
     if scope["path"].startswith(MCP_PATH_PREFIX):
         body = jsonrpc_error_body(problem)
     else:

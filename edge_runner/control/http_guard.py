@@ -48,6 +48,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from edge_runner.control.http_errors import error_body
+from edge_runner.errors import ErrorCode
 
 __all__ = ["GuardedHttpProtocol", "HttpLimits", "guarded_protocol"]
 
@@ -193,7 +194,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request it cannot parse, in our JSON shape."""
-        self._answer_and_close(400, "INVALID_HTTP", f"{msg} (malformed request line or headers)")
+        self._answer_and_close(
+            400, ErrorCode.INVALID_HTTP, f"{msg} (malformed request line or headers)"
+        )
 
     # -- parser callbacks ----------------------------------------------------------------------
 
@@ -215,7 +218,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._over_cap:
             raise _Refusal(
                 503,
-                "TOO_MANY_CONNECTIONS",
+                ErrorCode.TOO_MANY_CONNECTIONS,
                 f"the control plane has {self.limits.max_connections} connections open, its "
                 "limit; retry in a moment (raise it with `edge-runner control --max-connections`)",
             )
@@ -263,7 +266,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             )
             self._answer_and_close(
                 408,
-                "BODY_TIMEOUT",
+                ErrorCode.BODY_TIMEOUT,
                 f"the request body stalled: nothing arrived for {limits.body_idle_timeout:g} s "
                 "(`edge-runner control --body-idle-timeout`)",
                 current=True,
@@ -278,7 +281,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         logger.debug("closing %s: request headers incomplete after %g s", self.client, seconds)
         self._answer_and_close(
             408,
-            "HEADER_TIMEOUT",
+            ErrorCode.HEADER_TIMEOUT,
             f"the request headers did not arrive within {seconds:g} s "
             "(`edge-runner control --header-timeout`)",
         )
@@ -321,7 +324,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 def _too_large(limit: int) -> tuple[int, str, str]:
     return (
         431,
-        "HEADERS_TOO_LARGE",
+        ErrorCode.HEADERS_TOO_LARGE,
         f"the request line and headers are over the {limit}-byte limit "
         "(`edge-runner control --max-header-bytes`)",
     )

@@ -26,9 +26,9 @@ from starlette.responses import Response
 
 from edge_runner.control.dispatch import TaskDone
 from edge_runner.control.http_common import answer, parse_json, read_body, submit_task
-from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ApiProblem, ErrorCode
 
 __all__ = ["MCP_HTTP_METHOD", "MCP_PATH_PREFIX", "add_mcp_routes", "jsonrpc_error_body"]
 
@@ -58,7 +58,7 @@ def add_mcp_routes(
                 # spec's answer for that is 405 (a forwarded GET held a runner slot for 60 s).
                 raise ApiProblem(
                     405,
-                    "METHOD_NOT_ALLOWED",
+                    ErrorCode.METHOD_NOT_ALLOWED,
                     "hosted MCP servers are stateless and open no SSE stream: send JSON-RPC "
                     "messages with POST",
                 )
@@ -69,7 +69,7 @@ def add_mcp_routes(
                     message = parse_json(body)
                 except ValueError as exc:
                     raise ApiProblem(
-                        400, "INVALID_JSON", f"the request body is not valid JSON: {exc}"
+                        400, ErrorCode.INVALID_JSON, f"the request body is not valid JSON: {exc}"
                     ) from exc
                 if isinstance(message, dict):
                     request_id = message.get("id")
@@ -85,13 +85,13 @@ def add_mcp_routes(
             known = [e.model_id for e in state.catalog.for_user(user) if _is_mcp(e.spec)]
             raise ApiProblem(
                 404,
-                "UNKNOWN_MODEL",
+                ErrorCode.UNKNOWN_MODEL,
                 f"no MCP model {model_id!r}; MCP models: {', '.join(known) or 'none yet'}",
             )
         if not _is_mcp(entry.spec):
             raise ApiProblem(
                 400,
-                "NOT_MCP",
+                ErrorCode.NOT_MCP,
                 f"model {model_id!r} is not an MCP server (model_type_id "
                 f"{entry.spec.get('model_type_id') or 'text-to-text'}); call it at "
                 f"/v2/models/{model_id}/METHOD",
@@ -117,7 +117,9 @@ def add_mcp_routes(
             }
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ApiProblem(
-                502, "BAD_RUNNER_ANSWER", f"the runner's MCP answer could not be read: {exc}"
+                502,
+                ErrorCode.BAD_RUNNER_ANSWER,
+                f"the runner's MCP answer could not be read: {exc}",
             ) from exc
         if content and "content-type" not in {k.lower() for k in headers}:
             # The MCP SDK refuses some requests (no JSON Content-Type) with a bare string and
@@ -135,7 +137,11 @@ _JSONRPC_CODES = {400: -32602, 404: -32601, 405: -32600, 413: -32600}
 
 def jsonrpc_error_body(problem: ApiProblem, request_id: Any = None) -> bytes:
     """The problem as a JSON-RPC error document, which MCP clients show."""
-    code = -32700 if problem.code == "INVALID_JSON" else _JSONRPC_CODES.get(problem.status, -32603)
+    code = (
+        -32700
+        if problem.code == ErrorCode.INVALID_JSON
+        else _JSONRPC_CODES.get(problem.status, -32603)
+    )
     error = {
         "jsonrpc": "2.0",
         "id": request_id,

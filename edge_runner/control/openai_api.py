@@ -27,9 +27,9 @@ from edge_runner.control.http_common import (
     stream_events,
     submit_task,
 )
-from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ApiProblem, ErrorCode
 
 __all__ = [
     "CHAT_METHOD",
@@ -79,7 +79,7 @@ def add_openai_routes(
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise ApiProblem(
                 400,
-                "INVALID_ARGUMENT",
+                ErrorCode.INVALID_ARGUMENT,
                 "`messages` must be an array of message objects",
                 param="messages",
             )
@@ -97,7 +97,7 @@ def add_openai_routes(
         ):
             raise ApiProblem(
                 400,
-                "INVALID_ARGUMENT",
+                ErrorCode.INVALID_ARGUMENT,
                 "`prompt` must be a string or an array of strings",
                 param="prompt",
             )
@@ -115,13 +115,15 @@ def add_openai_routes(
         ):
             raise ApiProblem(
                 400,
-                "INVALID_ARGUMENT",
+                ErrorCode.INVALID_ARGUMENT,
                 "`input` must be a string or a non-empty array of strings (token arrays are "
                 "not supported)",
                 param="input",
             )
         if body.get("stream"):
-            raise ApiProblem(400, "INVALID_ARGUMENT", "embeddings do not stream", param="stream")
+            raise ApiProblem(
+                400, ErrorCode.INVALID_ARGUMENT, "embeddings do not stream", param="stream"
+            )
         return await _forward(state, request, caller, model_id, EMBEDDINGS_METHOD, body)
 
 
@@ -129,14 +131,16 @@ def _model_for(state: ControlState, user: str, body: dict[str, Any], op: str) ->
     """The registered model id a request names, checked to serve OpenAI's ``op``."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise ApiProblem(400, "INVALID_ARGUMENT", "`model` must be a model id", param="model")
+        raise ApiProblem(
+            400, ErrorCode.INVALID_ARGUMENT, "`model` must be a model id", param="model"
+        )
     model_id = normalize_model_id(model)
     entry = state.catalog.get(user, model_id)
     if entry is None:
         serving = [e.model_id for e in state.catalog.for_user(user) if op in e.openai]
         raise ApiProblem(
             404,
-            "model_not_found",
+            ErrorCode.MODEL_NOT_FOUND,
             f"no model {model!r}; models serving /v1/{op.replace('.', '/')}: "
             f"{', '.join(serving) or 'none yet'}",
             param="model",
@@ -149,14 +153,16 @@ def _model_for(state: ControlState, user: str, body: dict[str, Any], op: str) ->
         )
         raise ApiProblem(
             400,
-            "INVALID_ARGUMENT",
+            ErrorCode.INVALID_ARGUMENT,
             f"model {model!r} does not serve /v1/{op.replace('.', '/')} ({hint}"
             "call its methods at /v2/models/{id}/{method})",
             param="model",
         )
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
-        raise ApiProblem(400, "INVALID_ARGUMENT", "`stream` must be a boolean", param="stream")
+        raise ApiProblem(
+            400, ErrorCode.INVALID_ARGUMENT, "`stream` must be a boolean", param="stream"
+        )
     body["model"] = model_id
     return model_id
 

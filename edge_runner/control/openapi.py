@@ -27,18 +27,19 @@ from edge_runner.control.openapi_routes import (
     STATUS_HEADERS,
     TASK_CODES,
     WEBSOCKET_PATHS,
-    ErrorCode,
+    ErrorDoc,
     Operation,
 )
 from edge_runner.control.openapi_shapes import SCHEMAS, obj, ref
 from edge_runner.control.registry import TokenInfo
+from edge_runner.errors import ErrorCode
 
 __all__ = ["add_openapi_route", "build_document"]
 
 Schema = dict[str, Any]
 
 _JSON = "application/json"
-_BY_CODE: dict[str, ErrorCode] = {e.code: e for e in ERRORS}
+_BY_CODE: dict[str, ErrorDoc] = {e.code: e for e in ERRORS}
 _EVERYWHERE = tuple(e.code for e in ERRORS if e.everywhere)
 
 _HEADERS: dict[str, Schema] = {
@@ -140,14 +141,14 @@ def _responses(op: Operation) -> Schema:
     # (in the plain shape even on the JSON-RPC route).
     own = list(op.errors)
     if not op.public:
-        own.append("UNAUTHENTICATED")
+        own.append(ErrorCode.UNAUTHENTICATED)
     if op.scope is not None:
-        own.append("MISSING_SCOPE")
+        own.append(ErrorCode.MISSING_SCOPE)
     if op.task:
         own.extend(TASK_CODES)
     outer = [*op.outer, *_EVERYWHERE]
     if "{" in op.path:
-        outer.append("NOT_FOUND")  # a parameter with a `/` in it matches no route
+        outer.append(ErrorCode.NOT_FOUND)  # a parameter with a `/` in it matches no route
     statuses = sorted({_BY_CODE[code].status for code in own + outer})
     for status in statuses:
         responses[str(status)] = _error_response(

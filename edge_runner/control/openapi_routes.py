@@ -1,9 +1,10 @@
 """What the OpenAPI document says, as tables: the routes, the error codes, their headers.
 
-:mod:`.openapi` turns these into the document. Adding a status or an error code is one line in
-:data:`ERRORS` (and the code's name in the ``errors`` of the operations that answer it); a code
-marked ``everywhere`` (a server limit, answered before any route runs) goes on every route by
-itself. A new route is one :class:`Operation` in :data:`OPERATIONS`.
+:mod:`.openapi` turns these into the document. A new error code is a member of
+:class:`~edge_runner.errors.ErrorCode` and one line in :data:`ERRORS` (its status and meaning),
+then it goes in the ``errors`` of the operations that answer it; a code marked ``everywhere`` (a
+server limit, answered before any route runs) goes on every route by itself. A new route is one
+:class:`Operation` in :data:`OPERATIONS`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from edge_runner.control.http_errors import TASK_ERROR_STATUS
 from edge_runner.control.openapi_shapes import obj, ref, sse_event
+from edge_runner.errors import ErrorCode
 
 __all__ = [
     "ERRORS",
@@ -21,7 +23,7 @@ __all__ = [
     "STATUS_HEADERS",
     "TASK_CODES",
     "WEBSOCKET_PATHS",
-    "ErrorCode",
+    "ErrorDoc",
     "Operation",
     "Query",
 ]
@@ -30,8 +32,8 @@ Schema = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class ErrorCode:
-    """An error code the API answers, at one HTTP status.
+class ErrorDoc:
+    """An error code the API answers, at one HTTP status, as the OpenAPI document describes it.
 
     Attributes:
         status: the HTTP status it comes with.
@@ -42,52 +44,60 @@ class ErrorCode:
     """
 
     status: int
-    code: str
+    code: ErrorCode
     when: str
     everywhere: bool = False
 
 
 #: Every error code, one line each. Runners' TaskError codes (``TASK_ERROR_STATUS``) are here too.
-ERRORS: tuple[ErrorCode, ...] = (
-    ErrorCode(400, "INVALID_JSON", "the body is not valid JSON (or is NaN or nested too deep)"),
-    ErrorCode(400, "INVALID_BODY", "the body is JSON but not an object"),
-    ErrorCode(400, "INVALID_ARGUMENT", "an argument or field is missing or of the wrong type"),
-    ErrorCode(400, "BAD_REQUEST", "the runner's backend refused the request"),
-    ErrorCode(400, "ALREADY_RUNNER_TOKEN", "a runner token cannot enrol another runner"),
-    ErrorCode(400, "NOT_MCP", "the model is not an MCP server"),
-    ErrorCode(401, "UNAUTHENTICATED", "no valid `Authorization: Bearer` token"),
-    ErrorCode(403, "MISSING_SCOPE", "the token lacks the scope the route needs"),
-    ErrorCode(403, "PERMISSION_DENIED", "the runner id belongs to another user"),
-    ErrorCode(404, "NOT_FOUND", "no such route, or the runner's backend has no such thing"),
-    ErrorCode(404, "UNKNOWN_MODEL", "no model of yours has that id"),
-    ErrorCode(404, "UNKNOWN_METHOD", "the model has no method of that name"),
-    ErrorCode(404, "UNKNOWN_TASK", "no queued or running task of yours has that id"),
-    ErrorCode(404, "UNKNOWN_RUNNER", "no runner of yours has that id"),
-    ErrorCode(404, "UNKNOWN_TOKEN", "no live token of yours has that id"),
-    ErrorCode(404, "model_not_found", "no model of yours serves this OpenAI operation"),
-    ErrorCode(405, "METHOD_NOT_ALLOWED", "the route does not take this HTTP method"),
-    ErrorCode(409, "USER_EXISTS", "a user with that id exists already"),
-    ErrorCode(409, "CANCELLED", "the task was cancelled (DELETE /v2/tasks/{id}) while waiting"),
-    ErrorCode(400, "CLIENT_DISCONNECTED", "the client left before its whole body arrived"),
-    ErrorCode(413, "BODY_TOO_LARGE", "the body is over the control plane's limit"),
-    ErrorCode(429, "QUEUE_FULL", "the model's queue is full; retry after `Retry-After`"),
-    ErrorCode(429, "SLOW_READER", "the stream's reader fell too far behind; read faster"),
-    ErrorCode(400, "INVALID_HTTP", "the request is not valid HTTP/1.1", True),
-    ErrorCode(408, "HEADER_TIMEOUT", "the headers did not arrive within --header-timeout", True),
-    ErrorCode(408, "BODY_TIMEOUT", "the body paused longer than --body-idle-timeout", True),
-    ErrorCode(431, "HEADERS_TOO_LARGE", "the request's headers are over the limit", True),
-    ErrorCode(500, "INTERNAL_ERROR", "a bug in the control plane (it is logged)", True),
-    ErrorCode(500, "MODEL_ERROR", "the model raised; the message is its exception"),
-    ErrorCode(501, "NOT_IMPLEMENTED", "the method takes an input stream, not carried yet"),
-    ErrorCode(502, "RUNNER_LOST", "the runner was lost while it ran the task"),
-    ErrorCode(502, "BAD_RUNNER_ANSWER", "the runner's answer could not be read"),
-    ErrorCode(503, "NO_RUNNER", "no runner serves the model (waited the request deadline)"),
-    ErrorCode(503, "MODEL_LOADING", "the model is loading; `Retry-After` from its ETA"),
-    ErrorCode(503, "MODEL_UNAVAILABLE", "the model's backend is unavailable for now"),
-    ErrorCode(503, "UNAVAILABLE", "the runner or control plane is stopping; retry"),
-    ErrorCode(503, "BACKEND_UNAVAILABLE", "the runner's backend does not answer"),
-    ErrorCode(503, "TOO_MANY_CONNECTIONS", "the server is at its connection cap", True),
-    ErrorCode(504, "DEADLINE_EXCEEDED", "the model did not answer within the deadline"),
+ERRORS: tuple[ErrorDoc, ...] = (
+    ErrorDoc(
+        400, ErrorCode.INVALID_JSON, "the body is not valid JSON (or is NaN or nested too deep)"
+    ),
+    ErrorDoc(400, ErrorCode.INVALID_BODY, "the body is JSON but not an object"),
+    ErrorDoc(
+        400, ErrorCode.INVALID_ARGUMENT, "an argument or field is missing or of the wrong type"
+    ),
+    ErrorDoc(400, ErrorCode.BAD_REQUEST, "the runner's backend refused the request"),
+    ErrorDoc(400, ErrorCode.ALREADY_RUNNER_TOKEN, "a runner token cannot enrol another runner"),
+    ErrorDoc(400, ErrorCode.NOT_MCP, "the model is not an MCP server"),
+    ErrorDoc(401, ErrorCode.UNAUTHENTICATED, "no valid `Authorization: Bearer` token"),
+    ErrorDoc(403, ErrorCode.MISSING_SCOPE, "the token lacks the scope the route needs"),
+    ErrorDoc(403, ErrorCode.PERMISSION_DENIED, "the runner id belongs to another user"),
+    ErrorDoc(404, ErrorCode.NOT_FOUND, "no such route, or the runner's backend has no such thing"),
+    ErrorDoc(404, ErrorCode.UNKNOWN_MODEL, "no model of yours has that id"),
+    ErrorDoc(404, ErrorCode.UNKNOWN_METHOD, "the model has no method of that name"),
+    ErrorDoc(404, ErrorCode.UNKNOWN_TASK, "no queued or running task of yours has that id"),
+    ErrorDoc(404, ErrorCode.UNKNOWN_RUNNER, "no runner of yours has that id"),
+    ErrorDoc(404, ErrorCode.UNKNOWN_TOKEN, "no live token of yours has that id"),
+    ErrorDoc(404, ErrorCode.MODEL_NOT_FOUND, "no model of yours serves this OpenAI operation"),
+    ErrorDoc(405, ErrorCode.METHOD_NOT_ALLOWED, "the route does not take this HTTP method"),
+    ErrorDoc(409, ErrorCode.USER_EXISTS, "a user with that id exists already"),
+    ErrorDoc(
+        409, ErrorCode.CANCELLED, "the task was cancelled (DELETE /v2/tasks/{id}) while waiting"
+    ),
+    ErrorDoc(400, ErrorCode.CLIENT_DISCONNECTED, "the client left before its whole body arrived"),
+    ErrorDoc(413, ErrorCode.BODY_TOO_LARGE, "the body is over the control plane's limit"),
+    ErrorDoc(429, ErrorCode.QUEUE_FULL, "the model's queue is full; retry after `Retry-After`"),
+    ErrorDoc(429, ErrorCode.SLOW_READER, "the stream's reader fell too far behind; read faster"),
+    ErrorDoc(400, ErrorCode.INVALID_HTTP, "the request is not valid HTTP/1.1", True),
+    ErrorDoc(
+        408, ErrorCode.HEADER_TIMEOUT, "the headers did not arrive within --header-timeout", True
+    ),
+    ErrorDoc(408, ErrorCode.BODY_TIMEOUT, "the body paused longer than --body-idle-timeout", True),
+    ErrorDoc(431, ErrorCode.HEADERS_TOO_LARGE, "the request's headers are over the limit", True),
+    ErrorDoc(500, ErrorCode.INTERNAL_ERROR, "a bug in the control plane (it is logged)", True),
+    ErrorDoc(500, ErrorCode.MODEL_ERROR, "the model raised; the message is its exception"),
+    ErrorDoc(501, ErrorCode.NOT_IMPLEMENTED, "the method takes an input stream, not carried yet"),
+    ErrorDoc(502, ErrorCode.RUNNER_LOST, "the runner was lost while it ran the task"),
+    ErrorDoc(502, ErrorCode.BAD_RUNNER_ANSWER, "the runner's answer could not be read"),
+    ErrorDoc(503, ErrorCode.NO_RUNNER, "no runner serves the model (waited the request deadline)"),
+    ErrorDoc(503, ErrorCode.MODEL_LOADING, "the model is loading; `Retry-After` from its ETA"),
+    ErrorDoc(503, ErrorCode.MODEL_UNAVAILABLE, "the model's backend is unavailable for now"),
+    ErrorDoc(503, ErrorCode.UNAVAILABLE, "the runner or control plane is stopping; retry"),
+    ErrorDoc(503, ErrorCode.BACKEND_UNAVAILABLE, "the runner's backend does not answer"),
+    ErrorDoc(503, ErrorCode.TOO_MANY_CONNECTIONS, "the server is at its connection cap", True),
+    ErrorDoc(504, ErrorCode.DEADLINE_EXCEEDED, "the model did not answer within the deadline"),
 )
 
 #: Response headers that come with a status.
@@ -99,12 +109,12 @@ WEBSOCKET_PATHS = ("/v2/tunnel",)
 #: What a route that runs a task may answer once the task is queued.
 TASK_CODES = (
     *TASK_ERROR_STATUS,
-    "SLOW_READER",  # stream back-pressure (protocol 1.2)
-    "QUEUE_FULL",
-    "NO_RUNNER",
-    "MODEL_LOADING",
-    "MODEL_UNAVAILABLE",
-    "DEADLINE_EXCEEDED",
+    ErrorCode.SLOW_READER,  # stream back-pressure (protocol 1.2)
+    ErrorCode.QUEUE_FULL,
+    ErrorCode.NO_RUNNER,
+    ErrorCode.MODEL_LOADING,
+    ErrorCode.MODEL_UNAVAILABLE,
+    ErrorCode.DEADLINE_EXCEEDED,
 )
 
 #: The schema of each path parameter, by name.
@@ -172,7 +182,7 @@ class Operation:
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
-_BODY_CODES = ("INVALID_JSON", "INVALID_BODY", "BODY_TOO_LARGE")
+_BODY_CODES = (ErrorCode.INVALID_JSON, ErrorCode.INVALID_BODY, ErrorCode.BODY_TOO_LARGE)
 _LIMIT = Query("limit", {"type": "integer", "minimum": 0, "maximum": 1000}, "at most this many")
 
 _NATIVE_EVENTS: Schema = {
@@ -215,9 +225,14 @@ def _mcp(method: str) -> Operation:
         "mcp",
         {_JSON: ref("JsonRpcMessage"), _SSE: sse_event(None, ref("JsonRpcMessage"))},
         scope="predict",
-        errors=("UNKNOWN_MODEL", "NOT_MCP", "BODY_TOO_LARGE", "BAD_RUNNER_ANSWER")
-        + (("METHOD_NOT_ALLOWED",) if method == "GET" else ()),
-        outer=("METHOD_NOT_ALLOWED",) if method == "GET" else (),
+        errors=(
+            ErrorCode.UNKNOWN_MODEL,
+            ErrorCode.NOT_MCP,
+            ErrorCode.BODY_TOO_LARGE,
+            ErrorCode.BAD_RUNNER_ANSWER,
+        )
+        + ((ErrorCode.METHOD_NOT_ALLOWED,) if method == "GET" else ()),
+        outer=(ErrorCode.METHOD_NOT_ALLOWED,) if method == "GET" else (),
         task=True,
         jsonrpc=True,
         body=ref("JsonRpcMessage") if method == "POST" else None,
@@ -266,7 +281,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "models",
         {_JSON: ref("Model")},
         scope="read",
-        errors=("UNKNOWN_MODEL",),
+        errors=(ErrorCode.UNKNOWN_MODEL,),
         links={
             "predict": (
                 "predict",
@@ -282,7 +297,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "models",
         {_JSON: ref("PredictAnswer"), _SSE: _NATIVE_EVENTS},
         scope="predict",
-        errors=("UNKNOWN_MODEL", "UNKNOWN_METHOD", "INVALID_ARGUMENT", *_BODY_CODES),
+        errors=(
+            ErrorCode.UNKNOWN_MODEL,
+            ErrorCode.UNKNOWN_METHOD,
+            ErrorCode.INVALID_ARGUMENT,
+            *_BODY_CODES,
+        ),
         task=True,
         body=ref("Arguments"),
         links={"cancel": ("cancelTask", {"task_id": "$response.header.X-Task-Id"})},
@@ -298,7 +318,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "tasks",
         {_JSON: ref("TaskList")},
         scope="read",
-        errors=("INVALID_ARGUMENT",),
+        errors=(ErrorCode.INVALID_ARGUMENT,),
         query=(_LIMIT,),
     ),
     Operation(
@@ -309,7 +329,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "tasks",
         {_JSON: ref("Cancelled")},
         scope="predict",
-        errors=("UNKNOWN_TASK",),
+        errors=(ErrorCode.UNKNOWN_TASK,),
     ),
     Operation(
         "GET",
@@ -329,7 +349,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "runners",
         {_JSON: ref("Draining")},
         scope="manage",
-        errors=("UNKNOWN_RUNNER",),
+        errors=(ErrorCode.UNKNOWN_RUNNER,),
     ),
     Operation(
         "GET",
@@ -347,7 +367,7 @@ OPERATIONS: tuple[Operation, ...] = (
             },
         },
         scope="read",
-        errors=("UNKNOWN_RUNNER", "INVALID_ARGUMENT"),
+        errors=(ErrorCode.UNKNOWN_RUNNER, ErrorCode.INVALID_ARGUMENT),
         query=(
             _LIMIT,
             Query(
@@ -371,7 +391,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "runners",
         {_JSON: ref("Enrolled")},
         scope="runner",
-        errors=("INVALID_ARGUMENT", "ALREADY_RUNNER_TOKEN", "PERMISSION_DENIED", *_BODY_CODES),
+        errors=(
+            ErrorCode.INVALID_ARGUMENT,
+            ErrorCode.ALREADY_RUNNER_TOKEN,
+            ErrorCode.PERMISSION_DENIED,
+            *_BODY_CODES,
+        ),
         body=ref("EnrollRequest"),
     ),
     Operation(
@@ -382,7 +407,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "tokens",
         {_JSON: ref("NewToken")},
         scope="manage",
-        errors=("INVALID_ARGUMENT", *_BODY_CODES),
+        errors=(ErrorCode.INVALID_ARGUMENT, *_BODY_CODES),
         body=ref("TokenRequest"),
         links={"revoke": ("revokeToken", {"token_id": "$response.body#/id"})},
     ),
@@ -411,7 +436,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "tokens",
         {_JSON: ref("Revoked")},
         scope="manage",
-        errors=("UNKNOWN_TOKEN",),
+        errors=(ErrorCode.UNKNOWN_TOKEN,),
     ),
     Operation(
         "POST",
@@ -421,7 +446,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "tokens",
         {_JSON: ref("NewUser")},
         scope="admin",
-        errors=("INVALID_ARGUMENT", "USER_EXISTS", *_BODY_CODES),
+        errors=(ErrorCode.INVALID_ARGUMENT, ErrorCode.USER_EXISTS, *_BODY_CODES),
         body=ref("UserRequest"),
     ),
     Operation(
@@ -441,7 +466,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "openai",
         {_JSON: ref("ChatCompletion"), _SSE: _openai_events("ChatCompletionChunk")},
         scope="predict",
-        errors=("INVALID_ARGUMENT", "model_not_found", *_BODY_CODES),
+        errors=(ErrorCode.INVALID_ARGUMENT, ErrorCode.MODEL_NOT_FOUND, *_BODY_CODES),
         task=True,
         body=ref("ChatRequest"),
     ),
@@ -453,7 +478,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "openai",
         {_JSON: ref("Completion"), _SSE: _openai_events("Completion")},
         scope="predict",
-        errors=("INVALID_ARGUMENT", "model_not_found", *_BODY_CODES),
+        errors=(ErrorCode.INVALID_ARGUMENT, ErrorCode.MODEL_NOT_FOUND, *_BODY_CODES),
         task=True,
         body=ref("CompletionRequest"),
     ),
@@ -465,7 +490,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "openai",
         {_JSON: ref("EmbeddingList")},
         scope="predict",
-        errors=("INVALID_ARGUMENT", "model_not_found", *_BODY_CODES),
+        errors=(ErrorCode.INVALID_ARGUMENT, ErrorCode.MODEL_NOT_FOUND, *_BODY_CODES),
         task=True,
         body=ref("EmbeddingRequest"),
     ),

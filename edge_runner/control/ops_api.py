@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from edge_runner.control.http_common import SSE_HEADERS
-from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ApiProblem, ErrorCode
 
 __all__ = ["add_ops_routes"]
 
@@ -35,7 +35,9 @@ def _int(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name, str(default))
     # isdigit() alone takes "²" (which int() refuses: a 500) and "٣" (which it reads as 3)
     if not (raw.isascii() and raw.isdigit()) or not 0 <= int(raw) <= MAX_LIMIT:
-        raise ApiProblem(400, "INVALID_ARGUMENT", f"`{name}` must be 0-{MAX_LIMIT}", param=name)
+        raise ApiProblem(
+            400, ErrorCode.INVALID_ARGUMENT, f"`{name}` must be 0-{MAX_LIMIT}", param=name
+        )
     return int(raw)
 
 
@@ -46,7 +48,10 @@ def _level(request: Request) -> int:
     value = logging.getLevelName(name.upper())
     if not isinstance(value, int):
         raise ApiProblem(
-            400, "INVALID_ARGUMENT", "`level` must be debug, info, warning or error", param="level"
+            400,
+            ErrorCode.INVALID_ARGUMENT,
+            "`level` must be debug, info, warning or error",
+            param="level",
         )
     return value
 
@@ -76,7 +81,9 @@ def add_ops_routes(
     async def drain(runner_id: str, request: Request) -> dict[str, Any]:
         user = principal(request, "manage").user_id
         if not state.drain_runner(user, runner_id):
-            raise ApiProblem(404, "UNKNOWN_RUNNER", f"no connected runner {runner_id!r} of yours")
+            raise ApiProblem(
+                404, ErrorCode.UNKNOWN_RUNNER, f"no connected runner {runner_id!r} of yours"
+            )
         return {"runner_id": runner_id, "status": "draining"}
 
     @app.get("/v2/runners/{runner_id}/logs")
@@ -85,7 +92,7 @@ def add_ops_routes(
         # The registry's record is the owner (runner ids are bound to the user who registered
         # them first), and only the owner's runner can have sent logs under that id.
         if state.registry.runner_owner(runner_id) != user:
-            raise ApiProblem(404, "UNKNOWN_RUNNER", f"no runner {runner_id!r} of yours")
+            raise ApiProblem(404, ErrorCode.UNKNOWN_RUNNER, f"no runner {runner_id!r} of yours")
         limit = _int(request, "limit", 200)
         level = _level(request)
         grep = request.query_params.get("grep", "").lower()

@@ -24,6 +24,7 @@ from edge_runner.control.http_guard import HttpLimits, guarded_protocol
 from edge_runner.control.registry import Registry
 from edge_runner.control.state import ControlState
 from edge_runner.control.tunnel_grpc import GrpcTunnelServer
+from edge_runner.errors import ErrorCode
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
 __all__ = ["ControlPlane"]
@@ -214,7 +215,7 @@ class ControlPlane:
             state.close()
             # Answer waiting clients now (503, retry) rather than have uvicorn cancel them.
             state.dispatcher.fail_all(
-                "UNAVAILABLE", "the control plane is shutting down; retry in a moment"
+                ErrorCode.UNAVAILABLE, "the control plane is shutting down; retry in a moment"
             )
             for link in list(state.dispatcher.links.values()):
                 link.session.send_goodbye(

@@ -14,16 +14,14 @@ from edge_runner.control.config import ControlConfig
 from edge_runner.control.dispatch import Dispatcher, RunnerLink, Task
 from edge_runner.control.registry import Registry, RunnerRecord, TokenInfo, hash_token
 from edge_runner.control.runner_logs import RunnerLogs
+from edge_runner.errors import ErrorCode
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import signatures_from_spec
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 from edge_runner.protocol.session import InflightTask
 
-__all__ = ["PERMISSION_DENIED", "ControlState", "runner_id_taken"]
-
-#: the Error code of a Hello for a runner id that belongs to another user
-PERMISSION_DENIED = "PERMISSION_DENIED"
+__all__ = ["ControlState", "runner_id_taken"]
 
 
 def runner_id_taken(runner_id: str) -> str:
@@ -131,13 +129,13 @@ class ControlState:
                 user_id,
                 owner,
             )
-            session.reject(PERMISSION_DENIED, runner_id_taken(hello.runner_id))
+            session.reject(ErrorCode.PERMISSION_DENIED, runner_id_taken(hello.runner_id))
             return None
         for spec in hello.models:
             problem = _spec_problem(spec)
             if problem is not None:
                 logger.warning("refused runner %s: %s", hello.runner_id, problem)
-                session.reject("INVALID_SPEC", problem)
+                session.reject(ErrorCode.INVALID_SPEC, problem)
                 return None
             served = any(
                 link.runner_id != hello.runner_id
@@ -146,7 +144,7 @@ class ControlState:
             reason = self.catalog.conflict(user_id, spec, served)
             if reason is not None:
                 logger.warning("refused runner %s: %s", hello.runner_id, reason)
-                session.reject("SIGNATURE_CONFLICT", reason)
+                session.reject(ErrorCode.SIGNATURE_CONFLICT, reason)
                 return None
         previous = self._take_previous(hello.runner_id)
         new_models = set()

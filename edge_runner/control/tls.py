@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from edge_runner.config import write_private_file
 
 __all__ = ["TlsFiles", "fingerprint", "self_signed", "server_names"]
 
@@ -45,12 +46,6 @@ def fingerprint(cert_pem: bytes) -> str:
     cert = x509.load_pem_x509_certificate(cert_pem)
     digest = cert.fingerprint(hashes.SHA256()).hex().upper()
     return "SHA256:" + ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
 
 
 def _name(common: str) -> x509.Name:
@@ -95,7 +90,7 @@ def self_signed(data_dir: Path, hosts: list[str]) -> TlsFiles:
     pem = serialization.Encoding.PEM
     files.ca.write_bytes(ca_cert.public_bytes(pem))
     files.cert.write_bytes(server_cert.public_bytes(pem))
-    _write_private(
+    write_private_file(
         files.key,
         server_key.private_bytes(
             pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -18,9 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from edge_runner.control.http_common import read_json_object
-from edge_runner.control.http_errors import ApiProblem
 from edge_runner.control.registry import ADMIN_SCOPES, SCOPES, TokenInfo, TokenRecord
-from edge_runner.control.state import PERMISSION_DENIED, ControlState, runner_id_taken
+from edge_runner.control.state import ControlState, runner_id_taken
+from edge_runner.errors import ApiProblem, ErrorCode
 from edge_runner.protocol import RUNNER_ID_PATTERN
 
 __all__ = ["MAX_TOKEN_TTL", "MIN_TOKEN_TTL", "add_token_routes"]
@@ -52,20 +52,22 @@ def _scopes(body: dict[str, Any], caller: TokenInfo) -> tuple[str, ...]:
     scopes = body.get("scopes", ["predict", "read"])
     if not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) for x in scopes):
         raise ApiProblem(
-            400, "INVALID_ARGUMENT", "`scopes` must be a non-empty list", param="scopes"
+            400, ErrorCode.INVALID_ARGUMENT, "`scopes` must be a non-empty list", param="scopes"
         )
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ApiProblem(
             400,
-            "INVALID_ARGUMENT",
+            ErrorCode.INVALID_ARGUMENT,
             f"unknown scope(s) {', '.join(unknown)}; scopes are: {', '.join(SCOPES)}",
             param="scopes",
         )
     beyond = sorted(set(scopes) - caller.scopes)
     if beyond:
         raise ApiProblem(
-            403, "MISSING_SCOPE", f"a token cannot grant scopes it lacks: {', '.join(beyond)}"
+            403,
+            ErrorCode.MISSING_SCOPE,
+            f"a token cannot grant scopes it lacks: {', '.join(beyond)}",
         )
     return tuple(s for s in SCOPES if s in scopes)
 
@@ -81,7 +83,7 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ApiProblem(
                 400,
-                "INVALID_ARGUMENT",
+                ErrorCode.INVALID_ARGUMENT,
                 "`name` must be 1-64 letters, digits or . _ : @ - and spaces",
                 param="name",
             )
@@ -96,7 +98,7 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         ):
             raise ApiProblem(
                 400,
-                "INVALID_ARGUMENT",
+                ErrorCode.INVALID_ARGUMENT,
                 f"`expires_in` must be a number of seconds from {MIN_TOKEN_TTL} to "
                 f"{MAX_TOKEN_TTL} (10 years), got {json.dumps(ttl)[:40]}; leave it out for a "
                 "token that does not expire",
@@ -141,7 +143,7 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         caller = principal(request, "manage")
         closed = state.revoke_token(caller.user_id, token_id)
         if closed is None:
-            raise ApiProblem(404, "UNKNOWN_TOKEN", f"no live token {token_id!r} of yours")
+            raise ApiProblem(404, ErrorCode.UNKNOWN_TOKEN, f"no live token {token_id!r} of yours")
         return {"id": token_id, "revoked": True, "tunnels_closed": closed}
 
     @app.post("/v2/runners/enroll")
@@ -152,17 +154,21 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         if not isinstance(runner_id, str) or not RUNNER_ID_PATTERN.fullmatch(runner_id):
             raise ApiProblem(
                 400,
-                "INVALID_ARGUMENT",
+                ErrorCode.INVALID_ARGUMENT,
                 "`runner_id` is required: 1-128 letters, digits and . _ : @ -, starting with a "
                 "letter or digit",
                 param="runner_id",
             )
         if caller.kind == "runner":
             raise ApiProblem(
-                400, "ALREADY_RUNNER_TOKEN", "this is already a runner credential; use it as it is"
+                400,
+                ErrorCode.ALREADY_RUNNER_TOKEN,
+                "this is already a runner credential; use it as it is",
             )
         if state.registry.runner_owner(runner_id) not in (None, caller.user_id):
-            raise ApiProblem(403, PERMISSION_DENIED, runner_id_taken(runner_id), param="runner_id")
+            raise ApiProblem(
+                403, ErrorCode.PERMISSION_DENIED, runner_id_taken(runner_id), param="runner_id"
+            )
         token = state.registry.create_token(
             caller.user_id, f"runner {runner_id}", ("runner",), "runner"
         )
@@ -176,12 +182,12 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         if not isinstance(user_id, str) or not _USER.fullmatch(user_id):
             raise ApiProblem(
                 400,
-                "INVALID_ARGUMENT",
+                ErrorCode.INVALID_ARGUMENT,
                 "`id` must be 1-64 lowercase letters, digits or . _ -",
                 param="id",
             )
         if state.registry.user_exists(user_id):
-            raise ApiProblem(409, "USER_EXISTS", f"user {user_id!r} exists already")
+            raise ApiProblem(409, ErrorCode.USER_EXISTS, f"user {user_id!r} exists already")
         state.registry.create_user(user_id)
         token = state.registry.create_token(user_id, "first-token", SCOPES)
         return {"id": user_id, "token": token, "scopes": list(SCOPES)}

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from edge_runner._version import __version__
 from edge_runner.control.dispatch import RunnerLink
-from edge_runner.control.state import PERMISSION_DENIED, ControlState
-from edge_runner.errors import ProtocolError
+from edge_runner.control.state import ControlState
+from edge_runner.errors import ErrorCode, ProtocolError
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 
@@ -101,7 +101,11 @@ async def serve_tunnel(
     link = state.register_runner(principal.user_id, session, principal.token_id)
     if link is None:
         await _send_pending(session, conn)
-        kind = EndKind.FORBIDDEN if session.close_code == PERMISSION_DENIED else EndKind.REFUSED
+        kind = (
+            EndKind.FORBIDDEN
+            if session.close_code == ErrorCode.PERMISSION_DENIED
+            else EndKind.REFUSED
+        )
         return TunnelEnd(kind, session.close_reason)
     link.flush()
     reader = asyncio.create_task(_read(state, conn, session, link))

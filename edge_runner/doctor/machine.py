@@ -15,6 +15,7 @@ import httpx
 
 from edge_runner.doctor._core import Check, Reporter, describe_error
 from edge_runner.doctor._env import DEFAULT_PORTS, Env
+from edge_runner.errors import ErrorCode
 
 __all__ = [
     "EXTRAS",
@@ -96,7 +97,7 @@ def check_nvml(env: Env, r: Reporter) -> Check:
 
 def check_ollama(env: Env, r: Reporter) -> Check:
     """Ollama answers at ``$OLLAMA_HOST`` (or the default 127.0.0.1:11434), and its version."""
-    from edge_runner.backends.ollama import normalize_host
+    from edge_runner.backends.ollama_ready import normalize_host
 
     configured = os.environ.get("OLLAMA_HOST", "").strip()
     url = normalize_host(configured or None)
@@ -184,7 +185,7 @@ def _speaks_edge_runner(port: int, timeout: float) -> bool:
         code = info.json()["error"]["code"] if info.status_code == 401 else None
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return False
-    return health.status_code == 200 and code == "UNAUTHENTICATED"
+    return health.status_code == 200 and code == ErrorCode.UNAUTHENTICATED
 
 
 def check_ports(env: Env, r: Reporter) -> Check:

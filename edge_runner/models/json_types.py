@@ -18,12 +18,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from edge_runner.errors import TypeMismatch, UnsupportedType
+
 __all__ = [
     "SIMPLE_TYPES",
     "SUPPORTED_TYPES_TEXT",
-    "TypeMismatch",
     "TypeSpec",
-    "UnsupportedType",
     "check_value",
     "json_type_name",
     "parse_spec",
@@ -45,24 +45,6 @@ _STREAM_ORIGINS = (
     collections.abc.Generator,
 )
 _NONE_SUFFIX = " | None"
-
-
-class UnsupportedType(Exception):
-    """A type hint outside the supported set; ``str(exc)`` says which part."""
-
-
-class TypeMismatch(Exception):
-    """A value does not match a spec.
-
-    Attributes:
-        where: the path inside the value (``"[2]"``, ``"['role']"``), ``""`` at the top.
-        got: the JSON type name of the offending value.
-    """
-
-    def __init__(self, where: str, got: str) -> None:
-        super().__init__(f"got {got}" + (f" at {where}" if where else ""))
-        self.where = where
-        self.got = got
 
 
 @dataclass(frozen=True)

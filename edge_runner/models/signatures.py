@@ -19,12 +19,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edge_runner.errors import InvalidArgument, ModelFolderError
+from edge_runner.errors import InvalidArgument, ModelFolderError, TypeMismatch, UnsupportedType
 from edge_runner.models.json_types import (
     SUPPORTED_TYPES_TEXT,
-    TypeMismatch,
     TypeSpec,
-    UnsupportedType,
     check_value,
     json_type_name,
     parse_spec,

@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from edge_runner.backends.base import Backend, BackendError, CancelEvent, Reply
+from edge_runner.backends.base import Backend, CancelEvent, Reply
+from edge_runner.errors import BackendError, ErrorCode
 from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = ["Executor", "StreamGate", "TaskSink"]
@@ -163,7 +164,7 @@ class Executor:
             outcome = self._backend.call(model_id, method, payload, cancel)
             if isinstance(outcome, Reply):
                 if cancel.is_set():  # whatever it returned after a cancel is not wanted
-                    post(sink.error, key, "CANCELLED", "the task was cancelled")
+                    post(sink.error, key, ErrorCode.CANCELLED, "the task was cancelled")
                 else:
                     post(sink.result, key, outcome.payload, outcome.usage)
                 return
@@ -185,7 +186,7 @@ class Executor:
                 if close is not None:
                     close()
             if cancel.is_set():
-                post(sink.error, key, "CANCELLED", "the task was cancelled")
+                post(sink.error, key, ErrorCode.CANCELLED, "the task was cancelled")
             else:
                 post(sink.result, key, b"", outcome.usage)
         except BackendError as exc:
@@ -200,7 +201,7 @@ class Executor:
                 exc,
                 exc_info=logger.isEnabledFor(logging.DEBUG),
             )
-            post(sink.error, key, "MODEL_ERROR", f"{type(exc).__name__}: {exc}")
+            post(sink.error, key, ErrorCode.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
         except BaseException:
-            post(sink.error, key, "MODEL_ERROR", "the worker thread was interrupted")
+            post(sink.error, key, ErrorCode.MODEL_ERROR, "the worker thread was interrupted")
             raise

@@ -38,7 +38,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from edge_runner.config._atomic import write_private_file
+from edge_runner.config import write_private_file
 from edge_runner.config.paths import ensure_private_dir, runner_file
 from edge_runner.runner.events import EventHub, LogBuffer, level_number
 

@@ -20,7 +20,7 @@ import grpc
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from edge_runner.errors import Forbidden, ProtocolError, TunnelError, Unauthorized
+from edge_runner.errors import ErrorCode, Forbidden, ProtocolError, TunnelError, Unauthorized
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
 __all__ = ["CONNECT_METHOD", "Transport", "TransportKind", "open_transport", "tls_context"]
@@ -63,7 +63,7 @@ class Transport(Protocol):
 def _unauthorized(detail: str) -> Unauthorized:
     return Unauthorized(
         401,
-        "UNAUTHENTICATED",
+        ErrorCode.UNAUTHENTICATED,
         f"the control plane rejected this runner's token ({detail}); "
         "log in again (`edge-runner up` refreshes the local context)",
     )
@@ -112,9 +112,11 @@ class _GrpcTransport:
 
 def _grpc_error(exc: grpc.aio.AioRpcError) -> Exception:
     if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
-        return _unauthorized(exc.details() or "UNAUTHENTICATED")
+        return _unauthorized(exc.details() or ErrorCode.UNAUTHENTICATED)
     if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
-        return Forbidden(403, "PERMISSION_DENIED", exc.details() or "PERMISSION_DENIED")
+        return Forbidden(
+            403, ErrorCode.PERMISSION_DENIED, exc.details() or ErrorCode.PERMISSION_DENIED
+        )
     return TunnelError(f"{exc.code().name}: {exc.details()}")
 
 

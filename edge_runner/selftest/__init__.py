@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from edge_runner.client import AsyncClient
 
-__all__ = ["MODEL_DIR", "MODEL_ID", "SelfTestFailed", "SelfTestReport", "main", "run_selftest"]
+from edge_runner.errors import SelfTestFailed
+
+__all__ = ["MODEL_DIR", "MODEL_ID", "SelfTestReport", "main", "run_selftest"]
 
 #: the model folder the self-test serves (shipped as package data)
 MODEL_DIR = Path(__file__).resolve().parent / "model"
@@ -39,20 +41,6 @@ _PROBE = "edge-runner self-test"
 _RUNNER_ID = "runner-selftest"
 
 T = TypeVar("T")
-
-
-class SelfTestFailed(Exception):
-    """One step of the self-test failed.
-
-    Attributes:
-        step: what was being done (``"start the control plane"``, ``"predict"``, ...).
-        detail: what went wrong.
-    """
-
-    def __init__(self, step: str, detail: str) -> None:
-        super().__init__(f"{step}: {detail}")
-        self.step = step
-        self.detail = detail
 
 
 @dataclass(frozen=True)

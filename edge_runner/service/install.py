@@ -287,7 +287,7 @@ def write_file(path: Path, data: bytes, mode: int) -> None:
     Raises:
         ConfigError: the directory cannot be created or written.
     """
-    from edge_runner.config._atomic import write_private_file
+    from edge_runner.config import write_private_file
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if mode == 0o600 else 0o755)

@@ -8,13 +8,13 @@ import pytest
 
 from edge_runner.control.dispatch import (
     Dispatcher,
-    QueueFull,
     RunnerLink,
     Task,
     TaskDone,
     TaskFailedEvent,
     TaskState,
 )
+from edge_runner.errors import QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, RunnerSession
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from edge_runner.backends.base import BackendError
 from edge_runner.backends.ollama_mapping import (
     chat_options,
     ollama_messages,
@@ -17,6 +16,7 @@ from edge_runner.backends.ollama_mapping import (
     response_format,
 )
 from edge_runner.backends.openai_format import TextCompletionWriter, embeddings_reply
+from edge_runner.errors import BackendError
 from edge_runner.proto import tunnel_pb2 as pb
 
 

@@ -19,6 +19,7 @@ from edge_runner.control.openapi import build_document
 from edge_runner.control.openapi_routes import ERRORS, OPERATIONS, WEBSOCKET_PATHS
 from edge_runner.control.registry import Registry
 from edge_runner.control.state import ControlState
+from edge_runner.errors import ErrorCode
 from tests.conftest import ROOT
 
 DOCUMENT = build_document("0.0.0")
@@ -91,7 +92,8 @@ def test_error_codes_are_one_line_each_and_task_codes_match_their_status() -> No
 
 
 def _raised_problems() -> Iterator[tuple[str, int, str]]:
-    """(where, status, code) of each ``ApiProblem(<int>, "<CODE>", ...)`` in the control plane."""
+    """(where, status, code) of each ``ApiProblem(<int>, ErrorCode.<CODE>, ...)`` in the
+    control plane."""
     for path in sorted((ROOT / "edge_runner" / "control").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if not isinstance(node, ast.Call) or len(node.args) < 2:
@@ -100,8 +102,8 @@ def _raised_problems() -> Iterator[tuple[str, int, str]]:
             status, code = node.args[0], node.args[1]
             if name != "ApiProblem" or not isinstance(status, ast.Constant):
                 continue
-            if isinstance(code, ast.Constant):
-                yield f"{path.name}:{node.lineno}", status.value, code.value
+            if isinstance(code, ast.Attribute) and getattr(code.value, "id", "") == "ErrorCode":
+                yield f"{path.name}:{node.lineno}", status.value, ErrorCode[code.attr].value
 
 
 def test_every_error_code_the_api_raises_is_documented() -> None:
