@@ -2,8 +2,11 @@
 one function that decides whether a failure is retried.
 
 Reconnect policy: every failure to reach the control plane is retried with full-jitter backoff
-(0.5 s → 10 s cap), forever, except a rejected token and a runner id that belongs to another
-user, which are fatal; :func:`classify` says which for every exception.
+(0.5 s → 10 s cap), forever, except a refusal that retrying cannot change, which is fatal: a
+rejected token (HTTP 401, gRPC ``UNAUTHENTICATED``), a forbidden one (HTTP 403, gRPC
+``PERMISSION_DENIED``) and a runner id that belongs to another user (a ``PERMISSION_DENIED``
+Error frame). :func:`classify` says which for every exception, the same on both transports. An
+answer that is not the control plane's info (a proxy's HTML page) is retried like an outage.
 
 An outage is logged once (WARNING, with the cause) when it starts and once (INFO, with its
 duration) when it ends; each retry only at DEBUG. A ``Goodbye`` with ``reconnect_after_ms`` (a
@@ -18,7 +21,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,6 +39,7 @@ from edge_runner.runner.backoff import backoff
 from edge_runner.runner.settings import RunnerSettings
 from edge_runner.runner.transport import (
     Transport,
+    TransportKind,
     open_transport,
     tls_context,
     translate,
@@ -72,14 +76,18 @@ class Fatal:
 def classify(exc: Exception) -> Retry | Fatal:
     """Retry or give up, for anything a connection attempt can raise.
 
-    grpc's and websockets' errors are first translated as the transports translate them.
-    Errors that are neither a refusal nor a network, tunnel or protocol failure are bugs:
-    fatal, as they are.
+    grpc's and websockets' errors are first translated as the transports translate them, so a
+    refusal means the same on both; an HTTP 401 or 403 from discovery is a refusal too. Errors
+    that are neither a refusal nor a network, tunnel or protocol failure are bugs: fatal, as
+    they are.
     """
     exc = translate(exc)
     match exc:
         case Unauthorized() | Forbidden() | ConfigError():
             return Fatal(exc)
+        case httpx.HTTPStatusError() if exc.response.status_code in (401, 403):
+            url = exc.request.url
+            return Fatal(_refusal(exc.response, f"{url.scheme}://{url.netloc.decode()}"))
         case TunnelError() | ProtocolError() | OSError() | httpx.HTTPError():
             return Retry(describe(exc))
         case _:
@@ -93,12 +101,21 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _unauthorized(api_base: str) -> Unauthorized:
-    return Unauthorized(
-        401,
-        "UNAUTHENTICATED",
-        f"the control plane at {api_base} rejected this runner's token; "
-        "log in again (`edge-runner up` refreshes the local context)",
+def _refusal(response: httpx.Response, api_base: str) -> Unauthorized | Forbidden:
+    """The fatal error for a 401 or 403 answer from the control plane."""
+    if response.status_code == 401:
+        return Unauthorized(
+            401,
+            "UNAUTHENTICATED",
+            f"the control plane at {api_base} rejected this runner's token; "
+            "log in again (`edge-runner up` refreshes the local context)",
+        )
+    return Forbidden(
+        403,
+        "PERMISSION_DENIED",
+        f"the control plane at {api_base} answered {response.request.method} "
+        f"{response.request.url.path} with 403 Forbidden: this runner's token may not be used "
+        "there; log in again (`edge-runner up` refreshes the local context)",
     )
 
 
@@ -231,22 +248,32 @@ class Connection:
     # -- one tunnel -------------------------------------------------------------------------
 
     async def _discover(self) -> tuple[str, str, bool]:
-        """Ask the control plane where its tunnel endpoints are (also checks the token)."""
+        """Ask the control plane where its tunnel endpoints are (also checks the token).
+
+        Raises:
+            Unauthorized, Forbidden: the control plane refused the token (401, 403).
+            TunnelError: the answer is not the control plane's info (a proxy's page).
+            httpx.HTTPError: it could not be reached, or answered with another error.
+        """
         s = self.settings
         headers = {"Authorization": f"Bearer {s.token}"}
         verify = tls_context(s.ca_file) if s.api_base.startswith("https://") else True
+        url = f"{s.api_base.rstrip('/')}/v2/info"
         async with httpx.AsyncClient(timeout=10.0, verify=verify) as client:
-            response = await client.get(f"{s.api_base.rstrip('/')}/v2/info", headers=headers)
-        if response.status_code == 401:
-            raise _unauthorized(s.api_base)
+            response = await client.get(url, headers=headers)
+        if response.status_code in (401, 403):
+            raise _refusal(response, s.api_base)
         response.raise_for_status()
-        tunnel = response.json()["tunnel"]
-        address = s.tunnel_address or str(tunnel["grpc"])
-        host, _, port = address.rpartition(":")
-        if host in _UNSPECIFIED_HOSTS:
-            address = f"{urlsplit(s.api_base).hostname}:{port}"
+        tunnel = _tunnel_info(response, url)
+        grpc_address = s.tunnel_address or str(tunnel.get("grpc") or "")
+        if grpc_address:
+            host, _, port = grpc_address.rpartition(":")
+            if host in _UNSPECIFIED_HOSTS:
+                grpc_address = f"{urlsplit(s.api_base).hostname}:{port}"
+        elif s.transport is TransportKind.GRPC:
+            raise TunnelError(f"{url} names no gRPC tunnel address: {_excerpt(response)}")
         websocket = ws_url(s.api_base, str(tunnel.get("websocket") or "/v2/tunnel"))
-        return address, websocket, bool(tunnel.get("tls"))
+        return grpc_address, websocket, bool(tunnel.get("tls"))
 
     async def _connect_once(self) -> float | None:
         """Run one tunnel session; returns a reconnect hint in seconds, if the peer gave one."""
@@ -360,3 +387,33 @@ async def _write_loop(transport: Transport, outbox: asyncio.Queue[bytes | None])
     while (frame := await outbox.get()) is not None:
         await transport.send(frame)
     await transport.finish()
+
+
+def _tunnel_info(response: httpx.Response, url: str) -> dict[str, Any]:
+    """The ``tunnel`` object of a ``/v2/info`` answer.
+
+    Raises:
+        TunnelError: the answer is not JSON, or has no ``tunnel`` object (a captive portal or
+            a proxy answering 200 with its own page): the outage is retried, not fatal.
+    """
+    try:
+        info = response.json()
+    except ValueError as exc:
+        kind = response.headers.get("content-type") or "no content type"
+        raise TunnelError(
+            f"{url} answered {response.status_code} with {kind}, not the control plane's JSON "
+            f"(is a proxy or captive portal in the way?): {_excerpt(response)}"
+        ) from exc
+    tunnel = info.get("tunnel") if isinstance(info, dict) else None
+    if not isinstance(tunnel, dict):
+        raise TunnelError(
+            f"{url} answered without tunnel addresses (is api_base an edge-runner control "
+            f"plane?): {_excerpt(response)}"
+        )
+    return tunnel
+
+
+def _excerpt(response: httpx.Response, limit: int = 80) -> str:
+    """The start of a response body, on one line, for a log."""
+    text = " ".join(response.text.split())
+    return ascii(text[:limit] + ("..." if len(text) > limit else ""))

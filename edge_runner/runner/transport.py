@@ -3,8 +3,10 @@ ws``, for networks where only HTTP/1.1 gets out). Both carry the same frames.
 
 This is the one place that knows grpc's and websockets' errors: :func:`translate` turns them
 into :class:`~edge_runner.errors.TunnelError`, or, for a refusal, into
-:class:`~edge_runner.errors.Unauthorized` or :class:`~edge_runner.errors.Forbidden`. Whether
-to retry is decided once, by :func:`edge_runner.runner.connection.classify`.
+:class:`~edge_runner.errors.Unauthorized` (HTTP 401, ``UNAUTHENTICATED``) or
+:class:`~edge_runner.errors.Forbidden` (HTTP 403, ``PERMISSION_DENIED``) alike on both
+transports. Whether to retry is decided once, by
+:func:`edge_runner.runner.connection.classify`.
 """
 
 from __future__ import annotations
@@ -85,14 +87,30 @@ def _unauthorized(detail: str) -> Unauthorized:
     )
 
 
+def _forbidden(detail: str) -> Forbidden:
+    return Forbidden(
+        403,
+        "PERMISSION_DENIED",
+        f"the control plane refused this runner's tunnel ({detail}); its token may not open "
+        "tunnels (it lacks the 'runner' scope, or is not valid there): log in again, or ask "
+        "for a runner token (`edge-runner up` refreshes the local context)",
+    )
+
+
 def translate(exc: Exception) -> Exception:
-    """Our error for one raised by grpc or websockets; any other exception is returned as is."""
+    """Our error for one raised by grpc or websockets; any other exception is returned as is.
+
+    The same refusal means the same thing on both transports: HTTP 401 and ``UNAUTHENTICATED``
+    are :class:`Unauthorized`, HTTP 403 and ``PERMISSION_DENIED`` are :class:`Forbidden`.
+    """
     if isinstance(exc, grpc.aio.AioRpcError):
         return _grpc_error(exc)
     if isinstance(exc, websockets.InvalidStatus):
         status = exc.response.status_code
-        if status in (401, 403):
-            return _unauthorized(f"HTTP {status}")
+        if status == 401:
+            return _unauthorized("HTTP 401")
+        if status == 403:
+            return _forbidden("HTTP 403")
         return TunnelError(f"the WebSocket tunnel was refused with HTTP {status}")
     if isinstance(exc, websockets.InvalidURI):
         return ConfigError(f"cannot open a WebSocket tunnel to {exc.uri!r}: {exc.msg}")
@@ -150,7 +168,8 @@ def _grpc_error(exc: grpc.aio.AioRpcError) -> EdgeRunnerError:
     if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
         return _unauthorized(exc.details() or "UNAUTHENTICATED")
     if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
-        return Forbidden(403, "PERMISSION_DENIED", exc.details() or "PERMISSION_DENIED")
+        # A grpc-aware proxy's HTTP 403 arrives as PERMISSION_DENIED too.
+        return _forbidden(exc.details() or "PERMISSION_DENIED")
     return TunnelError(f"{exc.code().name}: {exc.details()}")
 
 
