@@ -22,21 +22,32 @@ Session states::
 
     control:  AWAITING_HELLO --Hello/accept()--> OPEN --Draining--> DRAINING --> CLOSED
     runner:   AWAITING_WELCOME --Welcome--> OPEN --draining()--> DRAINING --> CLOSED
+
+Both sides dispatch a received frame the same way: the message that opens the session
+(``Hello``, ``Welcome``) is the only one accepted before it is open, then each message kind (the
+envelope's oneof name) has one handler in the side's handler table; a kind with no handler
+breaks the protocol.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
-from edge_runner.errors import ProtocolError, VersionMismatch
+from edge_runner.errors import ErrorCode, ProtocolError, VersionMismatch
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol.codec import decode_control, decode_runner, encode
+from edge_runner.protocol.records import (
+    ControlEvent,
+    InflightTask,
+    RunnerEvent,
+    RunnerTask,
+    SessionState,
+    TaskKey,
+)
 from edge_runner.protocol.version import PROTOCOL_VERSION, check_version
 
 __all__ = [
@@ -46,6 +57,7 @@ __all__ = [
     "InflightTask",
     "RunnerEvent",
     "RunnerSession",
+    "RunnerTask",
     "SessionState",
 ]
 
@@ -53,75 +65,29 @@ __all__ = [
 #: tables and logs, so control characters and unbounded lengths are refused at the Hello.
 RUNNER_ID_PATTERN: re.Pattern[str] = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 
-TaskKey = tuple[str, int]
 _E = TypeVar("_E", pb.RunnerMessage, pb.ControlMessage)
-
-#: What the control plane's session hands up: messages sent by a runner.
-ControlEvent = (
-    pb.Hello
-    | pb.Credit
-    | pb.Heartbeat
-    | pb.Accepted
-    | pb.Chunk
-    | pb.Result
-    | pb.TaskError
-    | pb.Logs
-    | pb.Draining
-    | pb.Goodbye
-    | pb.ModelStatus
-)
-#: What the runner's session hands up: messages sent by the control plane.
-RunnerEvent = (
-    pb.Welcome
-    | pb.Task
-    | pb.Cancel
-    | pb.Drain
-    | pb.Goodbye
-    | pb.Error
-    | pb.Heartbeat
-    | pb.StreamCredit
-)
 
 #: the first protocol minor (of major 1) with per-task stream credit
 STREAM_CREDIT_MINOR = 2
-
-
-@dataclass(slots=True)
-class InflightTask:
-    """A task the control plane sent and has not seen finish.
-
-    Attributes:
-        next_seq: the chunk number expected next.
-        resumed: carried over from an earlier tunnel (a gap in its chunks is lost output, not a
-            protocol error).
-        abandoned: given up (lost output); kept until the runner's terminal message returns
-            the slot.
-        credit_upto: chunks numbered below this may be sent; 0 when the stream is not
-            flow-controlled (a 1.1 runner).
-    """
-
-    model_id: str
-    next_seq: int = 0
-    resumed: bool = False
-    abandoned: bool = False
-    credit_upto: int = 0
-
-
-class SessionState(enum.Enum):
-    """Lifecycle of one tunnel session."""
-
-    AWAITING_HELLO = "awaiting_hello"
-    AWAITING_WELCOME = "awaiting_welcome"
-    OPEN = "open"
-    DRAINING = "draining"
-    CLOSED = "closed"
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: a handler of one received message kind: the session and the message in, events out
+_Handler = Callable[[Any, Any], list[Any]]
+
+
 class _Session:
+    #: the state before the opening message arrives, and that message's oneof name
+    _AWAITING: ClassVar[SessionState]
+    _OPENING: ClassVar[str]
+    #: message kinds accepted in any state, even before the opening one
+    _ANY_STATE: ClassVar[frozenset[str]] = frozenset()
+    #: oneof name -> handler, for every kind allowed once the session is open
+    _HANDLERS: ClassVar[Mapping[str, _Handler]]
+
     def __init__(self) -> None:
         self._out: list[bytes] = []
         self.state = SessionState.CLOSED
@@ -141,7 +107,30 @@ class _Session:
         try:
             return decode(data)
         except ProtocolError as exc:
-            raise self._fail("MALFORMED_FRAME", str(exc)) from exc
+            raise self._fail(ErrorCode.MALFORMED_FRAME, str(exc)) from exc
+
+    def _dispatch(self, envelope: pb.RunnerMessage | pb.ControlMessage) -> list[Any]:
+        """Hand one decoded envelope to its handler (one dispatch style for both sides)."""
+        kind = envelope.WhichOneof("kind")
+        if self.state is self._AWAITING and kind not in self._ANY_STATE:
+            if kind != self._OPENING:
+                expected = self._OPENING.capitalize()
+                raise self._fail(
+                    ErrorCode.PROTOCOL, f"expected {expected} as the first message, got {kind}"
+                )
+            return self._open(getattr(envelope, kind))
+        handler = self._HANDLERS.get(kind or "")
+        if handler is None or kind is None:
+            raise self._fail(ErrorCode.PROTOCOL, f"unexpected {kind} on an open tunnel")
+        return handler(self, getattr(envelope, kind))
+
+    def _open(self, message: Any) -> list[Any]:
+        """Handle the opening message (Hello or Welcome)."""
+        raise NotImplementedError
+
+    def _on_passthrough(self, message: Any) -> list[Any]:
+        """A message that changes nothing here: hand it up as it is."""
+        return [message]
 
     def _fail(
         self, code: str, message: str, cls: type[ProtocolError] = ProtocolError
@@ -159,6 +148,9 @@ class _Session:
 
 class ControlSession(_Session):
     """The control plane's side of one runner's tunnel."""
+
+    _AWAITING = SessionState.AWAITING_HELLO
+    _OPENING = "hello"
 
     def __init__(
         self,
@@ -190,28 +182,19 @@ class ControlSession(_Session):
         Raises:
             ProtocolError: the frame is malformed or not allowed now; the session is closed.
         """
-        envelope = self._decode(data, decode_runner)
-        kind = envelope.WhichOneof("kind")
-        if self.state is SessionState.AWAITING_HELLO:
-            if kind != "hello":
-                raise self._fail("PROTOCOL", f"expected Hello as the first message, got {kind}")
-            return [self._on_hello(envelope.hello)]
-        handler = _CONTROL_HANDLERS.get(kind or "")
-        if handler is None or kind is None:
-            raise self._fail("PROTOCOL", f"unexpected {kind} on an open tunnel")
-        return handler(self, getattr(envelope, kind))
+        return self._dispatch(self._decode(data, decode_runner))
 
-    def _on_hello(self, hello: pb.Hello) -> pb.Hello:
+    def _open(self, hello: pb.Hello) -> list[ControlEvent]:
         try:
             self.minor_mismatch = check_version(hello.protocol)
         except ProtocolError as exc:
-            raise self._fail("VERSION_MISMATCH", str(exc), VersionMismatch) from exc
+            raise self._fail(ErrorCode.VERSION_MISMATCH, str(exc), VersionMismatch) from exc
         if not hello.runner_id:
-            raise self._fail("PROTOCOL", "Hello carries no runner_id")
+            raise self._fail(ErrorCode.PROTOCOL, "Hello carries no runner_id")
         if not RUNNER_ID_PATTERN.fullmatch(hello.runner_id):
             shown = ascii(hello.runner_id[:40]) + ("..." if len(hello.runner_id) > 40 else "")
             raise self._fail(
-                "INVALID_HELLO",
+                ErrorCode.INVALID_HELLO,
                 f"runner id {shown} ({len(hello.runner_id)} characters) is not valid: use 1-128 "
                 "letters, digits and . _ : @ -, starting with a letter or digit",
             )
@@ -219,15 +202,12 @@ class ControlSession(_Session):
         self.stream_credit = self._stream_window > 0 and (
             hello.protocol.minor >= STREAM_CREDIT_MINOR or hello.protocol.major > 1
         )
-        return hello
+        return [hello]
 
     def _on_credit(self, credit: pb.Credit) -> list[ControlEvent]:
         for model_id, n in credit.grant.items():
             self.credits[model_id] += n
         return [credit]
-
-    def _on_passthrough(self, message: ControlEvent) -> list[ControlEvent]:
-        return [message]
 
     def _on_chunk(self, chunk: pb.Chunk) -> list[ControlEvent]:
         entry = self.inflight.get((chunk.task_id, chunk.attempt))
@@ -235,7 +215,7 @@ class ControlSession(_Session):
             return []  # a late chunk for a task finished, cancelled or abandoned: drop it
         if entry.credit_upto and chunk.seq >= entry.credit_upto:
             raise self._fail(
-                "PROTOCOL",
+                ErrorCode.PROTOCOL,
                 f"chunk {chunk.seq} of task {chunk.task_id} exceeds its stream credit "
                 f"(chunks below {entry.credit_upto})",
             )
@@ -244,7 +224,7 @@ class ControlSession(_Session):
             return [chunk]
         if not entry.resumed:
             raise self._fail(
-                "PROTOCOL",
+                ErrorCode.PROTOCOL,
                 f"chunk {chunk.seq} of task {chunk.task_id} arrived, expected {entry.next_seq}",
             )
         # A resumed task whose chunks were lost with the old tunnel: the stream has a hole.
@@ -263,7 +243,7 @@ class ControlSession(_Session):
         lost = pb.TaskError(
             task_id=chunk.task_id,
             attempt=chunk.attempt,
-            code="RUNNER_LOST",
+            code=ErrorCode.RUNNER_LOST,
             message="the tunnel to the runner dropped mid-stream and output was lost; "
             "retry the request",
         )
@@ -414,7 +394,7 @@ class ControlSession(_Session):
         self._out.append(encode(pb.ControlMessage(error=pb.Error(code=code, message=message))))
 
 
-_CONTROL_HANDLERS: dict[str, Callable[[ControlSession, Any], list[ControlEvent]]] = {
+ControlSession._HANDLERS = {
     "credit": ControlSession._on_credit,
     "heartbeat": ControlSession._on_passthrough,
     "accepted": ControlSession._on_passthrough,
@@ -431,6 +411,11 @@ _CONTROL_HANDLERS: dict[str, Callable[[ControlSession, Any], list[ControlEvent]]
 class RunnerSession(_Session):
     """The runner's side of its tunnel; ``hello`` is sent as soon as the session starts."""
 
+    _AWAITING = SessionState.AWAITING_WELCOME
+    _OPENING = "welcome"
+    #: the control plane's refusal may come before any Welcome
+    _ANY_STATE = frozenset({"error"})
+
     def __init__(self, hello: pb.Hello) -> None:
         super().__init__()
         if not hello.HasField("protocol"):
@@ -442,8 +427,8 @@ class RunnerSession(_Session):
         #: control plane does not flow-control streams (it speaks 1.1)
         self.stream_window = 0
         self._granted: defaultdict[str, int] = defaultdict(int)
-        #: tasks held: key -> [model id, next chunk seq]
-        self.tasks: dict[TaskKey, list[str | int]] = {}
+        #: the tasks this session holds
+        self.tasks: dict[TaskKey, RunnerTask] = {}
         self._out.append(encode(pb.RunnerMessage(hello=hello)))
 
     # -- receiving --------------------------------------------------------------------------
@@ -456,41 +441,34 @@ class RunnerSession(_Session):
         Raises:
             ProtocolError: the frame is malformed or not allowed now; the session is closed.
         """
-        envelope = self._decode(data, decode_control)
-        kind = envelope.WhichOneof("kind")
-        if kind == "error":
-            self.state = SessionState.CLOSED
-            self.close_reason = envelope.error.message
-            return [envelope.error]
-        if self.state is SessionState.AWAITING_WELCOME:
-            if kind != "welcome":
-                raise self._fail("PROTOCOL", f"expected Welcome as the first message, got {kind}")
-            try:
-                self.minor_mismatch = check_version(envelope.welcome.protocol)
-            except ProtocolError as exc:
-                raise self._fail("VERSION_MISMATCH", str(exc), VersionMismatch) from exc
-            self.welcome = envelope.welcome
-            self.state = SessionState.OPEN
-            self.stream_window = envelope.welcome.stream_window
-            return [envelope.welcome]
-        if kind == "task":
-            return self._on_task(envelope.task)
-        if kind == "cancel":
-            held = (envelope.cancel.task_id, envelope.cancel.attempt) in self.tasks
-            return [envelope.cancel] if held else []
-        if kind == "goodbye":
-            self.state = SessionState.CLOSED
-            self.close_reason = envelope.goodbye.reason or "control plane said goodbye"
-            return [envelope.goodbye]
-        if kind == "drain":
-            return [envelope.drain]
-        if kind == "heartbeat":
-            return [envelope.heartbeat]
-        if kind == "stream_credit":
-            credit = envelope.stream_credit
-            held = (credit.task_id, credit.attempt) in self.tasks
-            return [credit] if held and self.stream_window else []
-        raise self._fail("PROTOCOL", f"unexpected {kind} on an open tunnel")
+        return self._dispatch(self._decode(data, decode_control))
+
+    def _open(self, welcome: pb.Welcome) -> list[RunnerEvent]:
+        try:
+            self.minor_mismatch = check_version(welcome.protocol)
+        except ProtocolError as exc:
+            raise self._fail(ErrorCode.VERSION_MISMATCH, str(exc), VersionMismatch) from exc
+        self.welcome = welcome
+        self.state = SessionState.OPEN
+        self.stream_window = welcome.stream_window
+        return [welcome]
+
+    def _on_error(self, error: pb.Error) -> list[RunnerEvent]:
+        self.state = SessionState.CLOSED
+        self.close_reason = error.message
+        return [error]
+
+    def _on_cancel(self, cancel: pb.Cancel) -> list[RunnerEvent]:
+        return [cancel] if (cancel.task_id, cancel.attempt) in self.tasks else []
+
+    def _on_goodbye(self, goodbye: pb.Goodbye) -> list[RunnerEvent]:
+        self.state = SessionState.CLOSED
+        self.close_reason = goodbye.reason or "control plane said goodbye"
+        return [goodbye]
+
+    def _on_stream_credit(self, credit: pb.StreamCredit) -> list[RunnerEvent]:
+        held = (credit.task_id, credit.attempt) in self.tasks
+        return [credit] if held and self.stream_window else []
 
     def _on_task(self, task: pb.Task) -> list[RunnerEvent]:
         key = (task.task_id, task.attempt)
@@ -498,17 +476,18 @@ class RunnerSession(_Session):
             return []  # at-least-once delivery: a duplicate never runs twice
         if self._granted[task.model_id] <= 0:
             raise self._fail(
-                "PROTOCOL", f"task {task.task_id} for {task.model_id!r} exceeds the granted credit"
+                ErrorCode.PROTOCOL,
+                f"task {task.task_id} for {task.model_id!r} exceeds the granted credit",
             )
         self._granted[task.model_id] -= 1
-        self.tasks[key] = [task.model_id, 0]
+        self.tasks[key] = RunnerTask(task.model_id)
         return [task]
 
     # -- sending ----------------------------------------------------------------------------
 
     def adopt(self, task_id: str, attempt: int, model_id: str, next_seq: int) -> None:
         """Hold a task carried over from an earlier tunnel (listed in ``Welcome.adopted``)."""
-        self.tasks[(task_id, attempt)] = [model_id, next_seq]
+        self.tasks[(task_id, attempt)] = RunnerTask(model_id, next_seq)
 
     def grant(self, model_id: str, slots: int) -> None:
         """Grant the control plane ``slots`` more tasks for ``model_id``."""
@@ -529,8 +508,8 @@ class RunnerSession(_Session):
         if entry is None:
             return
         if seq is None:
-            seq = int(entry[1])
-        entry[1] = seq + 1
+            seq = entry.next_seq
+        entry.next_seq = seq + 1
         chunk = pb.Chunk(task_id=task_id, attempt=attempt, seq=seq, payload=payload)
         self._out.append(encode(pb.RunnerMessage(chunk=chunk)))
 
@@ -542,7 +521,7 @@ class RunnerSession(_Session):
         if entry is None:
             return
         result = pb.Result(task_id=task_id, attempt=attempt, payload=payload, usage=usage)
-        self._granted[str(entry[0])] += 1  # the slot returns with the terminal message
+        self._granted[entry.model_id] += 1  # the slot returns with the terminal message
         self._out.append(encode(pb.RunnerMessage(result=result)))
 
     def send_error(
@@ -555,7 +534,7 @@ class RunnerSession(_Session):
         err = pb.TaskError(
             task_id=task_id, attempt=attempt, code=code, message=message, retryable=retryable
         )
-        self._granted[str(entry[0])] += 1  # the slot returns with the terminal message
+        self._granted[entry.model_id] += 1  # the slot returns with the terminal message
         self._out.append(encode(pb.RunnerMessage(task_error=err)))
 
     def send_heartbeat(
@@ -598,3 +577,14 @@ class RunnerSession(_Session):
         # The runner has no Error message; a Goodbye with the reason tells the control plane why.
         bye = pb.Goodbye(reason=f"{code}: {message}")
         self._out.append(encode(pb.RunnerMessage(goodbye=bye)))
+
+
+RunnerSession._HANDLERS = {
+    "error": RunnerSession._on_error,
+    "task": RunnerSession._on_task,
+    "cancel": RunnerSession._on_cancel,
+    "goodbye": RunnerSession._on_goodbye,
+    "drain": RunnerSession._on_passthrough,
+    "heartbeat": RunnerSession._on_passthrough,
+    "stream_credit": RunnerSession._on_stream_credit,
+}

@@ -6,15 +6,20 @@ Workers never touch the event loop's objects: they hand each chunk and the final
 A streaming task's worker asks its :class:`StreamGate` before it pulls each next item from the
 model's generator: with no stream credit left (the client reads slowly) it waits there, so the
 generator is paused, not buffered; a credit from the control plane or a cancel wakes it.
+
+Workers are daemon threads: a model that ignores its cancel event cannot hold the process once
+the runner has given up on it (after the grace period, or at a third stop signal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from edge_runner.backends.base import Backend, CancelEvent, Reply
 from edge_runner.errors import BackendError, ErrorCode
@@ -82,6 +87,52 @@ class StreamGate:
         return not cancel.is_set()
 
 
+class _DaemonPool:
+    """A bounded pool of daemon worker threads, started as work arrives.
+
+    ``concurrent.futures.ThreadPoolExecutor`` joins its workers at interpreter exit, so one
+    worker stuck in a model would keep a stopped runner's process alive.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._work: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+        self._closed = False
+
+    def submit(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on a worker; a new worker starts when none is idle and the pool has room."""
+        if self._closed:
+            raise RuntimeError("the worker pool is shut down")
+        self._work.put(fn)
+        if not self._idle.acquire(blocking=False) and len(self._threads) < self._size:
+            thread = threading.Thread(
+                target=self._worker, name=f"{self._name}_{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def shutdown(self) -> None:
+        """Drop the work not started yet and let idle workers end; never waits."""
+        self._closed = True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._work.get_nowait()
+        for _ in self._threads:
+            self._work.put(None)
+
+    def _worker(self) -> None:
+        while (fn := self._work.get()) is not None:
+            try:
+                fn()
+            except BaseException:  # noqa: B036 - the task reported it already; keep the worker
+                logger.debug("a worker's task raised past its own handler", exc_info=True)
+            del fn  # the finished work must not stay alive while this worker waits
+            self._idle.release()
+
+
 class Executor:
     """Runs tasks on ``pool_size`` worker threads."""
 
@@ -92,7 +143,7 @@ class Executor:
         self._backend = backend
         self._sink = sink
         self._loop = loop
-        self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="edge-runner-worker")
+        self._pool = _DaemonPool(pool_size, "edge-runner-worker")
         self._cancel: dict[TaskKey, threading.Event] = {}
         self._gates: dict[TaskKey, StreamGate] = {}
         self.idle = asyncio.Event()
@@ -115,7 +166,9 @@ class Executor:
         self._cancel[key] = event
         self._gates[key] = gate
         self.idle.clear()
-        self._pool.submit(self._run, key, task.model_id, task.method, task.payload, event, gate)
+        self._pool.submit(
+            functools.partial(self._run, key, task.model_id, task.method, task.payload, event, gate)
+        )
 
     def grant(self, key: TaskKey, upto: int) -> None:
         """Apply a stream credit to a running task (no-op for one that is gone)."""
@@ -145,7 +198,7 @@ class Executor:
 
     def shutdown(self) -> None:
         """Stop the pool without waiting for stuck workers."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     # -- worker thread ----------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """The runner's tunnel transports: a gRPC bidi stream (default) or a WebSocket (``--transport
 ws``, for networks where only HTTP/1.1 gets out). Both carry the same frames.
 
-This is the one place that knows grpc's and websockets' errors: they become
-:class:`~edge_runner.errors.TunnelError` (retry), or :class:`~edge_runner.errors.Unauthorized`
-or :class:`~edge_runner.errors.Forbidden` (give up).
+This is the one place that knows grpc's and websockets' errors: :func:`translate` turns them
+into :class:`~edge_runner.errors.TunnelError`, or, for a refusal, into
+:class:`~edge_runner.errors.Unauthorized` (HTTP 401, ``UNAUTHENTICATED``) or
+:class:`~edge_runner.errors.Forbidden` (HTTP 403, ``PERMISSION_DENIED``) alike on both
+transports. Whether to retry is decided once, by
+:func:`edge_runner.runner.connection.classify`.
 """
 
 from __future__ import annotations
@@ -20,10 +23,26 @@ import grpc
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from edge_runner.errors import ErrorCode, Forbidden, ProtocolError, TunnelError, Unauthorized
+from edge_runner.errors import (
+    ConfigError,
+    EdgeRunnerError,
+    ErrorCode,
+    Forbidden,
+    ProtocolError,
+    TunnelError,
+    Unauthorized,
+)
 from edge_runner.protocol.codec import MAX_FRAME_BYTES
 
-__all__ = ["CONNECT_METHOD", "Transport", "TransportKind", "open_transport", "tls_context"]
+__all__ = [
+    "CONNECT_METHOD",
+    "Transport",
+    "TransportKind",
+    "open_transport",
+    "tls_context",
+    "translate",
+    "ws_url",
+]
 
 CONNECT_METHOD = "/edge_runner.tunnel.v1.RunnerTunnel/Connect"
 
@@ -69,6 +88,42 @@ def _unauthorized(detail: str) -> Unauthorized:
     )
 
 
+def _forbidden(detail: str) -> Forbidden:
+    return Forbidden(
+        403,
+        ErrorCode.PERMISSION_DENIED,
+        f"the control plane refused this runner's tunnel ({detail}); its token may not open "
+        "tunnels (it lacks the 'runner' scope, or is not valid there): log in again, or ask "
+        "for a runner token (`edge-runner up` refreshes the local context)",
+    )
+
+
+def translate(exc: Exception) -> Exception:
+    """Our error for one raised by grpc or websockets; any other exception is returned as is.
+
+    The same refusal means the same thing on both transports: HTTP 401 and ``UNAUTHENTICATED``
+    are :class:`Unauthorized`, HTTP 403 and ``PERMISSION_DENIED`` are :class:`Forbidden`.
+    """
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return _grpc_error(exc)
+    if isinstance(exc, websockets.InvalidStatus):
+        status = exc.response.status_code
+        if status == 401:
+            return _unauthorized("HTTP 401")
+        if status == 403:
+            return _forbidden("HTTP 403")
+        return TunnelError(f"the WebSocket tunnel was refused with HTTP {status}")
+    if isinstance(exc, websockets.InvalidURI):
+        return ConfigError(f"cannot open a WebSocket tunnel to {exc.uri!r}: {exc.msg}")
+    if isinstance(exc, websockets.InvalidHandshake):
+        return TunnelError(f"the WebSocket handshake failed: {exc}")
+    if isinstance(exc, websockets.ConnectionClosed):
+        return TunnelError(f"the WebSocket tunnel closed: {exc}")
+    if isinstance(exc, websockets.WebSocketException):
+        return TunnelError(f"the WebSocket tunnel failed: {exc}")
+    return exc
+
+
 class _GrpcTransport:
     def __init__(self, call: grpc.aio.StreamStreamCall) -> None:
         self._call = call
@@ -80,7 +135,7 @@ class _GrpcTransport:
         try:
             yield
         except grpc.aio.AioRpcError as exc:
-            raise _grpc_error(exc) from exc
+            raise translate(exc) from exc
         except asyncio.InvalidStateError as exc:
             raise TunnelError("the tunnel call already ended") from exc
         except asyncio.CancelledError as exc:
@@ -110,13 +165,12 @@ class _GrpcTransport:
         self._call.cancel()
 
 
-def _grpc_error(exc: grpc.aio.AioRpcError) -> Exception:
+def _grpc_error(exc: grpc.aio.AioRpcError) -> EdgeRunnerError:
     if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
         return _unauthorized(exc.details() or ErrorCode.UNAUTHENTICATED)
     if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
-        return Forbidden(
-            403, ErrorCode.PERMISSION_DENIED, exc.details() or ErrorCode.PERMISSION_DENIED
-        )
+        # A grpc-aware proxy's HTTP 403 arrives as PERMISSION_DENIED too.
+        return _forbidden(exc.details() or ErrorCode.PERMISSION_DENIED)
     return TunnelError(f"{exc.code().name}: {exc.details()}")
 
 
@@ -130,7 +184,7 @@ class _WsTransport:
         except websockets.ConnectionClosedOK:
             return None
         except websockets.ConnectionClosedError as exc:
-            raise TunnelError(f"the WebSocket tunnel closed: {exc}") from exc
+            raise translate(exc) from exc
         if isinstance(message, str):
             raise ProtocolError("the control plane sent a text WebSocket message")
         return message
@@ -139,7 +193,7 @@ class _WsTransport:
         try:
             await self._ws.send(frame)
         except websockets.ConnectionClosed as exc:
-            raise TunnelError(f"the WebSocket tunnel closed: {exc}") from exc
+            raise translate(exc) from exc
 
     async def finish(self) -> None:
         """WebSockets have no half-close: the control plane closes after our Goodbye."""
@@ -196,12 +250,9 @@ async def open_transport(
             open_timeout=10,
             close_timeout=2,
         )
-    except websockets.InvalidStatus as exc:
-        status = exc.response.status_code
-        if status in (401, 403):
-            raise _unauthorized(f"HTTP {status}") from exc
-        raise TunnelError(f"the WebSocket tunnel was refused with HTTP {status}") from exc
-    except (websockets.InvalidHandshake, TimeoutError, ssl.SSLError) as exc:
+    except websockets.WebSocketException as exc:
+        raise translate(exc) from exc
+    except (TimeoutError, ssl.SSLError) as exc:
         raise TunnelError(f"the WebSocket handshake failed: {exc}") from exc
     try:
         yield _WsTransport(ws)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import signal
@@ -11,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge_runner.backends.python_model import PythonModelBackend
+from edge_runner.runner import Runner, RunnerSettings
 from tests.conftest import MS, SLOW_MODEL, Stack, spawn_ready, stop_process, wait_for, write_model
 
 pytestmark = pytest.mark.slow
@@ -127,6 +130,30 @@ def test_third_signal_exits_at_once(tmp_path: Path) -> None:
     finally:
         stop_process(runner)
         assert stop_process(control) == 0
+
+
+def test_leaving_async_with_runner_drains_in_flight_tasks(stack: Stack, tmp_path: Path) -> None:
+    """`async with Runner(...)` serves once registered; leaving the block drains: the task in
+    flight finishes, its client gets the answer, and the runner is stopped."""
+    settings = RunnerSettings(
+        api_base=stack.api_base, token=stack.token, pool_size=1, grace_period=30
+    )
+    runner = Runner(settings, PythonModelBackend(write_model(tmp_path, "slow", SLOW_MODEL)), "cm")
+    url = f"{stack.api_base}/v2/models/slow/wait"
+
+    async def scenario() -> tuple[httpx.Response, str]:
+        async with httpx.AsyncClient(headers=stack.headers, timeout=30) as client:
+            async with runner:
+                await runner.wait_ready()
+                tasks = runner.hub.subscribe(frozenset({"task"}), watcher=False)
+                call = asyncio.ensure_future(client.post(url, json={"seconds": 300 * MS}))
+                assert (await tasks.queue.get()).data["event"] == "started"
+            state = runner.tunnel_state()
+            return await call, state
+
+    answer, state = stack.loop.run(scenario(), timeout=30)
+    assert answer.status_code == 200 and answer.json()["output"] == "done"
+    assert state == "stopping" and not runner.connected and runner.busy == 0
 
 
 def test_stopping_control_plane_answers_waiting_clients(stack: Stack, tmp_path: Path) -> None:

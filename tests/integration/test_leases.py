@@ -113,7 +113,9 @@ def test_runner_back_within_lease_resumes_its_task(
         assert stack.plane is not None and stack.plane.state is not None
         state = stack.plane.state
         wait_for(lambda: t.running.runner_id in state.suspects, "the control plane to notice")
-        wait_for(lambda: t.running.runner._outage_since is not None, "the runner to notice")
+        wait_for(
+            lambda: t.running.runner.connection.outage_since is not None, "the runner to notice"
+        )
         t.relay.thaw()
         answer = t.call.result(30)
         assert answer.status_code == 200 and answer.json()["output"] == "done"

@@ -285,7 +285,7 @@ def test_a_runner_before_stream_credit_still_streams(
     monkeypatch.setattr("edge_runner.protocol.session.PROTOCOL_VERSION", (1, 1))
     caplog.set_level(logging.WARNING, "edge_runner.control.state")
     running = stack.start_runner(write_model(tmp_path, "burst", BURST_MODEL), pool_size=2)
-    session = running.runner._session
+    session = running.runner.connection.session
     assert session is not None and session.stream_window == 0
     with httpx.Client(headers=stack.headers, timeout=30) as client:
         r = client.post(f"{stack.api_base}/v2/models/burst/burst", json={"n": 300, "size": 16})

@@ -37,7 +37,9 @@ def test_untrusted_certificate_is_refused(tls_stack: Stack) -> None:
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"{tls_stack.api_base}/healthz")
     running = tls_stack.start_runner(wait=False, backoff_initial=20 * MS, backoff_cap=50 * MS)
-    wait_for(lambda: "CERTIFICATE_VERIFY_FAILED" in running.runner._last_error, "the refusal")
+    wait_for(
+        lambda: "CERTIFICATE_VERIFY_FAILED" in running.runner.connection.last_error, "the refusal"
+    )
     assert not running.runner.connected
 
 

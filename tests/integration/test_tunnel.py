@@ -108,9 +108,14 @@ def test_conflicting_signatures_are_refused(hello_stack: Stack, tmp_path: Path) 
     intruder = hello_stack.start_runner(other, wait=False, runner_id="intruder")
     assert hello_stack.plane is not None and hello_stack.plane.state is not None
     state = hello_stack.plane.state
-    wait_for(lambda: "signatures" in intruder.runner._last_error, "the refusal to reach the runner")
+    wait_for(
+        lambda: "signatures" in intruder.runner.connection.last_error,
+        "the refusal to reach the runner",
+    )
     assert "intruder" not in state.dispatcher.links
-    assert "already served with different method signatures" in intruder.runner._last_error
+    assert (
+        "already served with different method signatures" in intruder.runner.connection.last_error
+    )
     with Client(hello_stack.api_base, hello_stack.token) as client:
         assert client.predict("hello", text="x") == "Hello, x!"
 
@@ -128,7 +133,7 @@ def test_runner_started_before_control_plane_connects_when_it_comes_up(
     from tests.conftest import LoopThread
 
     assert isinstance(loop_thread, LoopThread)
-    caplog.set_level(logging.INFO, logger="edge_runner.runner.daemon")
+    caplog.set_level(logging.INFO, logger="edge_runner.runner.connection")
     stack = Stack(tmp_path / "control", loop_thread, model=HELLO)
     port = _free_port()
     # The token exists only once the control plane bootstraps; write it first by starting and
@@ -143,7 +148,10 @@ def test_runner_started_before_control_plane_connects_when_it_comes_up(
             backoff_initial=20 * MS,
             backoff_cap=100 * MS,
         )
-        wait_for(lambda: running.runner._outage_since is not None, "the runner to see the outage")
+        wait_for(
+            lambda: running.runner.connection.outage_since is not None,
+            "the runner to see the outage",
+        )
         stack.start_control(port=port)
         wait_for(lambda: running.runner.connected, "the runner to connect")
         with Client(stack.api_base, stack.token) as client:

@@ -283,7 +283,7 @@ class RunnerSessionMachine(RuleBasedStateMachine):
         """At-least-once delivery: a task the runner holds comes again (as after a reconnect)."""
         if self.session.tasks:
             key = data.draw(st.sampled_from(sorted(self.session.tasks)))
-            model = str(self.session.tasks[key][0])
+            model = self.session.tasks[key].model_id
             task = pb.Task(task_id=key[0], attempt=key[1], model_id=model, method="predict")
             self._receive(_control_frame(task=task))
 
@@ -300,7 +300,7 @@ class RunnerSessionMachine(RuleBasedStateMachine):
         if not self.session.tasks:
             return
         key = data.draw(st.sampled_from(sorted(self.session.tasks)))
-        model = str(self.session.tasks[key][0])
+        model = self.session.tasks[key].model_id
         if error:
             self.session.send_error(key[0], key[1], "MODEL_ERROR", "test")
         else:
