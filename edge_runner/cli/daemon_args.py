@@ -15,7 +15,7 @@ from typing import Any
 
 from edge_runner.backends.source import ModelSource
 from edge_runner.config.checks import time_scale_from_env
-from edge_runner.control.config import ControlConfig
+from edge_runner.control.config import TUNING, ControlConfig
 from edge_runner.daemons.runner import DEFAULT_POOL_SIZE, RunnerConfig
 from edge_runner.errors import ConfigError
 from edge_runner.runner.transport import TransportKind
@@ -46,25 +46,8 @@ def _defaults(config: type[Any]) -> dict[str, Any]:
 _CONTROL = _defaults(ControlConfig)
 _RUNNER = _defaults(RunnerConfig)
 
-#: the ``control`` options that are settings of the control plane, as ``up`` hands them on
-CONTROL_SETTINGS = (
-    "request_timeout",
-    "max_queue",
-    "max_body_bytes",
-    "heartbeat_interval",
-    "silence_timeout",
-    "lease_ttl",
-    "max_connections",
-    "max_header_bytes",
-    "header_timeout",
-    "body_idle_timeout",
-    "handshake_timeout",
-    "stream_window",
-    "stream_buffer_bytes",
-    "stream_idle_timeout",
-    "max_stream_duration",
-    "max_paused_streams",
-)
+#: the ``control`` options that tune the control plane, as ``up`` hands them on
+CONTROL_SETTINGS = TUNING
 
 
 def add_supervision_options(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from edge_runner.net import is_loopback
 if TYPE_CHECKING:
     from edge_runner.control.server import ControlPlane
 
-__all__ = ["ControlConfig", "build_control", "default_data_dir"]
+__all__ = ["TUNING", "ControlConfig", "build_control", "default_data_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ def default_data_dir() -> Path:
     return data_dir() / "control"
 
 
-#: settings that must be above zero
-_POSITIVE = (
+#: the tuning settings (all above zero): the ``control`` options ``up`` hands on as they are
+TUNING = (
     "request_timeout",
     "max_queue",
     "max_body_bytes",
@@ -153,7 +153,7 @@ class ControlConfig:
     def __post_init__(self) -> None:
         check_port("port", self.port)
         check_port("grpc_port", self.grpc_port)
-        for name in _POSITIVE:
+        for name in TUNING:
             check_positive(name, getattr(self, name))
         check_time_scale(self.time_scale)
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -111,7 +111,6 @@ async def _round(workdir: Path, *, tls: bool, limit: float) -> RoundTimes:
     from edge_runner.backends.python_model import PythonModelBackend
     from edge_runner.client import AsyncClient
     from edge_runner.daemons import ControlConfig, RunnerConfig, build_control, build_runner
-    from edge_runner.testing import run_until_registered
 
     began = time.perf_counter()
     try:
@@ -146,12 +145,9 @@ async def _round(workdir: Path, *, tls: bool, limit: float) -> RoundTimes:
             local_api=False,
         )
         runner = build_runner(config, backend=backend).runner
-        serving: asyncio.Task[None] | None = None
-        try:
+        async with runner:  # leaving it stops the runner and drains it
             try:
-                serving = await _step(
-                    "register the runner through the tunnel", run_until_registered(runner), limit
-                )
+                await _step("register the runner through the tunnel", runner.wait_ready(), limit)
             except SelfTestFailed as exc:
                 tunnel = runner.snapshot().get("tunnel")
                 last = tunnel.get("last_error") if isinstance(tunnel, dict) else None
@@ -172,11 +168,6 @@ async def _round(workdir: Path, *, tls: bool, limit: float) -> RoundTimes:
                 if chunks != ["0", "1", "2"]:
                     raise SelfTestFailed("stream", f"expected ['0', '1', '2'], got {chunks!r}")
                 stream_ms = _ms(began)
-        finally:
-            runner.request_stop()
-            if serving is not None:
-                with contextlib.suppress(Exception):  # a failure above is the one to report
-                    await asyncio.wait_for(serving, limit)
     finally:
         await plane.close()
     return RoundTimes(tls, start_ms, predict_ms, stream_ms)

@@ -40,7 +40,6 @@ from edge_runner.testing.stack import (
     LoopThread,
     RunningRunner,
     Stack,
-    run_until_registered,
     wait_for,
 )
 
@@ -54,7 +53,6 @@ __all__ = [
     "Stack",
     "daemon_env",
     "free_port",
-    "run_until_registered",
     "spawn_ready",
     "stop_all",
     "stop_process",

@@ -38,7 +38,6 @@ __all__ = [
     "LoopThread",
     "RunningRunner",
     "Stack",
-    "run_until_registered",
     "wait_for",
 ]
 
@@ -237,25 +236,3 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
         time.sleep(step)
-
-
-async def run_until_registered(runner: Runner) -> asyncio.Task[None]:
-    """Start ``runner`` on the running loop; return its task once the control plane has
-    registered it (its first Welcome). Stop it with :meth:`Runner.request_stop`, then await
-    the task.
-
-    Raises:
-        Exception: what stopped the runner before it registered (a refused token, ...).
-        RuntimeError: it stopped without an error before registering.
-    """
-    registered = asyncio.Event()
-    serving = asyncio.create_task(runner.run(on_ready=lambda _: registered.set()))
-    waiter = asyncio.ensure_future(registered.wait())
-    try:
-        await asyncio.wait({waiter, serving}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-    if not registered.is_set():
-        serving.result()  # raises what stopped the runner
-        raise RuntimeError("the runner stopped before it registered")
-    return serving
