@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -47,7 +48,7 @@ from edge_runner.runner.transport import (
     ws_url,
 )
 
-__all__ = ["Connection", "Fatal", "Retry", "TunnelOwner", "classify", "describe"]
+__all__ = ["Connection", "Dial", "Fatal", "Retry", "TunnelOwner", "classify", "describe"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,11 @@ class TunnelOwner(Protocol):
         """The tunnel went up or down, or its last error changed."""
 
 
+#: opens one tunnel connection; the default discovers the control plane and dials it (the
+#: testing kit's in-memory tunnel is another)
+Dial = Callable[[], contextlib.AbstractAsyncContextManager[Transport]]
+
+
 class Connection:
     """One runner's tunnel, reconnected until the runner stops.
 
@@ -157,8 +163,15 @@ class Connection:
         session: the current session, or None between tunnels.
     """
 
-    def __init__(self, settings: RunnerSettings, runner_id: str, owner: TunnelOwner) -> None:
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        runner_id: str,
+        owner: TunnelOwner,
+        dial: Dial | None = None,
+    ) -> None:
         self.settings = settings
+        self._dial = dial or self._dial_control_plane
         self.runner_id = runner_id
         self._owner = owner
         self.connected = False
@@ -276,8 +289,9 @@ class Connection:
         websocket = ws_url(s.api_base, str(tunnel.get("websocket") or "/v2/tunnel"))
         return grpc_address, websocket, bool(tunnel.get("tls"))
 
-    async def _connect_once(self) -> float | None:
-        """Run one tunnel session; returns a reconnect hint in seconds, if the peer gave one."""
+    @contextlib.asynccontextmanager
+    async def _dial_control_plane(self) -> AsyncIterator[Transport]:
+        """Discover the tunnel endpoints, then open the configured transport to them."""
         grpc_address, websocket_url, tls = await self._discover()
         async with open_transport(
             self.settings.transport,
@@ -287,6 +301,11 @@ class Connection:
             tls=tls,
             ca_file=self.settings.ca_file,
         ) as transport:
+            yield transport
+
+    async def _connect_once(self) -> float | None:
+        """Run one tunnel session; returns a reconnect hint in seconds, if the peer gave one."""
+        async with self._dial() as transport:
             session = RunnerSession(self._owner.hello())
             outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
             self.session, self._outbox = session, outbox

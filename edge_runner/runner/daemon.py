@@ -38,7 +38,7 @@ from edge_runner.errors import ConfigError, EdgeRunnerError, ErrorCode, TunnelEr
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import RunnerSession, SessionState
 from edge_runner.runner import views
-from edge_runner.runner.connection import Connection
+from edge_runner.runner.connection import Connection, Dial
 from edge_runner.runner.events import EventHub
 from edge_runner.runner.executor import Executor, TaskKey, TaskSink
 from edge_runner.runner.ledger import Disposal, ErrorOut, ResultOut, TaskLedger, stopped_error
@@ -66,6 +66,10 @@ class Runner(TaskSink):
         ledger: the tasks held across tunnels.
         connection: the tunnel to the control plane.
         hub: what the local API shows: events as they happen.
+
+    ``dial`` replaces how a tunnel is opened (default: discover the control plane at
+    ``settings.api_base`` and dial its gRPC or WebSocket endpoint); the testing kit's
+    in-memory tunnel is one (:func:`edge_runner.testing.memory_dialer`).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class Runner(TaskSink):
         *,
         sampler: Sampler | None = None,
         gpus: tuple[pb.Gpu, ...] = (),
+        dial: Dial | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
@@ -86,7 +91,7 @@ class Runner(TaskSink):
         self.gpus = gpus
         self.stop_level = 0
         self.ledger = TaskLedger()
-        self.connection = Connection(settings, runner_id, self)
+        self.connection = Connection(settings, runner_id, self, dial)
         self.hub = EventHub()
         self.metrics = RunnerMetrics()
         self.started = time.time()

@@ -18,13 +18,13 @@ Test a model folder end to end, through the real control plane and tunnel::
   child processes that report ready on a pipe, stopped the way SIGTERM stops them.
 - :data:`ECHO_MODEL`: a model folder with ``predict(text)`` and a streaming ``generate``;
   :func:`write_model` writes a folder from a class body.
-- :func:`transport_pair`: both ends of a tunnel connection in memory, for unit tests of the
-  tunnel logic without sockets (integration tests use real sockets).
+- :func:`transport_pair`, :func:`memory_dialer`: a tunnel in memory, for unit tests of the
+  runner and the control plane without sockets (integration tests use real sockets).
 """
 
 from __future__ import annotations
 
-from edge_runner.testing.memory import MemoryEnd, transport_pair
+from edge_runner.testing.memory import MemoryEnd, memory_dialer, transport_pair
 from edge_runner.testing.models import write_model
 from edge_runner.testing.processes import (
     NotReady,
@@ -53,6 +53,7 @@ __all__ = [
     "Stack",
     "daemon_env",
     "free_port",
+    "memory_dialer",
     "spawn_ready",
     "stop_all",
     "stop_process",

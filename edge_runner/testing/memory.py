@@ -2,23 +2,30 @@
 
 :func:`transport_pair` gives a runner-side end (what :func:`~edge_runner.runner.transport.
 open_transport` yields) and a control-side end (what
-:func:`~edge_runner.control.tunnel.serve_tunnel` reads), joined by two queues. Unit tests use it
-to run the runner's or the control plane's tunnel logic on one loop with nothing listening;
-integration tests keep running on real sockets.
+:func:`~edge_runner.control.tunnel.serve_tunnel` reads), joined by two queues.
+:func:`memory_dialer` makes a new pair for each tunnel a :class:`~edge_runner.runner.Runner`
+opens and serves the control end with a :class:`~edge_runner.control.state.ControlState`, so
+a real runner and real control-plane state run on one loop with nothing listening. Unit tests
+use these; integration tests keep running on real sockets.
 
-    runner_end, control_end = transport_pair()
-    served = asyncio.create_task(serve_tunnel(state, principal, control_end))
-    await runner_end.send(hello_frame)
-    welcome = await runner_end.recv()
+    runner = Runner(settings, backend, "r1", dial=memory_dialer(state, principal))
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from edge_runner.errors import TunnelError
 
-__all__ = ["MemoryEnd", "transport_pair"]
+if TYPE_CHECKING:
+    from edge_runner.control.registry import TokenInfo
+    from edge_runner.control.state import ControlState
+    from edge_runner.control.tunnel import TunnelEnd
+
+__all__ = ["MemoryEnd", "memory_dialer", "transport_pair"]
 
 _CLOSED = None  # a peer that finished sending, or a dropped connection
 
@@ -84,3 +91,32 @@ def transport_pair() -> tuple[MemoryEnd, MemoryEnd]:
     control = MemoryEnd("control", asyncio.Queue())
     runner._peer, control._peer = control, runner
     return runner, control
+
+
+def memory_dialer(
+    state: ControlState, principal: TokenInfo, ends: list[TunnelEnd] | None = None
+) -> Callable[[], contextlib.AbstractAsyncContextManager[MemoryEnd]]:
+    """A ``dial`` for :class:`~edge_runner.runner.Runner`: each tunnel it opens is a new
+    in-memory pair whose control end ``state`` serves as ``principal``'s tunnel.
+
+    Args:
+        state: the control plane's state (its registry, dispatcher and catalog).
+        principal: who the runner's token belongs to (as the control plane's auth says).
+        ends: if given, how each tunnel ended (:class:`~edge_runner.control.tunnel.TunnelEnd`)
+            is appended to it.
+    """
+    from edge_runner.control.tunnel import serve_tunnel
+
+    @contextlib.asynccontextmanager
+    async def dial() -> AsyncIterator[MemoryEnd]:
+        runner_end, control_end = transport_pair()
+        served = asyncio.create_task(serve_tunnel(state, principal, control_end))
+        try:
+            yield runner_end
+        finally:
+            await runner_end.finish()
+            end = await served
+            if ends is not None:
+                ends.append(end)
+
+    return dial

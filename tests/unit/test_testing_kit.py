@@ -1,4 +1,4 @@
-"""edge_runner.testing's in-memory tunnel: the control plane's tunnel logic with no socket."""
+"""edge_runner.testing's in-memory tunnel: the runner and the control plane with no socket."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from edge_runner.backends.python_model import PythonModelBackend
 from edge_runner.control.config import ControlConfig
-from edge_runner.control.dispatch import Task, TaskState
+from edge_runner.control.dispatch import Task, TaskDone, TaskOutput, TaskState
 from edge_runner.control.registry import Registry, TokenInfo
 from edge_runner.control.state import ControlState
-from edge_runner.control.tunnel import EndKind, serve_tunnel
+from edge_runner.control.tunnel import EndKind, TunnelEnd, serve_tunnel
 from edge_runner.errors import TunnelError
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import RunnerSession
-from edge_runner.testing import MS, MemoryEnd, transport_pair
+from edge_runner.runner import Runner, RunnerSettings
+from edge_runner.testing import ECHO_MODEL, MS, MemoryEnd, memory_dialer, transport_pair
 
 ALICE = TokenInfo(user_id="alice", scopes=frozenset({"runner"}), name="t", token_id="tok-a")
 
@@ -83,5 +85,40 @@ def test_a_dropped_in_memory_tunnel_fails_both_ends() -> None:
             await runner_end.recv()
         with pytest.raises(ConnectionResetError):
             await control_end.send(b"to a dropped peer")
+
+    asyncio.run(scenario())
+
+
+def test_a_real_runner_serves_real_control_state_over_the_in_memory_tunnel(
+    tmp_path: Path,
+) -> None:
+    """Runner + ControlState on one loop: registration, a unary task and a stream, a drain."""
+
+    async def scenario() -> None:
+        registry = Registry(tmp_path / "control.db")
+        registry.create_user("alice")
+        state = ControlState(ControlConfig(data_dir=tmp_path), registry)
+        ends: list[TunnelEnd] = []
+        settings = RunnerSettings(api_base="memory://", token="unused", pool_size=2)
+        runner = Runner(
+            settings,
+            PythonModelBackend(ECHO_MODEL),
+            "mem-runner",
+            dial=memory_dialer(state, ALICE, ends),
+        )
+        async with runner:
+            await asyncio.wait_for(runner.wait_ready(), 5_000 * MS)
+            assert registry.runner_owner("mem-runner") == "alice"
+            unary = Task("t-unary", "alice", "echo", "predict", b'{"text": "hi"}')
+            stream = Task("t-stream", "alice", "echo", "generate", b'{"text": "ab", "n": 2}')
+            for task in (unary, stream):
+                state.dispatcher.submit(task)
+            done = await asyncio.wait_for(unary.events.get(), 5_000 * MS)
+            assert done == TaskDone(b'"hi"', None)
+            events = [await asyncio.wait_for(stream.events.get(), 5_000 * MS) for _ in range(3)]
+            assert events[:2] == [TaskOutput(b'"ab"'), TaskOutput(b'"ab"')]
+            assert isinstance(events[2], TaskDone)
+        assert unary.state is stream.state is TaskState.DONE
+        assert [end.kind for end in ends] == [EndKind.CLOSED]
 
     asyncio.run(scenario())
