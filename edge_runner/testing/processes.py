@@ -106,9 +106,11 @@ def spawn_ready(
         os.close(read_fd)
     if line:
         return proc, dict(json.loads(line))
-    code = proc.poll()
-    what = f"exited with code {code}" if code is not None else f"was not ready in {timeout:g} s"
-    raise NotReady(f"`edge-runner {args[0]}` {what}", proc)
+    try:  # the pipe closed: it is exiting (or timed out, and still running)
+        code = proc.wait(None if timeout is None else 0.1)
+    except subprocess.TimeoutExpired:
+        raise NotReady(f"`edge-runner {args[0]}` was not ready in {timeout:g} s", proc) from None
+    raise NotReady(f"`edge-runner {args[0]}` exited with code {code}", proc)
 
 
 def _read_line(fd: int, timeout: float | None) -> bytes:

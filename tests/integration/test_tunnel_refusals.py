@@ -104,7 +104,7 @@ async def _h2_forbidden(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 @pytest.fixture
 def bare(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Stack]:
     """A stack with no control plane (yet): runners meet the stand-ins first."""
-    stack = Stack(loop_thread, tmp_path / "control")
+    stack = Stack(tmp_path / "control", loop_thread, model=HELLO)
     yield stack
     stack.close()
 
