@@ -18,6 +18,9 @@ from __future__ import annotations
 from typing import Literal, NotRequired, TypeAlias, TypedDict
 
 __all__ = [
+    "ChatChoiceView",
+    "ChatCompletionView",
+    "ChatMessageView",
     "ContextView",
     "ControlInfo",
     "CreatedTokenView",
@@ -35,6 +38,7 @@ __all__ = [
     "LocalModelView",
     "LocalTaskView",
     "LogRecordView",
+    "MachineGpusView",
     "MethodView",
     "ModelEventView",
     "ModelSpecView",
@@ -57,6 +61,7 @@ __all__ = [
     "TokenView",
     "TunnelEndpoints",
     "TunnelStateView",
+    "UsageView",
 ]
 
 #: Any JSON document: what a model method takes and returns, and what ``json.loads`` gives.
@@ -150,6 +155,43 @@ class OpenAIModelList(TypedDict):
 
     object: Literal["list"]
     data: list[OpenAIModelView]
+
+
+class ChatMessageView(TypedDict):
+    """The answer of a chat completion: ``content`` is None when the model only calls tools."""
+
+    role: str
+    content: str | None
+    tool_calls: NotRequired[list[JSONObject]]
+
+
+class ChatChoiceView(TypedDict):
+    """One choice of a ``chat.completion``."""
+
+    index: int
+    message: ChatMessageView
+    finish_reason: str
+    logprobs: None
+
+
+class UsageView(TypedDict):
+    """OpenAI's ``usage`` (estimated where a backend counts no tokens)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionView(TypedDict):
+    """``POST /v1/chat/completions`` without ``stream``: OpenAI's ``chat.completion``, written
+    by the runner's backend (``CompletionWriter``, or the upstream's own)."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoiceView]
+    usage: UsageView
 
 
 class RunnerGpuView(TypedDict):
@@ -362,6 +404,12 @@ class HostView(TypedDict):
     at: float
 
 
+class MachineGpusView(GpuReportView):
+    """``edge-runner gpus -o json`` and MCP's ``gpu_status``: the GPUs read here, and the host."""
+
+    host: HostView
+
+
 class TelemetryView(TypedDict):
     """GPUs and host at one moment (``Sample.to_dict``); ``host`` is None when not sampled."""
 
@@ -521,7 +569,8 @@ RunnerEvent: TypeAlias = (
 
 class ContextView(TypedDict):
     """A context as ``context list -o json`` and MCP show it; ``token`` is masked (None: none
-    stored), ``extra`` holds the context's other keys, and the dashboard adds ``reachable``."""
+    stored), ``extra`` holds the context's other keys (when it has any). ``context show`` adds
+    ``secret_store`` (where the token is), the dashboard ``reachable``."""
 
     name: str
     active: bool
@@ -529,4 +578,5 @@ class ContextView(TypedDict):
     user_id: str
     token: str | None
     extra: NotRequired[dict[str, object]]
+    secret_store: NotRequired[str]
     reachable: NotRequired[bool]

@@ -18,8 +18,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from edge_runner.views import GpuInfoView, GpuProcessView, GpuReportView
 
 __all__ = ["GpuInfo", "GpuProcess", "GpuReader", "GpuReport", "accelerator_names"]
 
@@ -54,6 +56,10 @@ class GpuProcess:
     used_memory: int | None
     owner: str = ""
 
+    def to_dict(self) -> GpuProcessView:
+        """JSON-ready."""
+        return {"pid": self.pid, "used_memory": self.used_memory, "owner": self.owner}
+
 
 @dataclass(frozen=True)
 class GpuInfo:
@@ -73,9 +79,23 @@ class GpuInfo:
     mig: bool = False
     processes: tuple[GpuProcess, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GpuInfoView:
         """JSON-ready (``-o json``, the local API)."""
-        return asdict(self)
+        return {
+            "index": self.index,
+            "uuid": self.uuid,
+            "name": self.name,
+            "memory_total": self.memory_total,
+            "memory_used": self.memory_used,
+            "memory_free": self.memory_free,
+            "utilization": self.utilization,
+            "memory_utilization": self.memory_utilization,
+            "temperature": self.temperature,
+            "power_draw": self.power_draw,
+            "power_limit": self.power_limit,
+            "mig": self.mig,
+            "processes": [p.to_dict() for p in self.processes],
+        }
 
 
 @dataclass(frozen=True)
@@ -87,7 +107,7 @@ class GpuReport:
     note: str = ""
     at: float = field(default_factory=time.time)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GpuReportView:
         """JSON-ready."""
         return {
             "gpus": [g.to_dict() for g in self.gpus],
