@@ -15,7 +15,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from typing import Any
 
 import yaml
 
@@ -32,6 +31,7 @@ from edge_runner.config.resolve import (
 )
 from edge_runner.config.secrets import SecretStore, secret_store
 from edge_runner.errors import ConfigError, SecretStoreError
+from edge_runner.views import ContextView
 
 __all__ = ["context_records", "register"]
 
@@ -142,7 +142,7 @@ def _use(args: argparse.Namespace) -> int:
     return 0
 
 
-def context_records() -> list[dict[str, Any]]:
+def context_records() -> list[ContextView]:
     """Every context as plain data, the active one marked, tokens masked (MCP uses it too)."""
     contexts = ContextsFile.load()
     active = os.environ.get(ENV_CONTEXT) or contexts.current
@@ -259,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
     return subprocess.run([program, *command[1:]], env=env, check=False).returncode
 
 
-def _record(ctx: Context, active: bool, store: SecretStore | None) -> dict[str, Any]:
+def _record(ctx: Context, active: bool, store: SecretStore | None) -> ContextView:
     """A context as plain data with its token masked (None when none is stored)."""
     token: str | None = None
     if store is not None:
@@ -269,7 +269,7 @@ def _record(ctx: Context, active: bool, store: SecretStore | None) -> dict[str, 
             logger.warning("context %r: %s", ctx.name, exc)
             secret = None
         token = mask_secret(secret) if secret else None
-    record: dict[str, Any] = {
+    record: ContextView = {
         "name": ctx.name,
         "active": active,
         "api_base": ctx.api_base,
@@ -281,7 +281,7 @@ def _record(ctx: Context, active: bool, store: SecretStore | None) -> dict[str, 
     return record
 
 
-def _dump(value: Any, fmt: str) -> None:
+def _dump(value: object, fmt: str) -> None:
     if fmt == "json":
         print_json(value)
     else:

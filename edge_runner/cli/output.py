@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+
+from edge_runner.views import RunnerGpuView
 
 __all__ = ["add_output_option", "ago", "gpu_share", "print_json", "print_table"]
 
 
-def add_output_option(parser: Any) -> None:
+def add_output_option(parser: argparse.ArgumentParser) -> None:
     """Add ``-o/--output {table,json}``."""
     parser.add_argument(
         "-o", "--output", choices=("table", "json"), default="table", help="output format"
     )
 
 
-def print_json(value: Any) -> None:
+def print_json(value: object) -> None:
     """Pretty JSON on stdout."""
     json.dump(value, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A plain aligned table; an empty list prints a one-line note instead."""
     if not rows:
         print("(none)")
@@ -45,9 +47,9 @@ def ago(timestamp: float) -> str:
     return f"{seconds}s"
 
 
-def gpu_share(gpus: list[dict[str, Any]]) -> tuple[int, int, float | None]:
+def gpu_share(gpus: Sequence[RunnerGpuView]) -> tuple[int, int, float | None]:
     """Of a runner's machine's GPUs (``GET /v2/runners``): how many its model was given, how
     many there are, and the given ones' mean utilisation (None when none reports it)."""
     mine = [g for g in gpus if g.get("assigned")]
-    utils = [g["utilization"] for g in mine if g.get("utilization") is not None]
+    utils = [u for g in mine if (u := g.get("utilization")) is not None]
     return len(mine), len(gpus), (sum(utils) / len(utils) if utils else None)
