@@ -137,7 +137,7 @@ class LocalClient:
             ) from exc
 
     def _json(self, path: str, **params: str | int | None) -> Any:
-        # Any: the answer's JSON as decoded; each caller says which view it is.
+        # The answer's JSON as decoded, unchecked: each caller says which view it is.
         response = self._get(path, **params)
         if response.status_code >= 400 and path != "/ready":
             try:

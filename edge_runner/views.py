@@ -64,7 +64,8 @@ __all__ = [
     "UsageView",
 ]
 
-#: Any JSON document: what a model method takes and returns, and what ``json.loads`` gives.
+#: A JSON document of any shape: what a model method takes and returns, what ``json.loads``
+#: gives.
 JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
 #: A JSON object of unknown shape (a model's keyword arguments, an OpenAI request body).
 JSONObject: TypeAlias = "dict[str, JSONValue]"

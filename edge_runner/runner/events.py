@@ -31,8 +31,8 @@ class Event:
     JSON data, one of the views of :data:`edge_runner.views.RunnerEvent`."""
 
     topic: str
-    # Any, not the views: Runner (runner/daemon.py) publishes plain dicts and reads log
-    # records back; the views replace it once the daemon writes them.
+    # Untyped values, not the views: Runner (runner/daemon.py) publishes plain dicts and
+    # reads log records back; the views replace them once the daemon writes views.
     data: Mapping[str, Any]
 
 
