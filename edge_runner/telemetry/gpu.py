@@ -283,7 +283,7 @@ class GpuReader:
         )
 
 
-def _call(nvml: Any, fn: Callable[..., _T], *args: Any) -> _T | None:
+def _call(nvml: Any, fn: Callable[..., _T], *args: object) -> _T | None:
     """``fn(*args)``, or None when the GPU does not support it (or we may not ask)."""
     try:
         return fn(*args)
@@ -293,7 +293,7 @@ def _call(nvml: Any, fn: Callable[..., _T], *args: Any) -> _T | None:
         raise
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
