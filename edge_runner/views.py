@@ -8,9 +8,11 @@ nothing checks a document at run time (a client trusts the daemon that answered 
 
 Control plane (``/v2``): :class:`ControlInfo`, :class:`ModelView` (with :class:`MethodView`),
 :class:`RunnerView` (with :class:`RunnerGpuView`), :class:`TaskView`, :class:`LogRecordView`,
-:class:`TokenView`. A runner's local API: :class:`RunnerSnapshot`, :class:`ReadyView`, and the
-event stream's :data:`RunnerEvent`. Telemetry: :class:`GpuInfoView`, :class:`GpuReportView`,
-:class:`HostView`, :class:`TelemetryView`. The CLI's contexts: :class:`ContextView`.
+:class:`TokenView` and the other token answers; its OpenAI routes: :class:`OpenAIModelList`,
+:class:`ChatCompletionView`. A runner's local API: :class:`RunnerSnapshot`,
+:class:`ReadyView`, and the event stream's :data:`RunnerEvent`. Telemetry:
+:class:`GpuInfoView`, :class:`GpuReportView`, :class:`HostView`, :class:`TelemetryView`,
+:class:`MachineGpusView`. The CLI's contexts: :class:`ContextView`.
 """
 
 from __future__ import annotations
