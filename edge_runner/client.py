@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Generator, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -33,8 +33,21 @@ from edge_runner.errors import (
     TaskFailed,
     Unauthorized,
 )
+from edge_runner.views import (
+    ChatCompletionView,
+    ControlInfo,
+    CreatedTokenView,
+    EnrolledRunnerView,
+    JSONValue,
+    LogRecordView,
+    ModelView,
+    RevokedTokenView,
+    RunnerView,
+    TaskView,
+    TokenView,
+)
 
-__all__ = ["AsyncClient", "Client", "SSEParser", "parse_sse"]
+__all__ = ["AsyncClient", "Client", "ClientOptions", "SSEParser", "parse_sse"]
 
 _STATUS_ERRORS: dict[int, type[ApiError]] = {
     400: BadRequest,
@@ -120,7 +133,7 @@ def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
         yield last
 
 
-def _stream_item(event: str, data: str) -> Any:
+def _stream_item(event: str, data: str) -> JSONValue:
     """Turn one native SSE event into an output, None at the end, or an error."""
     doc = json.loads(data)
     if event == "chunk":
@@ -131,6 +144,31 @@ def _stream_item(event: str, data: str) -> Any:
 
 
 _Self = TypeVar("_Self", bound="_Base")
+
+#: An answer's JSON as httpx decodes it: each method says which view it is (a client trusts
+#: the control plane that answered).
+_Answer = Any
+#: The query parameters of a request.
+_Params = Mapping[str, str | int]
+
+
+class ClientOptions(TypedDict, total=False):
+    """The options of a client besides its address and token.
+
+    Attributes:
+        timeout: seconds a request may take (None: no limit); connecting takes at most 10.
+        ca_file: a PEM CA bundle to verify the control plane with (default: the system's).
+    """
+
+    timeout: float | None
+    ca_file: str | None
+
+
+class _HttpOptions(TypedDict):
+    base_url: str
+    headers: dict[str, str]
+    timeout: httpx.Timeout
+    verify: ssl.SSLContext | bool
 
 
 class _Base:
@@ -147,7 +185,7 @@ class _Base:
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=ca_file) if ca_file else True
         )
-        self._http_options: dict[str, Any] = {
+        self._http_options: _HttpOptions = {
             "base_url": self.api_base,
             "headers": {"Authorization": f"Bearer {token}"},
             "timeout": httpx.Timeout(timeout, connect=10.0),
@@ -155,17 +193,20 @@ class _Base:
         }
 
     @classmethod
-    def from_context(cls: type[_Self], context: str | None = None, **overrides: Any) -> _Self:
+    def from_context(
+        cls: type[_Self],
+        context: str | None = None,
+        *,
+        api_base: str | None = None,
+        token: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> _Self:
         """Build a client from flags/env/the active context (see ``resolve_credentials``)."""
         from edge_runner.config.resolve import resolve_credentials
 
-        creds = resolve_credentials(
-            context=context,
-            api_base=overrides.pop("api_base", None),
-            token=overrides.pop("token", None),
-        )
-        overrides.setdefault("ca_file", creds.ca_file)
-        return cls(creds.api_base, creds.token, **overrides)
+        creds = resolve_credentials(context=context, api_base=api_base, token=token)
+        options.setdefault("ca_file", creds.ca_file)
+        return cls(creds.api_base, creds.token, **options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.api_base!r})"
@@ -181,7 +222,7 @@ class _Base:
 class Client(_Base):
     """A blocking client. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, api_base: str, token: str, **options: Any) -> None:
+    def __init__(self, api_base: str, token: str, **options: Unpack[ClientOptions]) -> None:
         super().__init__(api_base, token, **options)
         self._http = httpx.Client(**self._http_options)
 
@@ -195,44 +236,47 @@ class Client(_Base):
         """Close the connection pool."""
         self._http.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(
+        self, method: str, path: str, *, params: _Params | None = None, json: object = None
+    ) -> _Answer:
         with map_httpx_errors(self._unreachable):
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, params=params, json=json)
         return _answer(response)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ControlInfo:
         """Version, protocol version and tunnel addresses."""
-        return dict(self._request("GET", "/v2/info"))
+        return self._request("GET", "/v2/info")
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[ModelView]:
         """The models of this token's user, with method signatures."""
         return list(self._request("GET", "/v2/models")["models"])
 
-    def model(self, model_id: str) -> dict[str, Any]:
+    def model(self, model_id: str) -> ModelView:
         """One model with its methods."""
-        return dict(self._request("GET", f"/v2/models/{_seg(model_id)}"))
+        return self._request("GET", f"/v2/models/{_seg(model_id)}")
 
-    def runners(self) -> list[dict[str, Any]]:
+    def runners(self) -> list[RunnerView]:
         """This user's runners and their state."""
         return list(self._request("GET", "/v2/runners")["runners"])
 
-    def predict(self, model_id: str, method: str = "predict", /, **kwargs: Any) -> Any:
+    def predict(self, model_id: str, method: str = "predict", /, **kwargs: object) -> JSONValue:
         """Call a unary method and return its output."""
         return self._request("POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=kwargs)[
             "output"
         ]
 
-    def cancel(self, task_id: str) -> dict[str, Any]:
-        """Cancel a queued or running task."""
-        return dict(self._request("DELETE", f"/v2/tasks/{_seg(task_id)}"))
+    def cancel(self, task_id: str) -> dict[str, str]:
+        """Cancel a queued or running task: ``{"task_id": ..., "status": "cancelled"}``."""
+        return self._request("DELETE", f"/v2/tasks/{_seg(task_id)}")
 
-    def tasks(self, limit: int = 100) -> list[dict[str, Any]]:
+    def tasks(self, limit: int = 100) -> list[TaskView]:
         """Queued and running tasks, then the most recent finished ones."""
         return list(self._request("GET", "/v2/tasks", params={"limit": limit})["tasks"])
 
-    def drain_runner(self, runner_id: str) -> dict[str, Any]:
-        """Ask a runner to stop taking tasks (it finishes the ones it has)."""
-        return dict(self._request("POST", f"/v2/runners/{_seg(runner_id)}/drain"))
+    def drain_runner(self, runner_id: str) -> dict[str, str]:
+        """Ask a runner to stop taking tasks (it finishes the ones it has):
+        ``{"runner_id": ..., "status": "draining"}``."""
+        return self._request("POST", f"/v2/runners/{_seg(runner_id)}/drain")
 
     def runner_logs(
         self,
@@ -241,7 +285,7 @@ class Client(_Base):
         limit: int = 200,
         level: str | None = None,
         grep: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[LogRecordView]:
         """The log records a runner sent over its tunnel, oldest first."""
         params = {k: v for k, v in (("limit", limit), ("level", level), ("grep", grep)) if v}
         return list(
@@ -250,9 +294,9 @@ class Client(_Base):
 
     def follow_runner_logs(
         self, runner_id: str, *, limit: int = 0, level: str | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[LogRecordView]:
         """The runner's log records as they come (Server-Sent Events); blocks."""
-        params: dict[str, Any] = {"follow": 1, "limit": limit}
+        params: dict[str, str | int] = {"follow": 1, "limit": limit}
         if level:
             params["level"] = level
         path = f"/v2/runners/{_seg(runner_id)}/logs"
@@ -268,27 +312,29 @@ class Client(_Base):
 
     def create_token(
         self, name: str, scopes: list[str], expires_in: float | None = None
-    ) -> dict[str, Any]:
+    ) -> CreatedTokenView:
         """Create a token; the answer holds the secret, shown this once."""
-        body: dict[str, Any] = {"name": name, "scopes": scopes}
+        body: dict[str, object] = {"name": name, "scopes": scopes}
         if expires_in is not None:
             body["expires_in"] = expires_in
-        return dict(self._request("POST", "/v2/tokens", json=body))
+        return self._request("POST", "/v2/tokens", json=body)
 
-    def tokens(self) -> list[dict[str, Any]]:
+    def tokens(self) -> list[TokenView]:
         """This user's tokens (ids, names, scopes; never the secrets)."""
         return list(self._request("GET", "/v2/tokens")["tokens"])
 
-    def revoke_token(self, token_id: str) -> dict[str, Any]:
+    def revoke_token(self, token_id: str) -> RevokedTokenView:
         """Revoke a token by id; tunnels opened with it close."""
-        return dict(self._request("DELETE", f"/v2/tokens/{_seg(token_id)}"))
+        return self._request("DELETE", f"/v2/tokens/{_seg(token_id)}")
 
-    def enroll_runner(self, runner_id: str) -> dict[str, Any]:
+    def enroll_runner(self, runner_id: str) -> EnrolledRunnerView:
         """Exchange this (user) token for a runner credential (``er_rt_``) for ``runner_id``."""
         body = {"runner_id": runner_id}
-        return dict(self._request("POST", "/v2/runners/enroll", json=body))
+        return self._request("POST", "/v2/runners/enroll", json=body)
 
-    def generate(self, model_id: str, method: str = "generate", /, **kwargs: Any) -> Iterator[Any]:
+    def generate(
+        self, model_id: str, method: str = "generate", /, **kwargs: object
+    ) -> Iterator[JSONValue]:
         """Call a streaming method; yields outputs as they arrive."""
         path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
         with (
@@ -304,14 +350,14 @@ class Client(_Base):
                 yield item
 
     def chat(
-        self, model_id: str, messages: list[dict[str, Any]], /, **options: Any
-    ) -> dict[str, Any]:
+        self, model_id: str, messages: Sequence[Mapping[str, object]], /, **options: object
+    ) -> ChatCompletionView:
         """One chat completion (``/v1/chat/completions``): the OpenAI ``chat.completion``."""
         body = {**options, "model": model_id, "messages": messages, "stream": False}
-        return dict(self._request("POST", "/v1/chat/completions", json=body))
+        return self._request("POST", "/v1/chat/completions", json=body)
 
     def chat_stream(
-        self, model_id: str, messages: list[dict[str, Any]], /, **options: Any
+        self, model_id: str, messages: Sequence[Mapping[str, object]], /, **options: object
     ) -> Generator[str, None, None]:
         """Stream a chat answer from ``/v1/chat/completions``; yields text as it comes.
 
@@ -332,21 +378,23 @@ class Client(_Base):
                     yield text
 
 
-def _chat_delta(doc: Any) -> str:
+def _chat_delta(doc: JSONValue) -> str:
     """The text of one ``chat.completion.chunk``; an error document raises."""
-    if isinstance(doc, dict) and "error" in doc:
+    if not isinstance(doc, dict):
+        return ""
+    if "error" in doc:
         error = doc["error"] if isinstance(doc["error"], dict) else {"message": doc["error"]}
         raise TaskFailed(0, str(error.get("code", "ERROR")), str(error.get("message")))
-    choices = doc.get("choices") if isinstance(doc, dict) else None
-    if not choices:
-        return ""
-    return str((choices[0].get("delta") or {}).get("content") or "")
+    choices = doc.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    delta = (choice.get("delta") if isinstance(choice, dict) else None) or {}
+    return str((delta.get("content") if isinstance(delta, dict) else None) or "")
 
 
 class AsyncClient(_Base):
     """The asyncio twin of :class:`Client`."""
 
-    def __init__(self, api_base: str, token: str, **options: Any) -> None:
+    def __init__(self, api_base: str, token: str, **options: Unpack[ClientOptions]) -> None:
         super().__init__(api_base, token, **options)
         self._http = httpx.AsyncClient(**self._http_options)
 
@@ -360,28 +408,32 @@ class AsyncClient(_Base):
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(
+        self, method: str, path: str, *, params: _Params | None = None, json: object = None
+    ) -> _Answer:
         with map_httpx_errors(self._unreachable):
-            response = await self._http.request(method, path, **kwargs)
+            response = await self._http.request(method, path, params=params, json=json)
         return _answer(response)
 
-    async def info(self) -> dict[str, Any]:
+    async def info(self) -> ControlInfo:
         """Version, protocol version and tunnel addresses."""
-        return dict(await self._request("GET", "/v2/info"))
+        return await self._request("GET", "/v2/info")
 
-    async def models(self) -> list[dict[str, Any]]:
+    async def models(self) -> list[ModelView]:
         """The models of this token's user."""
         return list((await self._request("GET", "/v2/models"))["models"])
 
-    async def model(self, model_id: str) -> dict[str, Any]:
+    async def model(self, model_id: str) -> ModelView:
         """One model with its methods."""
-        return dict(await self._request("GET", f"/v2/models/{_seg(model_id)}"))
+        return await self._request("GET", f"/v2/models/{_seg(model_id)}")
 
-    async def runners(self) -> list[dict[str, Any]]:
+    async def runners(self) -> list[RunnerView]:
         """This user's runners."""
         return list((await self._request("GET", "/v2/runners"))["runners"])
 
-    async def predict(self, model_id: str, method: str = "predict", /, **kwargs: Any) -> Any:
+    async def predict(
+        self, model_id: str, method: str = "predict", /, **kwargs: object
+    ) -> JSONValue:
         """Call a unary method and return its output."""
         doc = await self._request(
             "POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=kwargs
@@ -389,8 +441,8 @@ class AsyncClient(_Base):
         return doc["output"]
 
     async def generate(
-        self, model_id: str, method: str = "generate", /, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+        self, model_id: str, method: str = "generate", /, **kwargs: object
+    ) -> AsyncIterator[JSONValue]:
         """Call a streaming method; yields outputs as they arrive."""
         path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
         with map_httpx_errors(self._unreachable):

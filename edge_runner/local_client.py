@@ -5,7 +5,7 @@ use it; it imports neither the runner nor a server stack.
     from edge_runner.local_client import LocalClient
     with LocalClient.find() as runner:            # the only one, or find(runner_id=...)
         print(runner.snapshot()["tunnel"]["state"])
-        for event in runner.events({"log"}):      # blocks; a generator of dicts
+        for event in runner.events({"log"}):      # blocks; RunnerEvent views
             ...
 """
 
@@ -24,6 +24,7 @@ from edge_runner._http import map_httpx_errors
 from edge_runner._platform import try_lock, unlock
 from edge_runner.config.paths import runner_file, runtime_dir
 from edge_runner.errors import ClientError, ConnectionFailed
+from edge_runner.views import LogRecordView, ReadyView, RunnerEvent, RunnerSnapshot
 
 __all__ = ["LocalClient", "LocalRunner", "NoLocalRunner", "local_runners"]
 
@@ -127,7 +128,7 @@ class LocalClient:
         """Close the connection pool."""
         self._http.close()
 
-    def _get(self, path: str, **params: Any) -> httpx.Response:
+    def _get(self, path: str, **params: str | int | None) -> httpx.Response:
         with map_httpx_errors(self._unreachable):
             return self._http.get(path, params={k: v for k, v in params.items() if v is not None})
 
@@ -138,7 +139,8 @@ class LocalClient:
             f"{self.runner.url}: {exc}"
         )
 
-    def _json(self, path: str, **params: Any) -> Any:
+    def _json(self, path: str, **params: str | int | None) -> Any:
+        # The answer's JSON as decoded, unchecked: each caller says which view it is.
         response = self._get(path, **params)
         if response.status_code >= 400 and path != "/ready":
             try:
@@ -148,13 +150,13 @@ class LocalClient:
             raise ClientError(f"the runner's local API said {response.status_code}: {message}")
         return response.json()
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RunnerSnapshot:
         """The runner's state now."""
-        return dict(self._json("/v1/snapshot"))
+        return self._json("/v1/snapshot")
 
-    def ready(self) -> dict[str, Any]:
+    def ready(self) -> ReadyView:
         """``{"ready": bool, ...}`` (the runner answers 503 while not ready)."""
-        return dict(self._json("/ready"))
+        return self._json("/ready")
 
     def metrics(self) -> str:
         """The Prometheus text."""
@@ -162,11 +164,11 @@ class LocalClient:
 
     def logs(
         self, *, limit: int = 200, level: str | None = None, grep: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[LogRecordView]:
         """Recent log records, oldest first."""
         return list(self._json("/v1/logs", limit=limit, level=level, grep=grep)["records"])
 
-    def events(self, topics: set[str] | None = None) -> Iterator[dict[str, Any]]:
+    def events(self, topics: set[str] | None = None) -> Iterator[RunnerEvent]:
         """The event stream: ``{"topic", "data"}`` dicts, a ``snapshot`` first; blocks."""
         from websockets.exceptions import WebSocketException
         from websockets.sync.client import connect

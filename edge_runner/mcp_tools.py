@@ -27,6 +27,10 @@ from edge_runner.client import Client
 from edge_runner.errors import EdgeRunnerError
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.signatures import MethodSignature
+from edge_runner.views import MachineGpusView
+
+# A tool's annotations are its MCP schema: results are declared as plain JSON objects
+# (dict[str, object], "type": "object") while the code inside reads and builds typed views.
 
 __all__ = ["MAX_LOG_RECORDS", "build_server"]
 
@@ -70,17 +74,17 @@ def build_server(context: str | None = None) -> MCPServer:
     @server.tool(
         description="List the contexts (control planes) this machine knows; one is active."
     )
-    def list_contexts() -> list[dict[str, Any]]:
+    def list_contexts() -> list[dict[str, object]]:
         from edge_runner.config.resolve import context_records
 
-        return _guard(context_records)
+        return [dict(record) for record in _guard(context_records)]
 
     @server.tool(
         description="List the models of the active control plane: id, status (online, "
         "offline, loading, unavailable), backend, and method names."
     )
-    def list_models() -> list[dict[str, Any]]:
-        def run() -> list[dict[str, Any]]:
+    def list_models() -> list[dict[str, object]]:
+        def run() -> list[dict[str, object]]:
             with client() as c:
                 return [
                     {
@@ -100,10 +104,12 @@ def build_server(context: str | None = None) -> MCPServer:
         description="Describe one model: each method with its parameters, types, defaults and "
         "whether it streams; use it before predict."
     )
-    def describe_model(model: Annotated[str, Field(description="the model id")]) -> dict[str, Any]:
+    def describe_model(
+        model: Annotated[str, Field(description="the model id")],
+    ) -> dict[str, object]:
         _check_model_id(model)
 
-        def run() -> dict[str, Any]:
+        def run() -> dict[str, object]:
             with client() as c:
                 doc = c.model(model)
             methods = [MethodSignature.from_dict(m) for m in doc.get("methods", [])]
@@ -145,12 +151,12 @@ def build_server(context: str | None = None) -> MCPServer:
             "predict"
         ),
         arguments: Annotated[
-            dict[str, Any] | None, Field(description="keyword arguments for the method")
+            dict[str, object] | None, Field(description="keyword arguments for the method")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         _check_model_id(model)
 
-        def run() -> dict[str, Any]:
+        def run() -> dict[str, object]:
             with client() as c:
                 doc = c.model(model)
                 sig = next((m for m in doc.get("methods", []) if m["name"] == method), None)
@@ -162,8 +168,9 @@ def build_server(context: str | None = None) -> MCPServer:
                 if sig["kind"] == "unary":
                     return {"output": c.predict(model, method, **(arguments or {}))}
                 pieces = list(c.generate(model, method, **(arguments or {})))
-                if all(isinstance(p, str) for p in pieces):
-                    return {"output": "".join(pieces), "pieces": len(pieces)}
+                texts = [p for p in pieces if isinstance(p, str)]
+                if len(texts) == len(pieces):
+                    return {"output": "".join(texts), "pieces": len(pieces)}
                 return {"output": pieces, "pieces": len(pieces)}
 
         return _guard(run)
@@ -175,15 +182,15 @@ def build_server(context: str | None = None) -> MCPServer:
     def chat(
         model: Annotated[str, Field(description="the model id")],
         messages: Annotated[
-            list[dict[str, Any]],
+            list[dict[str, object]],
             Field(description='[{"role": "user", "content": "..."}], system and assistant too'),
         ],
         max_tokens: Annotated[int | None, Field(description="longest answer")] = None,
         temperature: Annotated[float | None, Field(description="sampling temperature")] = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         _check_model_id(model.replace("/", "--"))  # Ollama's a/b is registered as a--b
 
-        def run() -> dict[str, Any]:
+        def run() -> dict[str, object]:
             options = {
                 k: v
                 for k, v in (("max_tokens", max_tokens), ("temperature", temperature))
@@ -191,10 +198,12 @@ def build_server(context: str | None = None) -> MCPServer:
             }
             with client() as c:
                 reply = c.chat(model, messages, **options)
-            choice = (reply.get("choices") or [{}])[0]
+            choices = reply.get("choices") or []
+            choice = choices[0] if choices else None
+            message = choice.get("message") if choice else None
             return {
-                "content": (choice.get("message") or {}).get("content"),
-                "finish_reason": choice.get("finish_reason"),
+                "content": message.get("content") if message else None,
+                "finish_reason": choice.get("finish_reason") if choice else None,
                 "usage": reply.get("usage"),
             }
 
@@ -204,10 +213,10 @@ def build_server(context: str | None = None) -> MCPServer:
         description="List the runners of the active control plane: status, host, models, "
         "busy slots, GPUs."
     )
-    def list_runners() -> list[dict[str, Any]]:
-        def run() -> list[dict[str, Any]]:
+    def list_runners() -> list[dict[str, object]]:
+        def run() -> list[dict[str, object]]:
             with client() as c:
-                return c.runners()
+                return [dict(runner) for runner in c.runners()]
 
         return _guard(run)
 
@@ -219,14 +228,14 @@ def build_server(context: str | None = None) -> MCPServer:
         runner: Annotated[
             str | None, Field(description="a runner id, when several run here")
         ] = None,
-    ) -> dict[str, Any]:
-        def run() -> dict[str, Any]:
+    ) -> dict[str, object]:
+        def run() -> dict[str, object]:
             from edge_runner.local_client import LocalClient
 
             with LocalClient.find(runner) as local:
                 snap = local.snapshot()
-            snap.pop("telemetry", None)  # gpu_status has it
-            return snap
+            # gpu_status has the telemetry
+            return {key: value for key, value in snap.items() if key != "telemetry"}
 
         return _guard(run)
 
@@ -234,18 +243,18 @@ def build_server(context: str | None = None) -> MCPServer:
         description="This machine's GPUs (NVIDIA, via NVML): memory, utilisation, temperature, "
         "power, processes; and CPU and memory. Says why when there is no GPU data."
     )
-    def gpu_status() -> dict[str, Any]:
-        def run() -> dict[str, Any]:
+    def gpu_status() -> dict[str, object]:
+        def run() -> dict[str, object]:
             from edge_runner.config.paths import data_dir
             from edge_runner.telemetry import GpuReader, HostReader
 
             reader = GpuReader()
             try:
-                doc = reader.read().to_dict()
+                report = reader.read().to_dict()
             finally:
                 reader.close()
-            doc["host"] = HostReader(data_dir()).read().to_dict()
-            return doc
+            doc: MachineGpusView = {**report, "host": HostReader(data_dir()).read().to_dict()}
+            return dict(doc)
 
         return _guard(run)
 
@@ -262,15 +271,15 @@ def build_server(context: str | None = None) -> MCPServer:
         runner: Annotated[
             str | None, Field(description="a runner id, when several run here")
         ] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, object]]:
         if not 1 <= limit <= MAX_LOG_RECORDS:
             raise ToolError(f"limit must be between 1 and {MAX_LOG_RECORDS}, got {limit}")
 
-        def run() -> list[dict[str, Any]]:
+        def run() -> list[dict[str, object]]:
             from edge_runner.local_client import LocalClient
 
             with LocalClient.find(runner) as local:
-                return local.logs(limit=limit, level=level, grep=grep)
+                return [dict(record) for record in local.logs(limit=limit, level=level, grep=grep)]
 
         return _guard(run)
 
@@ -284,7 +293,7 @@ def build_server(context: str | None = None) -> MCPServer:
         host: Annotated[
             str | None, Field(description="the Ollama address, if not the default")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         return await _pull(name, host, ctx)
 
     return server

@@ -15,16 +15,18 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TextIO
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, RichLog, TabbedContent, TabPane
 
 from edge_runner.errors import ConfigError
+from edge_runner.views import LogRecordView, RunnerView
 
 from .data import DataSource, LiveSource
 from .messages import ContextsLoaded, GpuSampled, LogRecords, Refreshed
@@ -109,7 +111,8 @@ class DashboardApp(App[None]):
         self.log_target: str | None = None
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
-        self._log_queue: deque[tuple[int, str, dict[str, Any]]] = deque()
+        #: (generation, source, a record or why the stream stopped)
+        self._log_queue: deque[tuple[int, str, LogRecordView | str]] = deque()
         self._log_generation = 0
         self._log_stop = threading.Event()
         self.last_refresh: Refreshed | None = None
@@ -143,7 +146,7 @@ class DashboardApp(App[None]):
 
     # -- polling -----------------------------------------------------------------------
 
-    def _once(self, group: str, gather: Callable[[], Any]) -> None:
+    def _once(self, group: str, gather: Callable[[], Message]) -> None:
         """Run ``gather`` in a thread worker unless the last one of ``group`` still runs (a slow
         control plane must not pile up threads), and post what it returns."""
         with self._busy_lock:
@@ -153,7 +156,7 @@ class DashboardApp(App[None]):
         self._gather(group, gather)
 
     @work(thread=True, exit_on_error=False)
-    def _gather(self, group: str, gather: Callable[[], Any]) -> None:
+    def _gather(self, group: str, gather: Callable[[], Message]) -> None:
         try:
             self.post_message(gather())
         except Exception:  # a bug in a source must not kill the poller
@@ -248,18 +251,18 @@ class DashboardApp(App[None]):
             except Exception as exc:  # an outage: say so in the Logs screen, then retry
                 problem = str(exc)
             if not stop.is_set():
-                self._log_queue.append((generation, source, {"error": problem}))
+                self._log_queue.append((generation, source, problem))
             stop.wait(LOG_RETRY_S)
 
     def _drain_logs(self) -> None:
-        batch: list[dict[str, Any]] = []
+        batch: list[LogRecordView] = []
         source = error = ""
         while self._log_queue:
             generation, source, record = self._log_queue.popleft()
             if generation != self._log_generation:
                 continue
-            if "error" in record:
-                error = str(record["error"])
+            if isinstance(record, str):
+                error = record
             else:
                 batch.append(record)
                 error = ""
@@ -360,7 +363,7 @@ class DashboardApp(App[None]):
         """Cancel a task, after a confirmation."""
         self._act(f"Cancel task {task_id}?", lambda: self.source.cancel(task_id))
 
-    def show_runner(self, runner: dict[str, Any]) -> None:
+    def show_runner(self, runner: RunnerView) -> None:
         """One runner's detail."""
         self.push_screen(RunnerDetail(runner))
 
@@ -393,7 +396,7 @@ class DashboardApp(App[None]):
 
 
 def create_app(
-    source: DataSource | None = None, *, allow_actions: bool = False, poll: bool = True, **kw: Any
+    source: DataSource | None = None, *, allow_actions: bool = False, poll: bool = True, **kw: float
 ) -> DashboardApp:
     """The app, on ``source`` (default: the live data of the active context)."""
     return DashboardApp(source or LiveSource(), allow_actions=allow_actions, poll=poll, **kw)
@@ -403,7 +406,7 @@ class NotATerminal(ConfigError):
     """The dashboard was started with no terminal to draw in."""
 
 
-def _tty(stream: Any) -> bool:
+def _tty(stream: TextIO | None) -> bool:
     try:
         return bool(stream is not None and stream.isatty())
     except (AttributeError, ValueError):  # replaced or closed streams

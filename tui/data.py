@@ -13,9 +13,24 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge_runner.errors import EdgeRunnerError
+from edge_runner.views import (
+    ContextView,
+    GpuInfoView,
+    HostView,
+    LogRecordView,
+    ModelView,
+    RunnerSnapshot,
+    RunnerView,
+    TaskView,
+)
+
+if TYPE_CHECKING:
+    from edge_runner.client import Client
+    from edge_runner.local_client import LocalClient
+    from edge_runner.telemetry import GpuReader, HostReader
 
 __all__ = ["ControlView", "DataSource", "GpuView", "LiveSource", "LocalView"]
 
@@ -32,9 +47,9 @@ class ControlView:
     context: str
     api_base: str
     error: str = ""
-    models: list[dict[str, Any]] = field(default_factory=list)
-    runners: list[dict[str, Any]] = field(default_factory=list)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
+    models: list[ModelView] = field(default_factory=list)
+    runners: list[RunnerView] = field(default_factory=list)
+    tasks: list[TaskView] = field(default_factory=list)
 
     @property
     def reachable(self) -> bool:
@@ -46,7 +61,7 @@ class ControlView:
 class LocalView:
     """The runner on this machine (its local API snapshot), or why there is none."""
 
-    snapshot: dict[str, Any] | None = None
+    snapshot: RunnerSnapshot | None = None
     error: str = ""
 
 
@@ -54,9 +69,9 @@ class LocalView:
 class GpuView:
     """This machine's GPUs and host, from the local runner's telemetry or read directly."""
 
-    gpus: list[dict[str, Any]] = field(default_factory=list)
+    gpus: list[GpuInfoView] = field(default_factory=list)
     note: str = ""
-    host: dict[str, Any] | None = None
+    host: HostView | None = None
 
 
 class DataSource(Protocol):
@@ -74,7 +89,7 @@ class DataSource(Protocol):
     def gpus(self) -> GpuView:
         """This machine's GPUs."""
 
-    def contexts(self) -> list[dict[str, Any]]:
+    def contexts(self) -> list[ContextView]:
         """Every context, tokens masked, each with ``reachable``."""
 
     def use_context(self, name: str) -> None:
@@ -89,7 +104,7 @@ class DataSource(Protocol):
     def cancel(self, task_id: str) -> str:
         """Cancel a task; returns a line for the user."""
 
-    def follow_logs(self, runner_id: str | None, stop: threading.Event) -> Iterator[dict[str, Any]]:
+    def follow_logs(self, runner_id: str | None, stop: threading.Event) -> Iterator[LogRecordView]:
         """Log records as they come: the local runner's, or ``runner_id``'s from the control
         plane. Returns when ``stop`` is set or the stream ends."""
 
@@ -105,18 +120,18 @@ class LiveSource:
     def __init__(self, context: str | None = None, runner_id: str | None = None) -> None:
         self.context = context
         self.runner_id = runner_id
-        self._client: Any = None
+        self._client: Client | None = None
         self._client_key: tuple[str, str] | None = None
         self._lock = threading.Lock()
-        self._gpu_reader: Any = None
-        self._local: Any = None
+        self._gpu_reader: tuple[GpuReader, HostReader] | None = None
+        self._local: LocalClient | None = None
         self._snapshot: tuple[float, LocalView] | None = None
 
     def now(self) -> float:
         """Wall-clock time."""
         return time.time()
 
-    def _control_client(self) -> Any:
+    def _control_client(self) -> Client:
         from edge_runner.client import Client
         from edge_runner.config.resolve import resolve_credentials
 
@@ -190,8 +205,8 @@ class LiveSource:
     def gpus(self) -> GpuView:
         """The local runner's latest telemetry; without a runner, NVML read here."""
         snapshot = self.local().snapshot
-        telemetry = (snapshot or {}).get("telemetry") or {}
-        if telemetry.get("gpu"):
+        telemetry = snapshot.get("telemetry") if snapshot else None
+        if telemetry and telemetry.get("gpu"):
             gpu = telemetry["gpu"]
             return GpuView(
                 list(gpu.get("gpus", [])), str(gpu.get("note", "")), telemetry.get("host")
@@ -205,7 +220,7 @@ class LiveSource:
         report = reader.read()
         return GpuView([g.to_dict() for g in report.gpus], report.note, host.read().to_dict())
 
-    def contexts(self) -> list[dict[str, Any]]:
+    def contexts(self) -> list[ContextView]:
         """Every context with ``reachable`` (a 1 s check of each control plane, all at once, so
         ten unreachable contexts cost one second, not ten)."""
         from edge_runner.client import Client
@@ -263,7 +278,7 @@ class LiveSource:
         self._control_client().cancel(task_id)
         return f"task {task_id[:12]} cancelled"
 
-    def follow_logs(self, runner_id: str | None, stop: threading.Event) -> Iterator[dict[str, Any]]:
+    def follow_logs(self, runner_id: str | None, stop: threading.Event) -> Iterator[LogRecordView]:
         """The local runner's log events; or ``runner_id``'s logs from the control plane."""
         from edge_runner.local_client import LocalClient
 

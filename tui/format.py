@@ -21,20 +21,17 @@ def ago(seconds: float | None) -> str:
     return f"{seconds / 86400:.0f} d"
 
 
-def gib(n: Any) -> str:
-    """Bytes as GiB with one decimal."""
-    try:
-        return f"{float(n) / 2**30:.1f}"
-    except (TypeError, ValueError):
-        return "-"
+def gib(n: float | None) -> str:
+    """Bytes as GiB with one decimal; ``-`` when unknown."""
+    return "-" if n is None else f"{n / 2**30:.1f}"
 
 
-def percent(value: Any) -> str:
+def percent(value: float | None) -> str:
     """``42 %``, or ``-``."""
     return "-" if value is None else f"{float(value):.0f} %"
 
 
-def short(text: Any, width: int) -> str:
+def short(text: object, width: int) -> str:
     """``text`` cut to ``width`` with an ellipsis."""
     text = str(text)
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"

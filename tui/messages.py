@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.message import Message
+
+from edge_runner.views import ContextView, LogRecordView
 
 from .data import ControlView, GpuView, LocalView
 
@@ -36,7 +36,7 @@ class GpuSampled(Message):
 class LogRecords(Message):
     """Log records that arrived (batched by the log worker), or why the stream stopped."""
 
-    def __init__(self, records: list[dict[str, Any]], source: str, error: str = "") -> None:
+    def __init__(self, records: list[LogRecordView], source: str, error: str = "") -> None:
         super().__init__()
         self.records = records
         self.source = source
@@ -46,6 +46,6 @@ class LogRecords(Message):
 class ContextsLoaded(Message):
     """The contexts, with whether each control plane answered."""
 
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: list[ContextView]) -> None:
         super().__init__()
         self.records = records

@@ -9,10 +9,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from edge_runner.errors import BackendError, ErrorCode
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import JSONObject
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class Backend(abc.ABC):
     slots_setting: str = ""
 
 
-def json_arguments(payload: bytes) -> dict[str, Any]:
+def json_arguments(payload: bytes) -> JSONObject:
     """A task's JSON object payload (empty means no arguments).
 
     Raises:

@@ -135,7 +135,10 @@ class MCPBackend(Backend):
         request = json_arguments(payload)
         try:
             http_method = str(request["method"]).upper()
-            headers = {str(k).lower(): str(v) for k, v in dict(request.get("headers", {})).items()}
+            given = request.get("headers", {})
+            if not isinstance(given, dict):
+                raise TypeError(f"headers must be an object, not {type(given).__name__}")
+            headers = {str(k).lower(): str(v) for k, v in given.items()}
             body = base64.b64decode(str(request.get("body", "")), validate=True)
         except (KeyError, TypeError, ValueError) as exc:
             raise BackendError(

@@ -24,6 +24,7 @@ from edge_runner.models.model_class import (
 )
 from edge_runner.models.signatures import MethodKind, MethodSignature, validate_arguments
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import JSONValue
 
 __all__ = ["CHAT_METHOD", "chat_completion"]
 
@@ -40,9 +41,9 @@ _PARAM_MAP = (
 )
 
 
-def _prompt_words(messages: list[Any]) -> int:
+def _prompt_words(messages: JSONValue) -> int:
     words = 0
-    for message in messages:
+    for message in messages if isinstance(messages, list) else ():
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             words += len(content.split())

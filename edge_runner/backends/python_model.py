@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from edge_runner.backends.base import Backend, Reply, StreamReply
 from edge_runner.backends.openai_adapter import CHAT_METHOD, chat_completion
@@ -27,7 +26,7 @@ __all__ = ["PythonModelBackend", "dump_output"]
 logger = logging.getLogger(__name__)
 
 
-def dump_output(value: Any, where: str) -> bytes:
+def dump_output(value: object, where: str) -> bytes:
     """JSON-encode a method's output, or fail the task with a message naming the method."""
     try:
         return json.dumps(value).encode()
@@ -116,6 +115,6 @@ class PythonModelBackend(Backend):
         return StreamReply(_json_chunks(iterate_with_cancel_event(cancel, iterator), where))
 
 
-def _json_chunks(items: Iterator[Any], where: str) -> Iterator[bytes]:
+def _json_chunks(items: Iterator[object], where: str) -> Iterator[bytes]:
     for item in items:
         yield dump_output(item, where)

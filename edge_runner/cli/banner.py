@@ -13,25 +13,27 @@ from typing import Any
 
 from edge_runner._version import __version__
 from edge_runner.models.signatures import MethodKind, MethodSignature, Param
+from edge_runner.views import JSONObject, JSONValue
 
 __all__ = ["example_value", "render_banner"]
 
 
-def example_value(param: Param) -> Any:
+def example_value(param: Param) -> JSONValue:
     """A plausible argument value for a snippet: the default, else one by type."""
     if not param.required:
         return param.default
-    return {
+    examples: dict[str, JSONValue] = {
         "str": "hi",
         "int": 1,
         "float": 0.5,
         "bool": True,
         "list": [{"role": "user", "content": "hi"}] if param.name == "messages" else [],
         "dict": {},
-    }.get(param.base_type, "hi")
+    }
+    return examples.get(param.base_type, "hi")
 
 
-def _required_args(sig: MethodSignature) -> dict[str, Any]:
+def _required_args(sig: MethodSignature) -> JSONObject:
     return {p.name: example_value(p) for p in sig.params if p.required}
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from edge_runner.cli.output import add_output_option, ago, print_json, print_table
 from edge_runner.client import Client
 from edge_runner.errors import ConfigError, InvalidArgument
 from edge_runner.models.signatures import MethodSignature, parse_cli_value
 from edge_runner.telemetry.gpu import gpu_share
+from edge_runner.views import JSONObject, JSONValue, ModelView, RunnerGpuView
 
 __all__ = ["parse_method_args", "register"]
 
@@ -57,9 +58,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def parse_method_args(
     signature: MethodSignature, extra: list[str], json_args: str | None
-) -> dict[str, Any]:
+) -> JSONObject:
     """Turn ``--NAME VALUE`` pairs (and ``--json``) into keyword arguments for ``signature``."""
-    args: dict[str, Any] = {}
+    args: JSONObject = {}
     if json_args:
         try:
             loaded = json.loads(json_args)
@@ -130,7 +131,7 @@ class _StreamPrinter:
         self._json = output == "json"
         self._last = "\n"
 
-    def __call__(self, item: Any) -> None:
+    def __call__(self, item: JSONValue) -> None:
         text = json.dumps(item) + "\n" if self._json or not isinstance(item, str) else item
         if text:
             sys.stdout.write(text)
@@ -157,11 +158,14 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+_Item = TypeVar("_Item", bound=Mapping[str, object])
+
+
 def _list(
     args: argparse.Namespace,
-    fetch: Callable[[Client], list[dict[str, Any]]],
+    fetch: Callable[[Client], list[_Item]],
     headers: tuple[str, ...],
-    row: Callable[[dict[str, Any]], tuple[Any, ...]],
+    row: Callable[[_Item], tuple[object, ...]],
 ) -> int:
     with Client.from_context(args.context) as client:
         items = fetch(client)
@@ -187,7 +191,7 @@ def _models(args: argparse.Namespace) -> int:
     )
 
 
-def _gpus_text(gpus: list[dict[str, Any]]) -> str:
+def _gpus_text(gpus: list[RunnerGpuView]) -> str:
     """``2/8 (55 %)``: the runner's GPUs of the machine's, and their mean utilisation."""
     if not gpus:
         return "-"
@@ -196,7 +200,7 @@ def _gpus_text(gpus: list[dict[str, Any]]) -> str:
     return f"{mine}/{total}{load}"
 
 
-def _status_text(model: dict[str, Any]) -> str:
+def _status_text(model: ModelView) -> str:
     status = str(model.get("status", "?"))
     if status == "loading" and model.get("progress"):
         return f"loading {int(float(model['progress']) * 100)} %"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import TextIO
 
 from edge_runner.client import Client
 from edge_runner.errors import ApiError, ConfigError
@@ -101,12 +101,12 @@ def _chat(args: argparse.Namespace) -> int:
     if interactive:
         import readline  # noqa: F401 - line editing and history for input()
     out = sys.stdout
-    options: dict[str, Any] = {}
+    options: dict[str, float] = {}
     if args.temperature is not None:
         options["temperature"] = args.temperature
     if args.max_tokens is not None:
         options["max_tokens"] = args.max_tokens
-    start: list[dict[str, Any]] = []
+    start: list[dict[str, str]] = []
     if args.system:
         start.append({"role": "system", "content": args.system})
     with Client.from_context(args.context, timeout=None) as client:
@@ -142,8 +142,8 @@ def _chat(args: argparse.Namespace) -> int:
 def _answer(
     client: Client,
     model: str,
-    messages: list[dict[str, Any]],
-    options: dict[str, Any],
+    messages: list[dict[str, str]],
+    options: dict[str, float],
     out: TextIO,
 ) -> str | None:
     pieces: list[str] = []

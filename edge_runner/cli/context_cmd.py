@@ -15,7 +15,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from typing import Any
 
 import yaml
 
@@ -253,7 +252,7 @@ def _run(args: argparse.Namespace) -> int:
     return subprocess.run([program, *command[1:]], env=env, check=False).returncode
 
 
-def _dump(value: Any, fmt: str) -> None:
+def _dump(value: object, fmt: str) -> None:
     if fmt == "json":
         print_json(value)
     else:

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-def _defaults(config: type[Any]) -> dict[str, Any]:
+def _defaults(config: type[ControlConfig | RunnerConfig]) -> dict[str, Any]:
     return {
         f.name: f.default
         for f in dataclasses.fields(config)

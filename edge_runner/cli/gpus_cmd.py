@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import psutil
 
 from edge_runner.cli.output import add_output_option, print_json, print_table
+from edge_runner.views import MachineGpusView
 
 __all__ = ["register"]
 
@@ -51,11 +51,10 @@ def _gpus(args: argparse.Namespace) -> int:
     host = HostReader(data_dir()).read()
     reader.close()
     if args.output == "json":
-        doc: dict[str, Any] = report.to_dict()
+        doc: MachineGpusView = {**report.to_dict(), "host": host.to_dict()}
         for gpu in doc["gpus"]:
             for proc in gpu["processes"]:
                 proc["owner"] = proc["owner"] or owners.get(proc["pid"], "")
-        doc["host"] = host.to_dict()
         print_json(doc)
         return 0
     rows = []

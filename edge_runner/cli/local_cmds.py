@@ -6,10 +6,14 @@ import argparse
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge_runner.cli.output import add_output_option, ago, print_json, print_table
 from edge_runner.errors import ConfigError
+from edge_runner.views import LogRecordView
+
+if TYPE_CHECKING:
+    from edge_runner.local_client import LocalClient
 
 __all__ = ["register"]
 
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     logs.set_defaults(func=_logs)
 
 
-def _client(runner_id: str | None) -> Any:
+def _client(runner_id: str | None) -> LocalClient:
     from edge_runner.local_client import LocalClient
 
     return LocalClient.find(runner_id)
@@ -91,20 +95,20 @@ def _status(args: argparse.Namespace) -> int:
                 for t in snap["tasks"]
             ],
         )
-    telemetry = snap.get("telemetry") or {}
-    gpu = telemetry.get("gpu") or {}
-    for g in gpu.get("gpus", []):
+    telemetry = snap.get("telemetry")
+    gpu = telemetry.get("gpu") if telemetry else None
+    for g in gpu.get("gpus", []) if gpu else []:
         util = "-" if g["utilization"] is None else f"{g['utilization']} %"
         print(
             f"GPU {g['index']}      {g['name']}: {util}, {_gib(g['memory_used'])} of "
             f"{_gib(g['memory_total'])}"
         )
-    if gpu.get("note"):
+    if gpu and gpu.get("note"):
         print(f"GPUs       {gpu['note']}")
     return 0
 
 
-def _line(record: dict[str, Any]) -> str:
+def _line(record: LogRecordView) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(record["time"]))
     millis = int((record["time"] % 1) * 1000)
     task = f" [{record['task_id'][:12]}]" if record.get("task_id") else ""

@@ -26,6 +26,7 @@ from edge_runner.config.resolve import (
 )
 from edge_runner.config.secrets import secret_store
 from edge_runner.errors import ApiError, ClientError, ConfigError, ConnectionFailed, Unauthorized
+from edge_runner.views import ControlInfo
 
 __all__ = ["DEFAULT_CONTEXT", "check_api_base", "read_token_stdin", "register"]
 
@@ -154,7 +155,7 @@ def _ca_file(flag: str | None) -> str | None:
     return str(path)
 
 
-def _verify(api_base: str, token: str, ca_file: str | None = None) -> dict[str, object]:
+def _verify(api_base: str, token: str, ca_file: str | None = None) -> ControlInfo:
     """Ask the control plane who we are; translate failures into messages that say what to do."""
     nothing = "Nothing was saved."
     try:

@@ -22,6 +22,9 @@ from edge_runner.errors import ConfigError
 
 __all__ = ["register"]
 
+#: connections that may wait to be accepted (uvicorn's default backlog)
+_BACKLOG = 2048
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``mcp``."""
@@ -81,6 +84,10 @@ async def _serve_http(server: Any, port: int, token_file: Path | None) -> None:
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
+    # Listening before the address is announced: a client that connects at once waits in the
+    # backlog until uvicorn accepts, rather than being refused while uvicorn still starts up
+    # (its imports, a garbage collection: tens of milliseconds).
+    sock.listen(_BACKLOG)
     port = int(sock.getsockname()[1])
     token = secrets.token_urlsafe(32)
     if token_file is None:

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 __all__ = ["add_output_option", "ago", "print_json", "print_table"]
 
 
-def add_output_option(parser: Any) -> None:
+def add_output_option(parser: argparse.ArgumentParser) -> None:
     """Add ``-o/--output {table,json}``."""
     parser.add_argument(
         "-o", "--output", choices=("table", "json"), default="table", help="output format"
     )
 
 
-def print_json(value: Any) -> None:
+def print_json(value: object) -> None:
     """Pretty JSON on stdout."""
     json.dump(value, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A plain aligned table; an empty list prints a one-line note instead."""
     if not rows:
         print("(none)")

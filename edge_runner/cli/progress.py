@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, TextIO
+from typing import TextIO
 
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import ModelView
 
 __all__ = ["ProgressDisplay"]
 
@@ -35,7 +36,7 @@ class ProgressDisplay:
         state = "failed" if status.state == pb.FAILED else _STATES.get(status.state, "loading")
         self.update(status.model_id, state, status.progress, status.message)
 
-    def view(self, model: dict[str, Any]) -> None:
+    def view(self, model: ModelView) -> None:
         """A model from ``GET /v2/models``."""
         self.update(
             str(model.get("id")),

@@ -24,7 +24,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -63,7 +62,7 @@ class Context:
     name: str
     api_base: str
     user_id: str
-    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+    extra: dict[str, object] = field(default_factory=dict, hash=False)
 
 
 @dataclass
@@ -80,7 +79,7 @@ class ContextsFile:
     path: Path
     current: str | None = None
     contexts: dict[str, Context] = field(default_factory=dict)
-    _other: dict[str, Any] = field(default_factory=dict, repr=False)
+    _other: dict[str, object] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: Path | None = None) -> ContextsFile:
@@ -115,13 +114,11 @@ class ContextsFile:
         """
         for ctx in self.contexts.values():
             _check_context(ctx)
-        data: dict[str, Any] = {_KEY_CURRENT: self.current, _KEY_CONTEXTS: {}}
-        for name, ctx in self.contexts.items():
-            data[_KEY_CONTEXTS][name] = {
-                "api_base": ctx.api_base,
-                "user_id": ctx.user_id,
-                **ctx.extra,
-            }
+        contexts: dict[str, dict[str, object]] = {
+            name: {"api_base": ctx.api_base, "user_id": ctx.user_id, **ctx.extra}
+            for name, ctx in self.contexts.items()
+        }
+        data: dict[str, object] = {_KEY_CURRENT: self.current, _KEY_CONTEXTS: contexts}
         data.update(self._other)
         try:
             body = yaml.safe_dump(
@@ -335,7 +332,7 @@ def _check_context(ctx: Context) -> None:
         )
 
 
-def _find_secret_key(values: Mapping[Any, Any], prefix: str = "") -> str | None:
+def _find_secret_key(values: Mapping[str, object], prefix: str = "") -> str | None:
     """Return the dotted path of the first secret-like key in ``values`` (nested too), or None."""
     for key, value in values.items():
         dotted = f"{prefix}{key}"

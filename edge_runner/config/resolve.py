@@ -20,11 +20,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge_runner.config.contexts import ENV_CONTEXT, Context, ContextsFile
 from edge_runner.config.secrets import SecretStore, secret_store
 from edge_runner.errors import ConfigError, SecretStoreError
+from edge_runner.views import ContextView
 
 __all__ = [
     "context_record",
@@ -203,7 +203,7 @@ def _norm(url: str) -> str:
     return url.rstrip("/").lower()
 
 
-def context_records() -> list[dict[str, Any]]:
+def context_records() -> list[ContextView]:
     """Every context as plain data, the active one marked, tokens masked (MCP uses it too)."""
     contexts = ContextsFile.load()
     active = os.environ.get(ENV_CONTEXT) or contexts.current
@@ -211,7 +211,7 @@ def context_records() -> list[dict[str, Any]]:
     return [context_record(ctx, ctx.name == active, store) for ctx in contexts.contexts.values()]
 
 
-def context_record(ctx: Context, active: bool, store: SecretStore | None) -> dict[str, Any]:
+def context_record(ctx: Context, active: bool, store: SecretStore | None) -> ContextView:
     """A context as plain data with its token masked (None when none is stored)."""
     token: str | None = None
     if store is not None:
@@ -221,7 +221,7 @@ def context_record(ctx: Context, active: bool, store: SecretStore | None) -> dic
             logger.warning("context %r: %s", ctx.name, exc)
             secret = None
         token = mask_secret(secret) if secret else None
-    record: dict[str, Any] = {
+    record: ContextView = {
         "name": ctx.name,
         "active": active,
         "api_base": ctx.api_base,

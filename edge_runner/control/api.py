@@ -14,7 +14,6 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from starlette import routing
@@ -25,6 +24,7 @@ from starlette.responses import Response
 from edge_runner._version import __version__
 from edge_runner.control.dispatch import Task, TaskDone, TaskEvent, TaskOutput
 from edge_runner.control.http_common import (
+    JSON_OBJECT,
     TaskStream,
     answer,
     first_event,
@@ -50,6 +50,7 @@ from edge_runner.errors import ApiProblem, ErrorCode, InvalidArgument
 from edge_runner.models.signatures import MethodKind, validate_arguments
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import PROTOCOL_VERSION, format_version
+from edge_runner.views import ControlInfo, ModelSpecView, ModelView, RunnerView
 
 __all__ = ["create_app"]
 
@@ -89,8 +90,8 @@ def create_app(state: ControlState) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v2/info")
-    async def info(request: Request) -> dict[str, Any]:
+    @app.get("/v2/info", response_model=JSON_OBJECT)
+    async def info(request: Request) -> ControlInfo:
         principal(request, None)  # any valid token: runners discover the tunnel here
         return {
             "version": __version__,
@@ -104,15 +105,15 @@ def create_app(state: ControlState) -> FastAPI:
             "time": time.time(),  # the server's clock, so clients can measure skew (doctor)
         }
 
-    @app.get("/v2/models")
-    async def list_models(request: Request) -> dict[str, Any]:
+    @app.get("/v2/models", response_model=JSON_OBJECT)
+    async def list_models(request: Request) -> dict[str, list[ModelView]]:
         user = principal(request, "read").user_id
         return {
             "models": [_model_view(state, e.user_id, e.spec) for e in state.catalog.for_user(user)]
         }
 
-    @app.get("/v2/models/{model_id}")
-    async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    @app.get("/v2/models/{model_id}", response_model=JSON_OBJECT)
+    async def get_model(model_id: str, request: Request) -> ModelView:
         user = principal(request, "read").user_id
         entry = state.catalog.get(user, model_id)
         if entry is None:
@@ -132,8 +133,8 @@ def create_app(state: ControlState) -> FastAPI:
         state.dispatcher.cancel(task, "cancelled by DELETE /v2/tasks")
         return {"task_id": task_id, "status": "cancelled"}
 
-    @app.get("/v2/runners")
-    async def list_runners(request: Request) -> dict[str, Any]:
+    @app.get("/v2/runners", response_model=JSON_OBJECT)
+    async def list_runners(request: Request) -> dict[str, list[RunnerView]]:
         return {"runners": state.runners_view(principal(request, "read").user_id)}
 
     async def call_method(request: Request) -> Response:
@@ -197,10 +198,10 @@ def _unknown_model(state: ControlState, user_id: str, model_id: str) -> ApiProbl
     return ApiProblem(404, ErrorCode.UNKNOWN_MODEL, f"no model {model_id!r}; {hint}")
 
 
-def _model_view(state: ControlState, user_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _model_view(state: ControlState, user_id: str, spec: ModelSpecView) -> ModelView:
     online = state.dispatcher.online(user_id, spec["id"])
     key = (user_id, spec["id"])
-    view = {
+    view: ModelView = {
         **spec,
         "status": "online" if online else "offline",
         "runners": online,

@@ -8,12 +8,12 @@ signatures; a conflicting runner is refused while another one serves the old sig
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from edge_runner.control.registry import Registry
 from edge_runner.models.signatures import MethodSignature
 from edge_runner.models.wire import spec_to_dict
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import ModelSpecView
 
 __all__ = ["Catalog", "ModelEntry"]
 
@@ -24,7 +24,7 @@ class ModelEntry:
 
     user_id: str
     model_id: str
-    spec: dict[str, Any]
+    spec: ModelSpecView
     methods: dict[str, MethodSignature]
     signature_hash: str
 
@@ -45,7 +45,7 @@ class ModelEntry:
         return frozenset(ops)
 
 
-def _entry(user_id: str, spec: dict[str, Any], signature_hash: str) -> ModelEntry:
+def _entry(user_id: str, spec: ModelSpecView, signature_hash: str) -> ModelEntry:
     methods = {m["name"]: MethodSignature.from_dict(m) for m in spec.get("methods", [])}
     return ModelEntry(user_id, spec["id"], spec, methods, signature_hash)
 

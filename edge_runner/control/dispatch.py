@@ -33,6 +33,7 @@ from edge_runner.errors import ErrorCode, QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlEvent, ControlSession, SessionState
 from edge_runner.protocol.session import InflightTask
+from edge_runner.views import TaskView
 
 __all__ = [
     "Dispatcher",
@@ -143,9 +144,9 @@ class TaskRecord:
     completion_tokens: int
     attempts: int
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> TaskView:
         """JSON-ready; tokens/s where the backend counted tokens."""
-        doc: dict[str, object] = {
+        doc: TaskView = {
             "task_id": self.task_id,
             "model": self.model_id,
             "method": self.method,
@@ -574,7 +575,7 @@ class Dispatcher:
         self.requests[(user_id, model_id)] += 1
         self.errors[(user_id, model_id)] += 1
 
-    def task_view(self, task: Task) -> dict[str, object]:
+    def task_view(self, task: Task) -> TaskView:
         """A queued or running task as JSON."""
         now = time.monotonic()
         return {

@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import NoReturn
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import StreamingResponse
@@ -25,8 +25,10 @@ from edge_runner.control.http_errors import TASK_ERROR_STATUS
 from edge_runner.control.state import ControlState
 from edge_runner.errors import ApiProblem, ErrorCode, QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import JSONObject, JSONValue
 
 __all__ = [
+    "JSON_OBJECT",
     "MAX_JSON_DEPTH",
     "SSE_HEADERS",
     "TaskStream",
@@ -74,7 +76,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def parse_json(raw: bytes) -> Any:
+#: The ``response_model`` of a route whose handler returns a view (a TypedDict of
+#: :mod:`edge_runner.views`): FastAPI checks and writes it as the plain JSON object it is, as it
+#: did before the views were typed (a TypedDict model would drop the keys it does not declare
+#: and write the others in its own order).
+JSON_OBJECT = dict[str, object]
+
+
+def parse_json(raw: bytes) -> JSONValue:
     """Parse strict JSON (RFC 8259) of at most :data:`MAX_JSON_DEPTH` levels.
 
     ``NaN``, ``Infinity`` and numbers too large for a float (``1e400``) are refused: JSON has
@@ -85,7 +94,7 @@ def parse_json(raw: bytes) -> Any:
     """
     try:
         # As json.loads decodes bytes, with one decoder built once (loads builds one per call).
-        value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        value: JSONValue = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except RecursionError as exc:
         raise ValueError(
             f"arrays and objects are nested deeper than {MAX_JSON_DEPTH} levels"
@@ -97,7 +106,7 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value (JSON numbers are finite)")
 
 
@@ -111,7 +120,7 @@ def _finite_float(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
+def _deeper_than(value: JSONValue, limit: int) -> bool:
     """Whether ``value`` nests lists and dicts more than ``limit`` deep (no recursion)."""
     stack = [(value, 1)] if isinstance(value, dict | list) else []
     while stack:
@@ -124,7 +133,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+async def read_json_object(request: Request, limit: int) -> JSONObject:
     """Read a JSON object body of at most ``limit`` bytes (an empty body is ``{}``)."""
     body = await read_body(request, limit)
     if not body.strip():

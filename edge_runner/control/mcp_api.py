@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -29,6 +28,7 @@ from edge_runner.control.http_common import answer, parse_json, read_body, submi
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 from edge_runner.errors import ApiProblem, ErrorCode
+from edge_runner.views import JSONValue, ModelSpecView
 
 __all__ = ["MCP_HTTP_METHOD", "MCP_PATH_PREFIX", "add_mcp_routes", "jsonrpc_error_body"]
 
@@ -51,7 +51,7 @@ def add_mcp_routes(
     """Register ``/v2/mcp/{model_id}``."""
 
     async def mcp(request: Request) -> Response:
-        request_id: Any = None
+        request_id: JSONValue = None
         try:
             if request.method in ("GET", "HEAD"):
                 # Hosted servers are stateless: no server-initiated stream to open, and the
@@ -135,7 +135,7 @@ def add_mcp_routes(
 _JSONRPC_CODES = {400: -32602, 404: -32601, 405: -32600, 413: -32600}
 
 
-def jsonrpc_error_body(problem: ApiProblem, request_id: Any = None) -> bytes:
+def jsonrpc_error_body(problem: ApiProblem, request_id: JSONValue = None) -> bytes:
     """The problem as a JSON-RPC error document, which MCP clients show."""
     code = (
         -32700
@@ -154,7 +154,7 @@ def jsonrpc_error_body(problem: ApiProblem, request_id: Any = None) -> bytes:
     return json.dumps(error).encode()
 
 
-def _jsonrpc_error(problem: ApiProblem, request_id: Any) -> Response:
+def _jsonrpc_error(problem: ApiProblem, request_id: JSONValue) -> Response:
     """The problem as a JSON-RPC error answer at its HTTP status."""
     headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after else {}
     if problem.task_id:
@@ -169,5 +169,5 @@ def _jsonrpc_error(problem: ApiProblem, request_id: Any) -> Response:
     )
 
 
-def _is_mcp(spec: dict[str, Any]) -> bool:
+def _is_mcp(spec: ModelSpecView) -> bool:
     return spec.get("backend") == "mcp" or spec.get("model_type_id") == "mcp"

@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge_runner.control.dispatch import Task, TaskDone, TaskOutput
+from edge_runner.control.dispatch import Task, TaskDone, TaskEvent, TaskOutput
 from edge_runner.control.http_common import (
+    JSON_OBJECT,
     TaskStream,
     answer,
     first_event,
@@ -30,6 +30,7 @@ from edge_runner.control.http_common import (
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 from edge_runner.errors import ApiProblem, ErrorCode
+from edge_runner.views import JSONObject, OpenAIModelList, OpenAIModelView
 
 __all__ = [
     "CHAT_METHOD",
@@ -54,10 +55,10 @@ def add_openai_routes(
 ) -> None:
     """Register the ``/v1`` routes on ``app``."""
 
-    @app.get("/v1/models")
-    async def list_models(request: Request) -> dict[str, Any]:
+    @app.get("/v1/models", response_model=JSON_OBJECT)
+    async def list_models(request: Request) -> OpenAIModelList:
         user = principal(request, "read").user_id
-        data = [
+        data: list[OpenAIModelView] = [
             {
                 "id": entry.model_id,
                 "object": "model",
@@ -127,7 +128,7 @@ def add_openai_routes(
         return await _forward(state, request, caller, model_id, EMBEDDINGS_METHOD, body)
 
 
-def _model_for(state: ControlState, user: str, body: dict[str, Any], op: str) -> str:
+def _model_for(state: ControlState, user: str, body: JSONObject, op: str) -> str:
     """The registered model id a request names, checked to serve OpenAI's ``op``."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -173,7 +174,7 @@ async def _forward(
     caller: TokenInfo,
     model_id: str,
     method: str,
-    body: dict[str, Any],
+    body: JSONObject,
 ) -> Response:
     """Send the request body to a runner as a task and answer with what it writes."""
     task = state.new_task(caller, model_id, method, json.dumps(body).encode())
@@ -187,7 +188,7 @@ async def _forward(
     return TaskStream(_openai_sse(state, task, first), headers)
 
 
-async def _openai_sse(state: ControlState, task: Task, first: Any) -> AsyncIterator[bytes]:
+async def _openai_sse(state: ControlState, task: Task, first: TaskEvent) -> AsyncIterator[bytes]:
     # Closed with this generator (a client that hangs up cancels the task now, not
     # whenever the garbage collector finalises the inner generator).
     async with contextlib.aclosing(stream_events(state, task, first)) as events:

@@ -14,16 +14,16 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from edge_runner.control.http_common import SSE_HEADERS
+from edge_runner.control.http_common import JSON_OBJECT, SSE_HEADERS
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 from edge_runner.errors import ApiProblem, ErrorCode
+from edge_runner.views import LogRecordView, TaskView
 
 __all__ = ["add_ops_routes"]
 
@@ -56,7 +56,7 @@ def _level(request: Request) -> int:
     return value
 
 
-def _matches(record: dict[str, Any], level: int, grep: str) -> bool:
+def _matches(record: LogRecordView, level: int, grep: str) -> bool:
     value = logging.getLevelName(str(record["level"]).upper())
     if isinstance(value, int) and value < level:
         return False
@@ -68,8 +68,8 @@ def add_ops_routes(
 ) -> None:
     """Register the routes above."""
 
-    @app.get("/v2/tasks")
-    async def list_tasks(request: Request) -> dict[str, Any]:
+    @app.get("/v2/tasks", response_model=JSON_OBJECT)
+    async def list_tasks(request: Request) -> dict[str, list[TaskView]]:
         user = principal(request, "read").user_id
         limit = _int(request, "limit", 100)
         dispatcher = state.dispatcher
@@ -78,7 +78,7 @@ def add_ops_routes(
         return {"tasks": (live + done)[:limit]}
 
     @app.post("/v2/runners/{runner_id}/drain")
-    async def drain(runner_id: str, request: Request) -> dict[str, Any]:
+    async def drain(runner_id: str, request: Request) -> dict[str, str]:
         user = principal(request, "manage").user_id
         if not state.drain_runner(user, runner_id):
             raise ApiProblem(
@@ -108,7 +108,7 @@ def add_ops_routes(
 
 
 async def _follow(
-    state: ControlState, runner_id: str, backlog: list[dict[str, Any]], level: int, grep: str
+    state: ControlState, runner_id: str, backlog: list[LogRecordView], level: int, grep: str
 ) -> AsyncIterator[bytes]:
     follower = state.logs.follow(runner_id)
     reported = 0

@@ -16,7 +16,8 @@ import string
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from edge_runner.views import ModelSpecView, RunnerInfoView
 
 __all__ = [
     "ADMIN_SCOPES",
@@ -137,7 +138,7 @@ class ModelRecord:
 
     user_id: str
     model_id: str
-    spec: dict[str, Any]
+    spec: ModelSpecView
     signature_hash: str
     updated_at: float
 
@@ -148,7 +149,7 @@ class RunnerRecord:
 
     runner_id: str
     user_id: str
-    info: dict[str, Any]
+    info: RunnerInfoView
     status: str
     last_seen: float
 
@@ -278,7 +279,7 @@ class Registry:
 
     # -- models -----------------------------------------------------------------------------
 
-    def upsert_model(self, user_id: str, spec: dict[str, Any], signature_hash: str) -> None:
+    def upsert_model(self, user_id: str, spec: ModelSpecView, signature_hash: str) -> None:
         """Record (or refresh) a model's spec as registered by a runner."""
         self._db.execute(
             "INSERT INTO models (user_id, model_id, spec, signature_hash, updated_at) "

@@ -13,9 +13,9 @@ import asyncio
 import collections
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import LogRecordView
 
 __all__ = ["MAX_BATCH", "LogFollower", "RunnerLogs"]
 
@@ -31,7 +31,7 @@ class LogFollower:
     """One follower of one runner's logs."""
 
     runner_id: str
-    queue: asyncio.Queue[dict[str, Any]] = field(
+    queue: asyncio.Queue[LogRecordView] = field(
         default_factory=lambda: asyncio.Queue(_FOLLOWER_QUEUE)
     )
     dropped: int = 0
@@ -41,7 +41,7 @@ class RunnerLogs:
     """Records by runner, and their followers (on the event loop)."""
 
     def __init__(self) -> None:
-        self._records: collections.OrderedDict[str, collections.deque[dict[str, Any]]] = (
+        self._records: collections.OrderedDict[str, collections.deque[LogRecordView]] = (
             collections.OrderedDict()
         )
         self._owners: dict[str, str] = {}
@@ -60,7 +60,7 @@ class RunnerLogs:
         self._owners[runner_id] = user_id
         self.dropped[runner_id] += logs.dropped + max(0, len(logs.records) - MAX_BATCH)
         for record in list(logs.records)[:MAX_BATCH]:
-            entry = {
+            entry: LogRecordView = {
                 "time": record.unix_ms / 1000,
                 "level": record.level[:16],
                 "logger": record.logger[:200],
@@ -77,7 +77,7 @@ class RunnerLogs:
         """The user whose runner sent these logs."""
         return self._owners.get(runner_id)
 
-    def records(self, runner_id: str) -> list[dict[str, Any]]:
+    def records(self, runner_id: str) -> list[LogRecordView]:
         """The kept records of a runner, oldest first."""
         return list(self._records.get(runner_id, ()))
 
@@ -92,7 +92,7 @@ class RunnerLogs:
         self._followers.discard(follower)
 
 
-def _offer(follower: LogFollower, entry: dict[str, Any]) -> None:
+def _offer(follower: LogFollower, entry: LogRecordView) -> None:
     while True:
         try:
             follower.queue.put_nowait(entry)

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any
 
 from edge_runner.control.auth import Authenticator
 from edge_runner.control.catalog import Catalog
@@ -20,6 +19,7 @@ from edge_runner.models.wire import signatures_from_spec
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 from edge_runner.protocol.session import InflightTask
+from edge_runner.views import RunnerGpuView, RunnerInfoView, RunnerView
 
 __all__ = ["ControlState", "runner_id_taken"]
 
@@ -317,9 +317,9 @@ class ControlState:
             timer.cancel()
         self.suspects.clear()
 
-    def runners_view(self, user_id: str) -> list[dict[str, Any]]:
+    def runners_view(self, user_id: str) -> list[RunnerView]:
         """The user's runners: registry records merged with live tunnel state."""
-        out = []
+        out: list[RunnerView] = []
         for record in self.registry.runners():
             if record.user_id != user_id:
                 continue
@@ -332,7 +332,7 @@ class ControlState:
                 status = "draining" if link.session.state is SessionState.DRAINING else "connected"
                 busy = len(link.tasks)
                 free = sum(link.free_slots(m) for m in link.model_ids)
-            view = {
+            view: RunnerView = {
                 "id": record.runner_id,
                 **record.info,
                 "status": status,
@@ -362,7 +362,7 @@ def _bounded(status: pb.ModelStatus) -> pb.ModelStatus:
     )
 
 
-def _spec_problem(spec: Any) -> str | None:
+def _spec_problem(spec: pb.ModelSpec) -> str | None:
     """Why a runner's model spec cannot be registered, or None when it is well-formed."""
     if not MODEL_ID_PATTERN.fullmatch(spec.model_id):
         return (
@@ -376,10 +376,10 @@ def _spec_problem(spec: Any) -> str | None:
     return None
 
 
-def _gpus_view(info: dict[str, Any], link: RunnerLink) -> tuple[list[dict[str, Any]], str]:
+def _gpus_view(info: RunnerInfoView, link: RunnerLink) -> tuple[list[RunnerGpuView], str]:
     """The machine's GPUs from the last heartbeat; ``assigned`` marks the runner's own."""
     assigned = {g["index"]: g for g in info.get("gpus", [])}
-    gpus = []
+    gpus: list[RunnerGpuView] = []
     for sample in link.gpu_samples:
         placed = assigned.get(sample.index)
         gpus.append(
@@ -398,7 +398,7 @@ def _gpus_view(info: dict[str, Any], link: RunnerLink) -> tuple[list[dict[str, A
     return gpus, link.gpu_note
 
 
-def _runner_info(hello: Any) -> dict[str, Any]:
+def _runner_info(hello: pb.Hello) -> RunnerInfoView:
     """What a Hello says about its runner, as stored and shown: every string is cut to size and
     rid of control characters (tables and logs print them to terminals)."""
     labels = list(hello.labels.items())[:_MAX_LABELS]

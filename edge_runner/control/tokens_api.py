@@ -11,17 +11,25 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
-from edge_runner.control.http_common import read_json_object
+from edge_runner.control.http_common import JSON_OBJECT, read_json_object
 from edge_runner.control.registry import ADMIN_SCOPES, SCOPES, TokenInfo, TokenRecord
 from edge_runner.control.state import ControlState, runner_id_taken
 from edge_runner.errors import ApiProblem, ErrorCode
 from edge_runner.protocol import RUNNER_ID_PATTERN
+from edge_runner.views import (
+    CreatedTokenView,
+    CreatedUserView,
+    EnrolledRunnerView,
+    JSONObject,
+    RevokedTokenView,
+    TokenSelfView,
+    TokenView,
+)
 
 __all__ = ["MAX_TOKEN_TTL", "MIN_TOKEN_TTL", "add_token_routes"]
 
@@ -36,7 +44,7 @@ _USER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 Principal = Callable[[Request, str | None], TokenInfo]
 
 
-def _record(record: TokenRecord) -> dict[str, Any]:
+def _record(record: TokenRecord) -> TokenView:
     return {
         "id": record.token_id,
         "name": record.name,
@@ -48,9 +56,10 @@ def _record(record: TokenRecord) -> dict[str, Any]:
     }
 
 
-def _scopes(body: dict[str, Any], caller: TokenInfo) -> tuple[str, ...]:
-    scopes = body.get("scopes", ["predict", "read"])
-    if not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) for x in scopes):
+def _scopes(body: JSONObject, caller: TokenInfo) -> tuple[str, ...]:
+    raw = body.get("scopes", ["predict", "read"])
+    scopes = [x for x in raw if isinstance(x, str)] if isinstance(raw, list) else []
+    if not isinstance(raw, list) or not scopes or len(scopes) != len(raw):
         raise ApiProblem(
             400, ErrorCode.INVALID_ARGUMENT, "`scopes` must be a non-empty list", param="scopes"
         )
@@ -75,8 +84,8 @@ def _scopes(body: dict[str, Any], caller: TokenInfo) -> tuple[str, ...]:
 def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) -> None:
     """Register the token and user routes."""
 
-    @app.post("/v2/tokens")
-    async def create_token(request: Request) -> dict[str, Any]:
+    @app.post("/v2/tokens", response_model=JSON_OBJECT)
+    async def create_token(request: Request) -> CreatedTokenView:
         caller = principal(request, "manage")
         body = await read_json_object(request, 64 * 1024)
         name = body.get("name", "")
@@ -117,13 +126,13 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
             "expires_at": expires_at,
         }
 
-    @app.get("/v2/tokens")
-    async def list_tokens(request: Request) -> dict[str, Any]:
+    @app.get("/v2/tokens", response_model=JSON_OBJECT)
+    async def list_tokens(request: Request) -> dict[str, list[TokenView]]:
         caller = principal(request, "manage")
         return {"tokens": [_record(r) for r in state.registry.tokens(caller.user_id)]}
 
-    @app.get("/v2/tokens/self")
-    async def token_self(request: Request) -> dict[str, Any]:
+    @app.get("/v2/tokens/self", response_model=JSON_OBJECT)
+    async def token_self(request: Request) -> TokenSelfView:
         # Any valid token may ask about itself (doctor, login): never the secret.
         caller = principal(request, None)
         return {
@@ -135,8 +144,8 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
             "expires_at": caller.expires_at,
         }
 
-    @app.delete("/v2/tokens/{token_id}")
-    async def revoke_token(token_id: str, request: Request) -> dict[str, Any]:
+    @app.delete("/v2/tokens/{token_id}", response_model=JSON_OBJECT)
+    async def revoke_token(token_id: str, request: Request) -> RevokedTokenView:
         if token_id == "self":
             # /v2/tokens/self is its own resource (GET only), not a token id this route takes.
             raise StarletteHTTPException(405)
@@ -146,8 +155,8 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
             raise ApiProblem(404, ErrorCode.UNKNOWN_TOKEN, f"no live token {token_id!r} of yours")
         return {"id": token_id, "revoked": True, "tunnels_closed": closed}
 
-    @app.post("/v2/runners/enroll")
-    async def enroll_runner(request: Request) -> dict[str, Any]:
+    @app.post("/v2/runners/enroll", response_model=JSON_OBJECT)
+    async def enroll_runner(request: Request) -> EnrolledRunnerView:
         caller = principal(request, "runner")
         body = await read_json_object(request, 64 * 1024)
         runner_id = body.get("runner_id")
@@ -174,8 +183,8 @@ def add_token_routes(app: FastAPI, state: ControlState, principal: Principal) ->
         )
         return {"id": state.registry.token_id(token), "token": token, "runner_id": runner_id}
 
-    @app.post("/v2/users")
-    async def create_user(request: Request) -> dict[str, Any]:
+    @app.post("/v2/users", response_model=JSON_OBJECT)
+    async def create_user(request: Request) -> CreatedUserView:
         principal(request, "admin")
         body = await read_json_object(request, 64 * 1024)
         user_id = body.get("id")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_runner.errors import TypeMismatch, UnsupportedType
+from edge_runner.views import JSONValue
 
 __all__ = [
     "SIMPLE_TYPES",
@@ -72,7 +73,7 @@ class TypeSpec:
         return TypeSpec(self.base, self.args, optional)
 
 
-def spec_from_hint(hint: Any, *, allow_stream: bool = False) -> TypeSpec:
+def spec_from_hint(hint: object, *, allow_stream: bool = False) -> TypeSpec:
     """Build a spec from a resolved type hint.
 
     Args:
@@ -111,7 +112,7 @@ def spec_from_hint(hint: Any, *, allow_stream: bool = False) -> TypeSpec:
     raise UnsupportedType(_hint_text(hint))
 
 
-def _hint_text(hint: Any) -> str:
+def _hint_text(hint: object) -> str:
     if isinstance(hint, type) and not typing.get_args(hint):
         return hint.__qualname__
     return repr(hint).replace("typing.", "")
@@ -172,7 +173,7 @@ def json_type_name(value: object) -> str:
     return type(value).__name__
 
 
-def check_value(spec: TypeSpec, value: Any, where: str = "") -> Any:
+def check_value(spec: TypeSpec, value: JSONValue, where: str = "") -> JSONValue:
     """Check a JSON value against a spec and return it, with ints widened where floats go.
 
     Args:

@@ -17,7 +17,6 @@ import json
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from edge_runner.errors import InvalidArgument, ModelFolderError, TypeMismatch, UnsupportedType
 from edge_runner.models.json_types import (
@@ -29,6 +28,7 @@ from edge_runner.models.json_types import (
     spec_from_hint,
 )
 from edge_runner.models.model_class import is_model_method
+from edge_runner.views import JSONObject, JSONValue, MethodView
 
 __all__ = [
     "MethodKind",
@@ -69,7 +69,7 @@ class Param:
     type: str
     required: bool
     # a list or dict default is not hashable; equality still compares it
-    default: Any = field(default=None, hash=False)
+    default: JSONValue = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         parse_spec(self.type)  # raises ValueError early for a type text we could not check
@@ -108,7 +108,7 @@ class MethodSignature:
     returns: str
     description: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> MethodView:
         """Return a JSON-able dict; :meth:`from_dict` reverses it."""
         return {
             "name": self.name,
@@ -122,7 +122,7 @@ class MethodSignature:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MethodSignature:
+    def from_dict(cls, data: MethodView) -> MethodSignature:
         """Rebuild a signature from :meth:`to_dict`'s output.
 
         Raises:
@@ -154,12 +154,12 @@ class MethodSignature:
         return f"{self.name}({params}) -> {self.returns}"
 
 
-def _where(func: Callable[..., Any]) -> str:
+def _where(func: Callable[..., object]) -> str:
     code = getattr(inspect.unwrap(func), "__code__", None)
     return f"{code.co_filename}:{code.co_firstlineno}: " if code is not None else ""
 
 
-def signature_of(func: Callable[..., Any]) -> MethodSignature:
+def signature_of(func: Callable[..., object]) -> MethodSignature:
     """Derive a method's signature from its type hints, skipping ``self``.
 
     Raises:
@@ -208,7 +208,7 @@ def signature_of(func: Callable[..., Any]) -> MethodSignature:
     )
 
 
-def _param_of(label: str, p: inspect.Parameter, hints: dict[str, Any]) -> Param:
+def _param_of(label: str, p: inspect.Parameter, hints: dict[str, object]) -> Param:
     if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
         raise ModelFolderError(
             f"{label} takes {'*' if p.kind is p.VAR_POSITIONAL else '**'}{p.name}; "
@@ -252,7 +252,7 @@ def _param_of(label: str, p: inspect.Parameter, hints: dict[str, Any]) -> Param:
     return Param(p.name, str(spec), required=False, default=default)
 
 
-def _return_spec(label: str, hint: Any) -> TypeSpec | None:
+def _return_spec(label: str, hint: object) -> TypeSpec | None:
     if hint is None or hint is type(None):
         return None
     try:
@@ -292,16 +292,15 @@ def signature_hash(sigs: Iterable[MethodSignature]) -> str:
 
     Descriptions are left out: runners whose docstrings differ still serve the same API.
     """
-    canonical = []
-    for sig in sorted(sigs, key=lambda s: s.name):
-        data = sig.to_dict()
-        del data["description"]
-        canonical.append(data)
+    canonical = [
+        {k: v for k, v in sig.to_dict().items() if k != "description"}
+        for sig in sorted(sigs, key=lambda s: s.name)
+    ]
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def validate_arguments(sig: MethodSignature, args: dict[str, Any]) -> dict[str, Any]:
+def validate_arguments(sig: MethodSignature, args: JSONValue) -> JSONObject:
     """Check request arguments against a signature and fill in defaults.
 
     Args:
@@ -331,7 +330,7 @@ def validate_arguments(sig: MethodSignature, args: dict[str, Any]) -> dict[str, 
                 f"{sig.name}() got an unknown argument '{name}'; it accepts: {accepted}",
                 argument=str(name),
             )
-    out: dict[str, Any] = {}
+    out: JSONObject = {}
     for p in sig.params:
         if p.name in args:
             out[p.name] = _checked(p, args[p.name])
@@ -345,7 +344,7 @@ def validate_arguments(sig: MethodSignature, args: dict[str, Any]) -> dict[str, 
     return out
 
 
-def _checked(p: Param, value: Any) -> Any:
+def _checked(p: Param, value: JSONValue) -> JSONValue:
     try:
         return check_value(p.spec, value)
     except TypeMismatch as exc:
@@ -355,7 +354,7 @@ def _checked(p: Param, value: Any) -> Any:
         ) from exc
 
 
-def parse_cli_value(param: Param, text: str) -> Any:
+def parse_cli_value(param: Param, text: str) -> JSONValue:
     """Parse a command-line string by the parameter's type.
 
     ``int``/``float`` as numbers, ``bool`` from true/false/1/0/yes/no, ``str`` as is; lists,

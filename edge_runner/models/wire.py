@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from edge_runner.models.signatures import MethodKind, MethodSignature, Param, signature_hash
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import ModelSpecView
 
 __all__ = ["model_spec", "signatures_from_spec", "spec_to_dict"]
 
@@ -86,7 +86,7 @@ def signatures_from_spec(spec: pb.ModelSpec) -> tuple[MethodSignature, ...]:
     )
 
 
-def spec_to_dict(spec: pb.ModelSpec) -> dict[str, Any]:
+def spec_to_dict(spec: pb.ModelSpec) -> ModelSpecView:
     """The JSON form of a ModelSpec, as the HTTP API shows and the registry stores it."""
     return {
         "id": spec.model_id,

@@ -47,6 +47,7 @@ from edge_runner.runner.settings import RunnerSettings
 from edge_runner.runner.slots import pool_warning, split_pool
 from edge_runner.runner.transport import CONNECT_METHOD, TransportKind
 from edge_runner.telemetry.sampler import Sampler
+from edge_runner.views import RunnerSnapshot
 
 __all__ = ["CONNECT_METHOD", "Runner", "RunnerSettings", "TransportKind"]
 
@@ -307,7 +308,7 @@ class Runner(TaskSink):
         """``connected``, ``connecting``, ``reconnecting``, ``draining`` or ``stopping``."""
         return views.tunnel_state(self.stop_level, self.connection)
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> RunnerSnapshot:
         """Everything a person asks about a runner, as JSON (the local API's /v1/snapshot)."""
         return views.snapshot(self)
 

@@ -13,8 +13,11 @@ import collections
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from edge_runner.views import LogRecordView
 
 __all__ = ["Event", "EventHub", "LogBuffer", "Subscription", "level_number"]
 
@@ -24,10 +27,13 @@ _SUBSCRIBER_QUEUE = 1_000
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One event: a topic (``task``, ``log``, ``telemetry``, ``status``) and its JSON data."""
+    """One event: a topic (``task``, ``log``, ``telemetry``, ``status``, ``model``) and its
+    JSON data, one of the views of :data:`edge_runner.views.RunnerEvent`."""
 
     topic: str
-    data: dict[str, Any]
+    # Untyped values, not the views: Runner (runner/daemon.py) publishes plain dicts and
+    # reads log records back; the views replace them once the daemon writes views.
+    data: Mapping[str, Any]
 
 
 @dataclass(eq=False)
@@ -78,7 +84,7 @@ class EventHub:
         """Stop receiving."""
         self._subscribers.discard(sub)
 
-    def publish(self, topic: str, data: dict[str, Any]) -> None:
+    def publish(self, topic: str, data: Mapping[str, object]) -> None:
         """Give an event to every subscriber of ``topic`` (on the loop)."""
         if not self._subscribers:
             return
@@ -86,7 +92,7 @@ class EventHub:
         for sub in list(self._subscribers):
             sub.offer(event)
 
-    def publish_threadsafe(self, topic: str, data: dict[str, Any]) -> None:
+    def publish_threadsafe(self, topic: str, data: Mapping[str, object]) -> None:
         """:meth:`publish` from another thread (a no-op before :meth:`bind` or after the loop)."""
         loop = self._loop
         if loop is None or not self._subscribers:
@@ -114,14 +120,14 @@ class LogBuffer(logging.Handler):
         self, hub: EventHub | None = None, capacity: int = LOG_CAPACITY, level: int = 0
     ) -> None:
         super().__init__(level)
-        self._records: collections.deque[dict[str, Any]] = collections.deque(maxlen=capacity)
+        self._records: collections.deque[LogRecordView] = collections.deque(maxlen=capacity)
         self._hub = hub
         self._lock_records = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         """Keep and publish one record (never raises)."""
         try:
-            entry = {
+            entry: LogRecordView = {
                 "time": record.created,
                 "level": record.levelname,
                 "logger": record.name,
@@ -136,7 +142,7 @@ class LogBuffer(logging.Handler):
         if self._hub is not None:
             self._hub.publish_threadsafe("log", entry)
 
-    def records(self, *, limit: int = 200, level: int = 0, grep: str = "") -> list[dict[str, Any]]:
+    def records(self, *, limit: int = 200, level: int = 0, grep: str = "") -> list[LogRecordView]:
         """The last ``limit`` records at ``level`` or above containing ``grep``, oldest first."""
         with self._lock_records:
             kept = list(self._records)

@@ -30,7 +30,7 @@ import secrets
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -41,6 +41,7 @@ from websockets.http11 import Request, Response
 from edge_runner.config import write_private_file
 from edge_runner.config.paths import ensure_private_dir, runner_file
 from edge_runner.runner.events import EventHub, LogBuffer, level_number
+from edge_runner.views import ReadyView, RunnerEvent
 
 if TYPE_CHECKING:
     from edge_runner.runner.daemon import Runner
@@ -53,7 +54,7 @@ TOPICS = frozenset({"task", "log", "telemetry", "status", "model"})
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 
 
-def _json(status: int, doc: Any) -> Response:
+def _json(status: int, doc: object) -> Response:
     body = json.dumps(doc).encode()
     return _response(status, "application/json", body)
 
@@ -154,8 +155,8 @@ class LocalApi:
             if url.path == "/v1/events":
                 return None  # the WebSocket handshake goes on
             if url.path == "/ready":
-                doc = {"ready": runner.ready, **runner.snapshot()["tunnel"]}  # type: ignore[dict-item]
-                return _json(200 if runner.ready else 503, doc)
+                ready: ReadyView = {"ready": runner.ready, **runner.snapshot()["tunnel"]}
+                return _json(200 if runner.ready else 503, ready)
             if url.path == "/metrics":
                 body = runner.metrics_text().encode()
                 return _response(200, "text/plain; version=0.0.4; charset=utf-8", body)
@@ -185,7 +186,8 @@ class LocalApi:
         reported = 0
         reader = asyncio.ensure_future(_drain(connection))
         try:
-            await connection.send(json.dumps({"topic": "snapshot", "data": self.runner.snapshot()}))
+            first: RunnerEvent = {"topic": "snapshot", "data": self.runner.snapshot()}
+            await connection.send(json.dumps(first))
             while not reader.done():
                 getter = asyncio.ensure_future(sub.queue.get())
                 done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
@@ -193,8 +195,11 @@ class LocalApi:
                     getter.cancel()
                     break
                 if sub.dropped > reported:
-                    lost = {"count": sub.dropped - reported}
-                    await connection.send(json.dumps({"topic": "dropped", "data": lost}))
+                    lost: RunnerEvent = {
+                        "topic": "dropped",
+                        "data": {"count": sub.dropped - reported},
+                    }
+                    await connection.send(json.dumps(lost))
                     reported = sub.dropped
                 event = getter.result()
                 await connection.send(json.dumps({"topic": event.topic, "data": event.data}))

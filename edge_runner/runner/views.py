@@ -22,6 +22,7 @@ from edge_runner.runner.events import EventHub
 from edge_runner.runner.ledger import HeldTask, Outcome, ResultOut
 from edge_runner.runner.metrics import RunnerMetrics
 from edge_runner.telemetry.sampler import Sampler
+from edge_runner.views import LocalModelView, LocalTaskView, RunnerSnapshot
 
 if TYPE_CHECKING:
     from edge_runner.runner.daemon import Runner
@@ -51,11 +52,11 @@ def tunnel_state(stop_level: int, connection: Connection) -> str:
     return "reconnecting" if connection.reconnects or connection.outage_since else "connecting"
 
 
-def snapshot(runner: Runner) -> dict[str, object]:
+def snapshot(runner: Runner) -> RunnerSnapshot:
     """Everything a person asks about a runner, as JSON."""
     now = time.monotonic()
     statuses = {s.model_id: s for s in runner.backend.statuses()}
-    models = []
+    models: list[LocalModelView] = []
     for spec in runner.backend.specs():
         status = statuses.get(spec.model_id)
         state = "ready" if status is None else pb.ModelState.Name(status.state).lower()
@@ -68,7 +69,7 @@ def snapshot(runner: Runner) -> dict[str, object]:
                 "progress": round(status.progress, 4) if status else 0.0,
             }
         )
-    tasks = [
+    tasks: list[LocalTaskView] = [
         {
             "task_id": task_id,
             "attempt": attempt,

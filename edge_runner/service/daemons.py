@@ -18,11 +18,12 @@ loads neither side.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from edge_runner.service.loop import Probe, notifications
 from edge_runner.service.notify import Notifier
+from edge_runner.views import RunnerSnapshot
 
 if TYPE_CHECKING:
     from edge_runner.control import ControlPlane
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 
-def runner_status(snapshot: Mapping[str, Any]) -> str:
+def runner_status(snapshot: RunnerSnapshot) -> str:
     """The one-line state of a runner, from its :meth:`Runner.snapshot`."""
     tunnel = snapshot.get("tunnel", {})
     state = str(tunnel.get("state", ""))
@@ -79,6 +80,7 @@ async def runner_notifications(notifier: Notifier, runner: Runner) -> AsyncItera
     # readiness) on its hub; those wake the loop, so no status waits for a tick.
     changes = runner.hub.subscribe(frozenset({"status", "model"}), watcher=False)
     probe = Probe(
+        # The ignore goes (mypy reports it unused) once Runner.snapshot() returns the view.
         status=lambda: runner_status(runner.snapshot()),
         ready=lambda: runner.ready,
         healthy=lambda: runner.healthy,

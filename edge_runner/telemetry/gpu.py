@@ -17,9 +17,11 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from edge_runner.views import GpuInfoView, GpuProcessView, GpuReportView, RunnerGpuView
 
 __all__ = ["GpuInfo", "GpuProcess", "GpuReader", "GpuReport", "accelerator_names", "gpu_share"]
 
@@ -54,6 +56,10 @@ class GpuProcess:
     used_memory: int | None
     owner: str = ""
 
+    def to_dict(self) -> GpuProcessView:
+        """JSON-ready."""
+        return {"pid": self.pid, "used_memory": self.used_memory, "owner": self.owner}
+
 
 @dataclass(frozen=True)
 class GpuInfo:
@@ -73,9 +79,23 @@ class GpuInfo:
     mig: bool = False
     processes: tuple[GpuProcess, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GpuInfoView:
         """JSON-ready (``-o json``, the local API)."""
-        return asdict(self)
+        return {
+            "index": self.index,
+            "uuid": self.uuid,
+            "name": self.name,
+            "memory_total": self.memory_total,
+            "memory_used": self.memory_used,
+            "memory_free": self.memory_free,
+            "utilization": self.utilization,
+            "memory_utilization": self.memory_utilization,
+            "temperature": self.temperature,
+            "power_draw": self.power_draw,
+            "power_limit": self.power_limit,
+            "mig": self.mig,
+            "processes": [p.to_dict() for p in self.processes],
+        }
 
 
 @dataclass(frozen=True)
@@ -87,7 +107,7 @@ class GpuReport:
     note: str = ""
     at: float = field(default_factory=time.time)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GpuReportView:
         """JSON-ready."""
         return {
             "gpus": [g.to_dict() for g in self.gpus],
@@ -263,7 +283,7 @@ class GpuReader:
         )
 
 
-def _call(nvml: Any, fn: Callable[..., _T], *args: Any) -> _T | None:
+def _call(nvml: Any, fn: Callable[..., _T], *args: object) -> _T | None:
     """``fn(*args)``, or None when the GPU does not support it (or we may not ask)."""
     try:
         return fn(*args)
@@ -273,7 +293,7 @@ def _call(nvml: Any, fn: Callable[..., _T], *args: Any) -> _T | None:
         raise
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
@@ -288,9 +308,9 @@ def _no_bindings_note() -> str:
     )
 
 
-def gpu_share(gpus: list[dict[str, Any]]) -> tuple[int, int, float | None]:
+def gpu_share(gpus: Sequence[RunnerGpuView]) -> tuple[int, int, float | None]:
     """Of a runner's machine's GPUs (``GET /v2/runners``): how many its model was given, how
     many there are, and the given ones' mean utilisation (None when none reports it)."""
     mine = [g for g in gpus if g.get("assigned")]
-    utils = [g["utilization"] for g in mine if g.get("utilization") is not None]
+    utils = [u for g in mine if (u := g.get("utilization")) is not None]
     return len(mine), len(gpus), (sum(utils) / len(utils) if utils else None)

@@ -6,11 +6,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
+
+from edge_runner.views import HostProcessView, HostView
 
 __all__ = ["HostReader", "HostSample", "ProcessSample"]
 
@@ -23,6 +24,15 @@ class ProcessSample:
     pid: int
     rss: int
     cpu_percent: float
+
+    def to_dict(self) -> HostProcessView:
+        """JSON-ready."""
+        return {
+            "name": self.name,
+            "pid": self.pid,
+            "rss": self.rss,
+            "cpu_percent": self.cpu_percent,
+        }
 
 
 @dataclass(frozen=True)
@@ -40,9 +50,20 @@ class HostSample:
     processes: tuple[ProcessSample, ...] = ()
     at: float = field(default_factory=time.time)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> HostView:
         """JSON-ready."""
-        return asdict(self)
+        return {
+            "cpu_percent": self.cpu_percent,
+            "cpu_count": self.cpu_count,
+            "memory_total": self.memory_total,
+            "memory_used": self.memory_used,
+            "memory_percent": self.memory_percent,
+            "disk_path": self.disk_path,
+            "disk_total": self.disk_total,
+            "disk_used": self.disk_used,
+            "processes": [p.to_dict() for p in self.processes],
+            "at": self.at,
+        }
 
 
 class HostReader:

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from edge_runner.telemetry.gpu import GpuReader, GpuReport
 from edge_runner.telemetry.host import HostReader, HostSample
+from edge_runner.views import GpuSummaryView, TelemetryView
 
 __all__ = ["Sample", "Sampler", "gpu_summary"]
 
@@ -30,12 +30,12 @@ class Sample:
     gpu: GpuReport
     host: HostSample | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TelemetryView:
         """JSON-ready."""
         return {"gpu": self.gpu.to_dict(), "host": self.host.to_dict() if self.host else None}
 
 
-def gpu_summary(report: GpuReport) -> dict[str, Any]:
+def gpu_summary(report: GpuReport) -> GpuSummaryView:
     """Count, mean utilisation and memory in use, for one line of a table or a heartbeat."""
     gpus = report.gpus
     utils = [g.utilization for g in gpus if g.utilization is not None]

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO
 
 from edge_runner.testing.timing import MS
+from edge_runner.views import JSONObject
 
 __all__ = ["NotReady", "daemon_env", "free_port", "spawn_ready", "stop_all", "stop_process"]
 
@@ -63,12 +64,12 @@ def spawn_ready(
     args: Sequence[str],
     env: Mapping[str, str],
     *,
-    stdout: int | IO[Any] | None = None,
-    stderr: int | IO[Any] | None = None,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
     timeout: float | None = None,
     entry: Sequence[str] = ("-m", "edge_runner"),
     new_session: bool = False,
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+) -> tuple[subprocess.Popen[bytes], JSONObject]:
     """Start ``python -m edge_runner ARGS --ready-fd N``; return it and its ready line.
 
     Args:
@@ -131,7 +132,7 @@ def _read_line(fd: int, timeout: float | None) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 10_000 * MS) -> int:
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10_000 * MS) -> int:
     """SIGTERM (a planned stop: drain, then exit) and wait; SIGKILL after ``timeout``.
 
     Returns:
@@ -149,7 +150,7 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 10_000 * MS) -> i
         return -9
 
 
-def stop_all(procs: Iterable[subprocess.Popen[Any]], timeout: float = 15_000 * MS) -> None:
+def stop_all(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 15_000 * MS) -> None:
     """SIGTERM every process first (so they drain in parallel), then wait; kill stragglers."""
     procs = list(procs)
     for proc in procs:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
+
+from edge_runner.views import ContextView
 
 from ..widgets.table import LiveTable
 
@@ -32,7 +32,7 @@ class ContextsView(Widget):
             sort_column=1,
         )
 
-    def show(self, records: list[dict[str, Any]]) -> None:
+    def show(self, records: list[ContextView]) -> None:
         """Take the contexts."""
         rows = [
             (

@@ -4,13 +4,13 @@ the processes using it) and the host's CPU and RAM beside them. Without a GPU it
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
+
+from edge_runner.views import GpuInfoView, HostView
 
 from ..data import GpuView
 from ..format import gib, percent, set_text, short
@@ -52,10 +52,10 @@ class _Series(Horizontal):
 class GpuPanel(Vertical):
     """One GPU."""
 
-    def __init__(self, gpu: dict[str, Any], owners: dict[int, str]) -> None:
+    def __init__(self, gpu: GpuInfoView, owners: dict[int, str]) -> None:
         super().__init__(classes="gpu-panel panel", id=f"gpu-{gpu['index']}")
         self.uuid = str(gpu["uuid"])
-        self._first: tuple[dict[str, Any], dict[int, str]] | None = (gpu, owners)
+        self._first: tuple[GpuInfoView, dict[int, str]] | None = (gpu, owners)
 
     def on_mount(self) -> None:
         """Show the sample the panel was made for."""
@@ -69,7 +69,7 @@ class GpuPanel(Vertical):
             yield _Series(label, classes=f"m-{name}")
         yield Static("", classes="gpu-procs")
 
-    def show(self, gpu: dict[str, Any], owners: dict[int, str]) -> None:
+    def show(self, gpu: GpuInfoView, owners: dict[int, str]) -> None:
         """Take a sample of this GPU."""
         mig = "  MIG" if gpu.get("mig") else ""
         set_text(
@@ -120,7 +120,7 @@ class HostPanel(Vertical):
         yield _Series("ram", classes="m-ram")
         yield Static("", classes="host-procs")
 
-    def show(self, host: dict[str, Any] | None) -> None:
+    def show(self, host: HostView | None) -> None:
         """Take a host sample (None: not known yet)."""
         if host is None:
             set_text(self.query_one(".host-procs", Static), "[dim]no host data yet[/dim]")
@@ -161,7 +161,8 @@ class GpuPanels(Widget):
 
     async def show(self, view: GpuView) -> None:
         """Take a sample: panels are made when the set of GPUs changes, else updated."""
-        owners = {int(p["pid"]): str(p["name"]) for p in (view.host or {}).get("processes", [])}
+        watched = view.host.get("processes", []) if view.host else []
+        owners = {int(p["pid"]): str(p["name"]) for p in watched}
         uuids = [g["uuid"] for g in view.gpus]
         if uuids != list(self.panels):
             grid = self.query_one("#gpu-grid", Grid)

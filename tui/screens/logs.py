@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 from rich.markup import escape
 from rich.text import Text
@@ -17,6 +16,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Input, RichLog, Static
+
+from edge_runner.views import LogRecordView
 
 __all__ = ["CAPACITY", "LogsView"]
 
@@ -26,7 +27,7 @@ _RANK = {name: i for i, name in enumerate(LEVELS)} | {"CRITICAL": 4}
 _STYLE = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red", "DEBUG": "dim"}
 
 
-def line(record: dict[str, Any]) -> Text:
+def line(record: LogRecordView) -> Text:
     """One record as a coloured line."""
     stamp = time.strftime("%H:%M:%S", time.localtime(float(record["time"])))
     level = str(record["level"])
@@ -50,7 +51,7 @@ class LogsView(Widget):
 
     def __init__(self) -> None:
         super().__init__(id="logs")
-        self.records: deque[dict[str, Any]] = deque(maxlen=CAPACITY)
+        self.records: deque[LogRecordView] = deque(maxlen=CAPACITY)
         self.level = 0
         self.text = ""
         self.paused = False
@@ -68,12 +69,12 @@ class LogsView(Widget):
         self.query_one("#logs-filter", Input).display = False
         self._status()
 
-    def _wanted(self, record: dict[str, Any]) -> bool:
+    def _wanted(self, record: LogRecordView) -> bool:
         if _RANK.get(str(record["level"]), 1) < self.level:
             return False
         return not self.text or self.text in f"{record['logger']} {record['message']}".lower()
 
-    def add(self, records: list[dict[str, Any]], source: str, error: str = "") -> None:
+    def add(self, records: list[LogRecordView], source: str, error: str = "") -> None:
         """Take new records (shown unless paused); ``error``: the stream is down, retrying."""
         if source != self.source or error != self.error:
             self.source = source
@@ -96,7 +97,7 @@ class LogsView(Widget):
         self.query_one(RichLog).clear()
         self._status()
 
-    def shown(self) -> list[dict[str, Any]]:
+    def shown(self) -> list[LogRecordView]:
         """The kept records that pass the filters."""
         return [r for r in self.records if self._wanted(r)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -11,6 +10,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from edge_runner.views import RunnerView
 
 __all__ = ["ConfirmScreen", "ContextForm", "HelpScreen", "RunnerDetail", "help_text"]
 
@@ -141,7 +142,7 @@ class RunnerDetail(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,enter", "close", "Close")]
 
-    def __init__(self, runner: dict[str, Any]) -> None:
+    def __init__(self, runner: RunnerView) -> None:
         super().__init__(classes="modal")
         self.runner = runner
 

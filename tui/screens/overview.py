@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Static
+
+from edge_runner.views import ModelView
 
 from ..data import ControlView, GpuView, LocalView
 from ..format import ago, gib, set_text, short
@@ -96,7 +96,7 @@ class OverviewView(Widget):
         if not view.gpus:
             text = escape(view.note or "no GPU data")
         else:
-            utils = [g["utilization"] for g in view.gpus if g.get("utilization") is not None]
+            utils = [u for g in view.gpus if (u := g.get("utilization")) is not None]
             util = f"{sum(utils) / len(utils):.0f} % busy" if utils else "busy: -"
             used = sum(g["memory_used"] for g in view.gpus)
             total = sum(g["memory_total"] for g in view.gpus)
@@ -104,7 +104,7 @@ class OverviewView(Widget):
         set_text(self.query_one("#ov-gpus", Static), f"[b]GPUs[/b]     {text}")
 
 
-def _model_text(model: dict[str, Any]) -> str:
+def _model_text(model: ModelView) -> str:
     status = model.get("status", "?")
     if status == "loading" and model.get("progress"):
         status = f"loading {float(model['progress']) * 100:.0f} %"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
 
 from edge_runner.telemetry.gpu import gpu_share
+from edge_runner.views import RunnerGpuView, RunnerView
 
 from ..format import ago
 from ..widgets.table import LiveTable
@@ -17,7 +16,7 @@ from ..widgets.table import LiveTable
 __all__ = ["RunnersView", "gpus_text"]
 
 
-def gpus_text(gpus: list[dict[str, Any]]) -> str:
+def gpus_text(gpus: list[RunnerGpuView]) -> str:
     """``1/8 55 %``: the runner's GPUs of its machine's, and their mean utilisation."""
     if not gpus:
         return "-"
@@ -39,7 +38,7 @@ class RunnersView(Widget):
 
     def __init__(self) -> None:
         super().__init__(id="runners")
-        self.runners: dict[str, dict[str, Any]] = {}
+        self.runners: dict[str, RunnerView] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("Enter: detail   d: drain   s: sort   l: its logs", classes="hint")
@@ -48,7 +47,7 @@ class RunnersView(Widget):
             id="runners-table",
         )
 
-    def show(self, runners: list[dict[str, Any]], now: float) -> None:
+    def show(self, runners: list[RunnerView], now: float) -> None:
         """Take the runners."""
         self.runners = {r["id"]: r for r in runners}
         rows = [
@@ -69,7 +68,7 @@ class RunnersView(Widget):
         ]
         self.query_one(LiveTable).show(rows)
 
-    def _selected(self) -> dict[str, Any] | None:
+    def _selected(self) -> RunnerView | None:
         key = self.query_one(LiveTable).selected_key
         return self.runners.get(key) if key is not None else None
 

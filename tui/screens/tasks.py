@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
+
+from edge_runner.views import TaskView
 
 from ..format import ago
 from ..widgets.table import LiveTable
@@ -15,7 +15,7 @@ from ..widgets.table import LiveTable
 __all__ = ["TasksView"]
 
 
-def _ms(seconds: Any) -> str:
+def _ms(seconds: float | None) -> str:
     """``12 ms`` under a second, ``1.25 s`` above."""
     if seconds is None:
         return "-"
@@ -30,7 +30,7 @@ class TasksView(Widget):
 
     def __init__(self) -> None:
         super().__init__(id="tasks")
-        self.tasks: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, TaskView] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("c: cancel a queued or running task   s: sort", classes="hint")
@@ -39,7 +39,7 @@ class TasksView(Widget):
             id="tasks-table",
         )
 
-    def show(self, tasks: list[dict[str, Any]], now: float) -> None:
+    def show(self, tasks: list[TaskView], now: float) -> None:
         """Take the tasks."""
         self.tasks = {t["task_id"]: t for t in tasks}
         rows = []

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from textual.widgets import DataTable
 
 __all__ = ["LiveTable"]
 
 
-class LiveTable(DataTable[Any]):
+class LiveTable(DataTable[object]):
     """Rows replaced on each refresh; sortable by a column; the selected row is kept."""
 
     def __init__(
@@ -24,7 +23,7 @@ class LiveTable(DataTable[Any]):
         self.column_names = list(columns)
         self.sort_column = sort_column
         self.sort_reverse = False
-        self._rows: list[tuple[str, tuple[Any, ...]]] = []
+        self._rows: list[tuple[str, tuple[object, ...]]] = []
 
     def on_mount(self) -> None:
         """Add the columns."""
@@ -40,7 +39,7 @@ class LiveTable(DataTable[Any]):
         except Exception:  # an empty or just-cleared table
             return None
 
-    def show(self, rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    def show(self, rows: Sequence[tuple[str, Sequence[object]]]) -> None:
         """Replace the rows (``(key, cells)``), sorted, keeping the cursor on its key."""
         fresh = [(key, tuple(cells)) for key, cells in rows]
         if fresh == self._rows:  # most refreshes change nothing: skip the redraw
@@ -74,7 +73,7 @@ class LiveTable(DataTable[Any]):
                     break
 
 
-def _sortable(cell: Any) -> tuple[int, Any]:
+def _sortable(cell: object) -> tuple[int, float | str]:
     text = str(cell).split(" ")[0].rstrip("%/")
     try:
         return (0, float(text))
