@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_runner._version import __version__
-from edge_runner.control.dispatch import Task, TaskDone, TaskEvent, TaskOutput
 from edge_runner.control.http_common import (
     JSON_OBJECT,
     TaskStream,
@@ -44,6 +43,7 @@ from edge_runner.control.openapi import add_openapi_route
 from edge_runner.control.ops_api import add_ops_routes
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.control.tasks import Task, TaskDone, TaskEvent, TaskOutput
 from edge_runner.control.tokens_api import add_token_routes
 from edge_runner.control.tunnel_ws import add_tunnel_route
 from edge_runner.errors import ApiProblem, ErrorCode, InvalidArgument

@@ -14,15 +14,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
-from edge_runner.control.dispatch import (
-    Task,
-    TaskEvent,
-    TaskFailedEvent,
-    TaskOutput,
-    TaskState,
-)
 from edge_runner.control.http_errors import TASK_ERROR_STATUS
 from edge_runner.control.state import ControlState
+from edge_runner.control.tasks import Task, TaskEvent, TaskFailedEvent, TaskOutput, TaskState
 from edge_runner.errors import ApiProblem, ErrorCode, QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.views import JSONObject, JSONValue

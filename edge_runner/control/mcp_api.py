@@ -23,10 +23,10 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge_runner.control.dispatch import TaskDone
 from edge_runner.control.http_common import answer, parse_json, read_body, submit_task
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.control.tasks import TaskDone
 from edge_runner.errors import ApiProblem, ErrorCode
 from edge_runner.views import JSONValue, ModelSpecView
 

@@ -17,7 +17,6 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge_runner.control.dispatch import Task, TaskDone, TaskEvent, TaskOutput
 from edge_runner.control.http_common import (
     JSON_OBJECT,
     TaskStream,
@@ -29,6 +28,7 @@ from edge_runner.control.http_common import (
 )
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.control.tasks import Task, TaskDone, TaskEvent, TaskOutput
 from edge_runner.errors import ApiProblem, ErrorCode
 from edge_runner.views import JSONObject, OpenAIModelList, OpenAIModelView
 

@@ -10,9 +10,10 @@ import uuid
 from edge_runner.control.auth import Authenticator
 from edge_runner.control.catalog import Catalog
 from edge_runner.control.config import ControlConfig
-from edge_runner.control.dispatch import Dispatcher, RunnerLink, Task
+from edge_runner.control.dispatch import Dispatcher, RunnerLink
 from edge_runner.control.registry import Registry, RunnerRecord, TokenInfo, hash_token
 from edge_runner.control.runner_logs import RunnerLogs
+from edge_runner.control.tasks import Task
 from edge_runner.errors import ErrorCode
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import signatures_from_spec

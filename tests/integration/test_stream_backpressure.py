@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_runner.control.dispatch import Task
+from edge_runner.control.tasks import Task
 from tests.conftest import (
     MS,
     RunningRunner,

@@ -6,14 +6,8 @@ import asyncio
 
 import pytest
 
-from edge_runner.control.dispatch import (
-    Dispatcher,
-    RunnerLink,
-    Task,
-    TaskDone,
-    TaskFailedEvent,
-    TaskState,
-)
+from edge_runner.control.dispatch import Dispatcher, RunnerLink
+from edge_runner.control.tasks import Task, TaskDone, TaskFailedEvent, TaskState
 from edge_runner.errors import QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, RunnerSession

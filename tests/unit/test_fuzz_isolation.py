@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from edge_runner.control.config import ControlConfig
-from edge_runner.control.dispatch import RunnerLink, Task
+from edge_runner.control.dispatch import RunnerLink
 from edge_runner.control.registry import Registry
 from edge_runner.control.state import ControlState
+from edge_runner.control.tasks import Task
 from edge_runner.control.tunnel import apply_frame
 from edge_runner.errors import ProtocolError
 from edge_runner.models.signatures import MethodKind, MethodSignature

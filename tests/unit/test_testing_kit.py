@@ -10,9 +10,9 @@ import pytest
 
 from edge_runner.backends.python_model import PythonModelBackend
 from edge_runner.control.config import ControlConfig
-from edge_runner.control.dispatch import Task, TaskDone, TaskOutput, TaskState
 from edge_runner.control.registry import Registry, TokenInfo
 from edge_runner.control.state import ControlState
+from edge_runner.control.tasks import Task, TaskDone, TaskOutput, TaskState
 from edge_runner.control.tunnel import EndKind, TunnelEnd, serve_tunnel
 from edge_runner.errors import TunnelError
 from edge_runner.proto import tunnel_pb2 as pb
