@@ -189,7 +189,16 @@ def test_a_403_on_the_tunnel_stops_the_runner_on_both_transports(
 ) -> None:
     """A 403 where the tunnel opens (the WebSocket upgrade, or the HTTP/2 request that carries
     the gRPC stream) is Forbidden on both transports."""
-    grpc_proxy = bare.loop.run(asyncio.start_server(_h2_forbidden, "127.0.0.1", 0))
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def h2_forbidden(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            await _h2_forbidden(reader, writer)
+        finally:
+            writer.close()
+
+    grpc_proxy = bare.loop.run(asyncio.start_server(h2_forbidden, "127.0.0.1", 0))
     grpc_port = grpc_proxy.sockets[0].getsockname()[1]
     info = {"tunnel": {"grpc": f"127.0.0.1:{grpc_port}", "websocket": "/v2/tunnel"}}
     proxy = _proxy(
@@ -214,6 +223,9 @@ def test_a_403_on_the_tunnel_stops_the_runner_on_both_transports(
 
     async def close_all() -> None:
         grpc_proxy.close()
+        for handler in handlers:  # a connection the runner has not hung up yet
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         await proxy.close()
 
     bare.loop.run(close_all())
