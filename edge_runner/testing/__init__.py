@@ -17,6 +17,7 @@ Test a model folder end to end, through the real control plane and tunnel::
 - :func:`spawn_ready`, :func:`stop_process`, :func:`stop_all`, :func:`daemon_env`: daemons as
   child processes that report ready on a pipe, stopped the way SIGTERM stops them.
 - :data:`ECHO_MODEL`: a model folder with ``predict(text)`` and a streaming ``generate``;
+  :class:`EchoBackend`, the same as a backend written in code (no folder, records its calls);
   :func:`write_model` writes a folder from a class body.
 - :func:`transport_pair`, :func:`memory_dialer`: a tunnel in memory, for unit tests of the
   runner and the control plane without sockets (integration tests use real sockets).
@@ -24,6 +25,7 @@ Test a model folder end to end, through the real control plane and tunnel::
 
 from __future__ import annotations
 
+from edge_runner.testing.echo import EchoBackend
 from edge_runner.testing.memory import MemoryEnd, memory_dialer, transport_pair
 from edge_runner.testing.models import write_model
 from edge_runner.testing.processes import (
@@ -45,6 +47,7 @@ from edge_runner.testing.stack import (
 
 __all__ = [
     "ECHO_MODEL",
+    "EchoBackend",
     "MS",
     "LoopThread",
     "MemoryEnd",

@@ -18,7 +18,14 @@ from edge_runner.errors import TunnelError
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import RunnerSession
 from edge_runner.runner import Runner, RunnerSettings
-from edge_runner.testing import ECHO_MODEL, MS, MemoryEnd, memory_dialer, transport_pair
+from edge_runner.testing import (
+    ECHO_MODEL,
+    MS,
+    EchoBackend,
+    MemoryEnd,
+    memory_dialer,
+    transport_pair,
+)
 
 ALICE = TokenInfo(user_id="alice", scopes=frozenset({"runner"}), name="t", token_id="tok-a")
 
@@ -89,10 +96,12 @@ def test_a_dropped_in_memory_tunnel_fails_both_ends() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("folder", [True, False], ids=["echo-folder", "echo-backend"])
 def test_a_real_runner_serves_real_control_state_over_the_in_memory_tunnel(
-    tmp_path: Path,
+    tmp_path: Path, folder: bool
 ) -> None:
     """Runner + ControlState on one loop: registration, a unary task and a stream, a drain."""
+    backend = PythonModelBackend(ECHO_MODEL) if folder else EchoBackend()
 
     async def scenario() -> None:
         registry = Registry(tmp_path / "control.db")
@@ -102,7 +111,7 @@ def test_a_real_runner_serves_real_control_state_over_the_in_memory_tunnel(
         settings = RunnerSettings(api_base="memory://", token="unused", pool_size=2)
         runner = Runner(
             settings,
-            PythonModelBackend(ECHO_MODEL),
+            backend,
             "mem-runner",
             dial=memory_dialer(state, ALICE, ends),
         )
@@ -119,6 +128,39 @@ def test_a_real_runner_serves_real_control_state_over_the_in_memory_tunnel(
             assert events[:2] == [TaskOutput(b'"ab"'), TaskOutput(b'"ab"')]
             assert isinstance(events[2], TaskDone)
         assert unary.state is stream.state is TaskState.DONE
+        if isinstance(backend, EchoBackend):
+            assert backend.calls == [
+                ("echo", "predict", {"text": "hi"}),
+                ("echo", "generate", {"text": "ab", "n": 2}),
+            ]
         assert [end.kind for end in ends] == [EndKind.CLOSED]
 
     asyncio.run(scenario())
+
+
+def test_the_echo_backend_checks_arguments_and_stops_a_cancelled_stream() -> None:
+    """Arguments are checked against its signatures; a cancel ends a stream between chunks."""
+    import threading
+
+    from edge_runner.backends.base import Reply, StreamReply
+    from edge_runner.errors import BackendError, ErrorCode
+
+    backend = EchoBackend("e2")
+    assert sorted(m.name for m in backend.specs()[0].methods) == ["generate", "predict"]
+    cancel = threading.Event()
+    assert backend.call("e2", "predict", b'{"text": "x"}', cancel) == Reply(b'"x"')
+    for bad, code in [
+        ((b'{"text": 3}', "predict", "e2"), ErrorCode.INVALID_ARGUMENT),
+        ((b"[]", "predict", "e2"), ErrorCode.INVALID_ARGUMENT),
+        ((b"{}", "shout", "e2"), ErrorCode.NOT_FOUND),
+        ((b'{"text": "x"}', "predict", "echo"), ErrorCode.NOT_FOUND),
+    ]:
+        payload, method, model = bad
+        with pytest.raises(BackendError) as caught:
+            backend.call(model, method, payload, cancel)
+        assert caught.value.code == code
+    reply = backend.call("e2", "generate", b'{"text": "y", "n": 5}', cancel)
+    assert isinstance(reply, StreamReply)
+    assert next(reply.chunks) == b'"y"'
+    cancel.set()
+    assert list(reply.chunks) == []
