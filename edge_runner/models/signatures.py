@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from edge_runner.errors import InvalidArgument, ModelFolderError, TypeMismatch, UnsupportedType
+from edge_runner.models.codec import to_jsonable
 from edge_runner.models.json_types import (
     SUPPORTED_TYPES_TEXT,
     TypeSpec,
@@ -236,11 +237,11 @@ def _param_of(label: str, p: inspect.Parameter, hints: dict[str, object]) -> Par
     if p.default is None:
         return Param(p.name, str(spec.with_optional()), required=False, default=None)
     try:
-        default = json.loads(json.dumps(p.default))
+        default = to_jsonable(spec, p.default)  # Text("hi") -> {"text": "hi"}
     except (TypeError, ValueError) as exc:
         raise ModelFolderError(
             f"{label}: default of parameter '{p.name}' ({p.default!r}) is not a JSON value; "
-            "use str, int, float, bool, list, dict or None"
+            "use str, int, float, bool, list, dict, a data type (Text, Concept, ...) or None"
         ) from exc
     try:
         default = check_value(spec, default)
@@ -349,8 +350,9 @@ def _checked(p: Param, value: JSONValue) -> JSONValue:
         return check_value(p.spec, value)
     except TypeMismatch as exc:
         at = f" at {p.name}{exc.where}" if exc.where else ""
+        detail = f": {exc.detail}" if exc.detail else ""
         raise InvalidArgument(
-            f"argument '{p.name}' must be {p.type}, got {exc.got}{at}", argument=p.name
+            f"argument '{p.name}' must be {p.type}, got {exc.got}{at}{detail}", argument=p.name
         ) from exc
 
 
