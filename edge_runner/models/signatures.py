@@ -44,7 +44,20 @@ __all__ = [
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "0", "no", "n", "off"})
-_JSON_EXAMPLES = {"list": '["a", "b"]', "dict": '{"key": "value"}', "Iterator": '["a", "b"]'}
+_JSON_EXAMPLES = {
+    "list": '["a", "b"]',
+    "dict": '{"key": "value"}',
+    "Iterator": '["a", "b"]',
+    "tuple": '[1, "a"]',
+    "bytes": '{"base64": "aGk="}',
+    "Image": '{"base64": "iVBORw0KGgo..."} or {"url": "https://..."}',
+    "Audio": '{"base64": "..."} or {"url": "https://..."}',
+    "Video": '{"base64": "..."} or {"url": "https://..."}',
+    "Concept": '{"name": "cat", "value": 0.9}',
+    "Region": '{"box": [0.1, 0.1, 0.5, 0.5]}',
+    "Frame": '{"time": 1.5, "image": {"base64": "..."}}',
+    "NamedFields": '{"field": "value"}',
+}
 
 
 class MethodKind(enum.Enum):
@@ -359,8 +372,9 @@ def _checked(p: Param, value: JSONValue) -> JSONValue:
 def parse_cli_value(param: Param, text: str) -> JSONValue:
     """Parse a command-line string by the parameter's type.
 
-    ``int``/``float`` as numbers, ``bool`` from true/false/1/0/yes/no, ``str`` as is; lists,
-    dicts and ``any`` as JSON. ``null`` gives ``None`` for an optional non-str parameter.
+    ``int``/``float`` as numbers, ``bool`` from true/false/1/0/yes/no, ``str`` as is, ``Text``
+    from plain text (or its JSON form); lists, dicts, ``any`` and the other data types as
+    JSON. ``null`` gives ``None`` for an optional non-str parameter.
 
     Raises:
         InvalidArgument: the text does not parse as the type; ``argument`` names the parameter.
@@ -371,6 +385,8 @@ def parse_cli_value(param: Param, text: str) -> JSONValue:
     base = spec.base
     if base == "str":
         return text
+    if base == "Text" and not text.lstrip().startswith("{"):
+        return {"text": text}  # plain text on a command line; a JSON object for a URL
     if base == "bool":
         lowered = text.strip().lower()
         if lowered in _TRUE or lowered in _FALSE:
