@@ -45,13 +45,14 @@ def backend_for_folder(path: Path, **options: Any) -> Backend:
     """The backend serving the model folder at ``path``.
 
     ``options`` go to the Ollama or upstream backend (``probe_interval``, ``log_progress``);
-    ``max_media_bytes`` only to a Python model folder's.
+    ``max_media_bytes`` and ``allow_url_fetch`` only to a Python model folder's.
 
     Raises:
         ModelFolderError: the folder or its ``toolkit`` section is malformed (file and field
             named).
     """
     max_media_bytes = options.pop("max_media_bytes", None)
+    allow_url_fetch = bool(options.pop("allow_url_fetch", False))
     config = load_config(existing_folder(path))
     toolkit = config.raw.get("toolkit")
     if toolkit is None and config.model_type_id == "mcp":
@@ -62,8 +63,10 @@ def backend_for_folder(path: Path, **options: Any) -> Backend:
         from edge_runner.backends.python_model import PythonModelBackend
 
         if max_media_bytes is None:
-            return PythonModelBackend(path)
-        return PythonModelBackend(path, max_media_bytes=max_media_bytes)
+            return PythonModelBackend(path, allow_url_fetch=allow_url_fetch)
+        return PythonModelBackend(
+            path, max_media_bytes=max_media_bytes, allow_url_fetch=allow_url_fetch
+        )
     where = path / CONFIG_FILE
     if not isinstance(toolkit, dict):
         raise ModelFolderError(f"{where}: `toolkit` must be a mapping (provider: ollama|openai)")

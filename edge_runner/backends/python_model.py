@@ -10,13 +10,16 @@ from pathlib import Path
 
 from edge_runner.backends.base import Backend, Reply, StreamReply
 from edge_runner.backends.openai_adapter import CHAT_METHOD, chat_completion
+from edge_runner.backends.url_fetch import UrlFetcher
 from edge_runner.errors import BackendError, ErrorCode, InvalidArgument, TypeMismatch
 from edge_runner.models.codec import (
     DEFAULT_MAX_MEDIA_BYTES,
     decode_value,
     encode_value,
     json_default,
+    url_only,
 )
+from edge_runner.models.data_types import Text
 from edge_runner.models.json_types import TypeSpec, parse_spec
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.model_class import (
@@ -56,15 +59,25 @@ class PythonModelBackend(Backend):
         path: the model folder.
         max_media_bytes: the most bytes one binary argument (an image, ``bytes``) may hold;
             a larger one fails the task with ``INVALID_ARGUMENT`` before it is decoded.
+        allow_url_fetch: fetch the URL of a media input that has no bytes (under the rules
+            of :mod:`edge_runner.backends.url_fetch`); without it such an input fails the
+            task with ``INVALID_ARGUMENT`` asking for the bytes.
     """
 
     name = "python"
 
     def __init__(
-        self, path: str | Path, *, max_media_bytes: int | None = DEFAULT_MAX_MEDIA_BYTES
+        self,
+        path: str | Path,
+        *,
+        max_media_bytes: int | None = DEFAULT_MAX_MEDIA_BYTES,
+        allow_url_fetch: bool = False,
     ) -> None:
         super().__init__()
         self.max_media_bytes = max_media_bytes
+        self.fetcher: UrlFetcher | None = None
+        if allow_url_fetch:
+            self.fetcher = UrlFetcher(max_bytes=max_media_bytes or DEFAULT_MAX_MEDIA_BYTES)
         self.folder: ModelFolder = load_model_folder(path)
         self.model_id = self.folder.config.model_id
         self.methods: dict[str, MethodSignature] = {s.name: s for s in self.folder.signatures}
@@ -128,6 +141,7 @@ class PythonModelBackend(Backend):
             args = self._decoded(sig, validate_arguments(sig, args))
         except InvalidArgument as exc:
             raise BackendError(ErrorCode.INVALID_ARGUMENT, str(exc)) from exc
+        self._fetch_urls(args, cancel)
         fn = getattr(instance, method)
         where = f"{self.model_id}.{method}()"
         returns = None if sig.returns == "None" else parse_spec(sig.returns)
@@ -157,6 +171,30 @@ class PythonModelBackend(Backend):
                     argument=p.name,
                 ) from exc
         return out
+
+    def _fetch_urls(self, args: dict[str, object], cancel: threading.Event) -> None:
+        """Fill in the content of URL-only inputs, or refuse them when fetching is off."""
+        for name, value in args.items():
+            for item in url_only(value):
+                url = str(getattr(item, "url", ""))
+                if self.fetcher is None:
+                    raise BackendError(
+                        ErrorCode.INVALID_ARGUMENT,
+                        f"argument '{name}' has only a URL ({url[:200]}); this runner does not "
+                        'fetch URLs, so send the content itself ({"base64": "..."}, or '
+                        '{"text": "..."} for Text), or start the runner with --allow-url-fetch',
+                    )
+                data = self.fetcher.fetch(url, cancel)
+                if isinstance(item, Text):
+                    try:
+                        item.text = data.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise BackendError(
+                            ErrorCode.INVALID_ARGUMENT,
+                            f"argument '{name}': the text at {url[:200]} is not UTF-8",
+                        ) from exc
+                else:
+                    item.bytes = data  # type: ignore[attr-defined]  # Image, Audio or Video
 
 
 def _json_chunks(items: Iterator[object], where: str, spec: TypeSpec | None) -> Iterator[bytes]:

@@ -38,6 +38,7 @@ class ModelSource:
         upstream_api_key_env: the environment variable holding the upstream's API key.
         max_media_bytes: the most bytes one binary argument of a model folder's method (an
             image, ``bytes``) may hold.
+        allow_url_fetch: fetch the URLs of a model folder's media inputs (off: refused).
 
     Raises:
         ConfigError: more than one thing to serve, or an empty list of names.
@@ -53,6 +54,7 @@ class ModelSource:
     upstream_models: tuple[str, ...] | None = None
     upstream_api_key_env: str | None = None
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
+    allow_url_fetch: bool = False
 
     def __post_init__(self) -> None:
         chosen = [bool(self.ollama), bool(self.openai_upstream), self.model_path is not None]
@@ -145,5 +147,6 @@ def build_backend(source: ModelSource, *, probe_interval: float, log_progress: b
         source.folder,
         log_progress=log_progress,
         max_media_bytes=source.max_media_bytes,
+        allow_url_fetch=source.allow_url_fetch,
         **options,
     )

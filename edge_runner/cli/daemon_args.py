@@ -276,6 +276,13 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
         help="the most bytes one binary argument (an image, audio, bytes) may hold; a larger "
         f"one is refused before it is decoded (default {DEFAULT_MAX_MEDIA_BYTES // 2**20} MiB)",
     )
+    folder.add_argument(
+        "--allow-url-fetch",
+        action="store_true",
+        help="fetch the URL of an image, audio, video or text input that has no content "
+        "(http/https only; link-local and metadata addresses refused; redirects re-checked; "
+        "30 s; --max-media-bytes). Off by default: such an input is refused, asking for bytes",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -312,6 +319,7 @@ def model_source(args: argparse.Namespace) -> ModelSource:
         upstream_models=_names(args.upstream_models, "--upstream-models"),
         upstream_api_key_env=args.upstream_api_key_env,
         max_media_bytes=args.max_media_bytes,
+        allow_url_fetch=args.allow_url_fetch,
     )
 
 
@@ -341,6 +349,8 @@ def source_argv(source: ModelSource, verbose: bool) -> list[str]:
             argv += [flag, str(value)]
     if not source.preload:
         argv.append("--no-preload")
+    if source.allow_url_fetch:
+        argv.append("--allow-url-fetch")
     if verbose:
         argv.append("--verbose")
     return argv

@@ -10,16 +10,20 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from edge_runner.errors import TypeMismatch
 from edge_runner.models.data_types import (
     DATA_TYPES,
+    Audio,
+    Frame,
     Image,
     MessageData,
     NamedFields,
+    Region,
     Text,
+    Video,
     b64decode,
     b64encode,
 )
@@ -37,6 +41,7 @@ __all__ = [
     "encode_value",
     "json_default",
     "to_jsonable",
+    "url_only",
 ]
 
 #: The default cap on one binary value (an image, ``bytes``) a runner decodes.
@@ -193,3 +198,30 @@ def to_jsonable(spec: TypeSpec | None, value: object) -> JSONValue:
     """
     result: JSONValue = json.loads(json.dumps(encode_value(spec, value), default=json_default))
     return result
+
+
+def url_only(value: object) -> Iterator[MessageData]:
+    """The decoded data-type values in ``value`` that have a URL and no content (an Image
+    with a ``url`` and no ``bytes``, a Text with a ``url`` and no ``text``), which a runner
+    must fetch or refuse."""
+    if isinstance(value, Text):
+        if value.url and value.text is None:
+            yield value
+    elif isinstance(value, Image | Audio | Video):
+        if value.url and not value.bytes:
+            yield value
+    elif isinstance(value, Region):
+        yield from url_only(value.mask)
+    elif isinstance(value, Frame):
+        yield from url_only(value.image)
+        for region in value.regions:
+            yield from url_only(region)
+    elif isinstance(value, NamedFields):
+        for item in value.values():
+            yield from url_only(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from url_only(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from url_only(item)

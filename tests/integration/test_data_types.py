@@ -3,7 +3,10 @@ back, with the bad inputs refused where they first can be."""
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -165,3 +168,58 @@ def test_a_200_mb_image_is_refused_at_the_body_limit(vision: Stack) -> None:
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"BODY_TOO_LARGE" in answer or b"too large" in answer.lower()
     assert me.memory_info().rss - before < 48 * MIB
+
+
+def test_a_url_is_refused_when_fetching_is_off(vision: Stack) -> None:
+    """By default a runner never fetches: an Image that is only a URL (here a LAN address) is a
+    400 INVALID_ARGUMENT asking for the bytes or --allow-url-fetch."""
+    r = _post(vision, "classify", {"images": [{"url": "http://10.255.255.1/cat.jpg"}]})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert "does not fetch URLs" in error["message"] and "--allow-url-fetch" in error["message"]
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    """An HTTP server on loopback answering every GET with 100 bytes; its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/to?"):
+                self.send_response(302)
+                self.send_header("Location", self.path[len("/to?") :])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 100)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(10_000 * MS)
+
+
+def test_a_runner_allowed_to_fetch_fetches(stack: Stack, tmp_path: Path, image_server: str) -> None:
+    """With allow_url_fetch the runner fetches a URL-only image before the method runs, and
+    still refuses a redirect to the metadata address."""
+    folder = write_model(tmp_path, "fetcher", VISION, imports=IMPORTS)
+    stack.start_runner(backend=PythonModelBackend(folder, allow_url_fetch=True))
+    with stack.client() as client:
+        out = client.predict("fetcher", "classify", images=[Image(url=f"{image_server}/a.png")])
+        assert out == [Concept("100 bytes").to_json()]
+        with pytest.raises(BadRequest, match="cloud metadata address"):
+            client.predict(
+                "fetcher",
+                "classify",
+                images=[Image(url=f"{image_server}/to?http://169.254.169.254/latest")],
+            )

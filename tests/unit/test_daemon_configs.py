@@ -131,10 +131,10 @@ def test_bad_daemon_options_fail_while_making_the_config(argv: list[str], words:
 def test_up_hands_its_configs_to_its_children_as_options(tmp_path: Path) -> None:
     """`up`'s child command lines parse back into the very configs `up` checked."""
     argv = ["up", str(HELLO), "--data-dir", str(tmp_path), "--pool-size", "2", "--gpus", "none"]
-    argv += ["--max-media-bytes", "1000"]
+    argv += ["--max-media-bytes", "1000", "--allow-url-fetch"]
     args = build_parser().parse_args([*argv, "--lease-ttl", "3.5", "--transport", "ws"])
     control, runner = control_config(args), runner_config(args)
-    assert runner.source.max_media_bytes == 1000
+    assert runner.source.max_media_bytes == 1000 and runner.source.allow_url_fetch
     child_control = control_config(build_parser().parse_args(control_argv(control)))
     assert child_control == control
     child_args = build_parser().parse_args(runner_argv(runner))
