@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+from edge_runner.cli.media_args import media_value
 from edge_runner.cli.output import add_output_option, ago, print_json, print_table
 from edge_runner.client import Client
 from edge_runner.errors import ConfigError, InvalidArgument
@@ -92,7 +93,8 @@ def parse_method_args(
             else:
                 value = following
                 i += 1
-        args[name] = parse_cli_value(param, value)
+        media = media_value(param, value)  # @FILE or a URL for Image, bytes, Text...
+        args[name] = parse_cli_value(param, value) if media is None else media
         i += 1
     return args
 

@@ -112,3 +112,30 @@ def test_up_hands_every_control_limit_to_its_control_plane() -> None:
         if isinstance(value, int | float) and not isinstance(value, bool)
     } - {"port", "grpc_port"}
     assert tuning <= set(CONTROL_SETTINGS)
+
+
+def test_data_type_arguments_take_files_and_urls(tmp_path: Path) -> None:
+    """--image @FILE sends the file as base64, --image https://... as a URL, --doc @FILE a
+    Text's content; a missing file is an error naming it."""
+    from edge_runner.models.signatures import MethodKind, Param
+
+    sig = MethodSignature(
+        "m",
+        MethodKind.UNARY,
+        (Param("image", "Image", True), Param("doc", "Text", True), Param("raw", "bytes", True)),
+        "str",
+    )
+    (tmp_path / "cat.jpg").write_bytes(b"\xff\xd8jpeg")
+    (tmp_path / "notes.txt").write_text("héllo")
+    argv = ["--image", f"@{tmp_path / 'cat.jpg'}", "--doc", f"@{tmp_path / 'notes.txt'}"]
+    assert parse_method_args(sig, [*argv, "--raw", f"@{tmp_path / 'cat.jpg'}"], None) == {
+        "image": {"base64": "/9hqcGVn"},
+        "doc": {"text": "héllo"},
+        "raw": {"base64": "/9hqcGVn"},
+    }
+    assert parse_method_args(sig, ["--image", "https://e.com/c.jpg", "--doc", "plain"], None) == {
+        "image": {"url": "https://e.com/c.jpg"},
+        "doc": {"text": "plain"},
+    }
+    with pytest.raises(InvalidArgument, match="cannot read"):
+        parse_method_args(sig, ["--image", f"@{tmp_path / 'missing.jpg'}"], None)
