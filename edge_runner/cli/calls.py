@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
-from edge_runner.cli.media_args import media_value
+from edge_runner.cli.media_args import media_value, save_binaries
 from edge_runner.cli.output import add_output_option, ago, print_json, print_table
 from edge_runner.client import Client
 from edge_runner.errors import ConfigError, InvalidArgument
@@ -44,6 +45,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "--method", default=default_method, help=f"method (default {default_method})"
         )
         p.add_argument("--json", dest="json_args", help="all arguments as one JSON object")
+        p.add_argument(
+            "--save",
+            metavar="DIR",
+            type=Path,
+            help="write binary results (images, audio, bytes) to files in DIR and print their "
+            "paths instead of base64",
+        )
         add_output_option(p)
         _client_options(p)
         p.set_defaults(func=_predict if name == "predict" else _generate, accepts_extra=True)
@@ -113,12 +121,14 @@ def _predict(args: argparse.Namespace) -> int:
         signature = _signature(client, args.model, args.method)
         kwargs = parse_method_args(signature, args.extra, args.json_args)
         if signature.kind.value != "unary":
-            printer = _StreamPrinter(args.output)
+            printer = _StreamPrinter(args.output, args.save)
             for item in client.generate(args.model, args.method, **kwargs):
                 printer(item)
             printer.end()
             return 0
         output = client.predict(args.model, args.method, **kwargs)
+    if args.save is not None:
+        output = save_binaries(output, args.save)
     if args.output == "json" or not isinstance(output, str):
         print_json(output)
     else:
@@ -129,11 +139,16 @@ def _predict(args: argparse.Namespace) -> int:
 class _StreamPrinter:
     """Prints streamed outputs as they come: text as-is, anything else as JSON lines."""
 
-    def __init__(self, output: str) -> None:
+    def __init__(self, output: str, save: Path | None = None) -> None:
         self._json = output == "json"
         self._last = "\n"
+        self._save = save
+        self._count = 0
 
     def __call__(self, item: JSONValue) -> None:
+        if self._save is not None:
+            item = save_binaries(item, self._save, f"output-{self._count}")
+            self._count += 1
         text = json.dumps(item) + "\n" if self._json or not isinstance(item, str) else item
         if text:
             sys.stdout.write(text)
@@ -150,7 +165,7 @@ def _generate(args: argparse.Namespace) -> int:
     with Client.from_context(args.context, timeout=None) as client:
         signature = _signature(client, args.model, args.method)
         kwargs = parse_method_args(signature, args.extra, args.json_args)
-        printer = _StreamPrinter(args.output)
+        printer = _StreamPrinter(args.output, args.save)
         if signature.kind.value == "unary":
             printer(client.predict(args.model, args.method, **kwargs))
         else:

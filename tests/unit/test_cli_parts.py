@@ -139,3 +139,22 @@ def test_data_type_arguments_take_files_and_urls(tmp_path: Path) -> None:
     }
     with pytest.raises(InvalidArgument, match="cannot read"):
         parse_method_args(sig, ["--image", f"@{tmp_path / 'missing.jpg'}"], None)
+
+
+def test_save_writes_binary_results_to_files(tmp_path: Path) -> None:
+    """--save DIR writes each base64 value of a result to a file named by where it sits (with
+    an extension from its first bytes) and shows the path instead."""
+    from edge_runner.cli.media_args import save_binaries
+
+    png = "iVBORw0KGgo="  # the PNG signature
+    out = save_binaries(
+        [{"id": "r", "mask": {"base64": png}}, {"base64": "aGk=", "url": "https://e.com/x"}, 3],
+        tmp_path,
+    )
+    assert out == [
+        {"id": "r", "mask": {"file": str(tmp_path / "output-0-mask.png")}},
+        {"file": str(tmp_path / "output-1.bin"), "url": "https://e.com/x"},
+        3,
+    ]
+    assert (tmp_path / "output-1.bin").read_bytes() == b"hi"
+    assert (tmp_path / "output-0-mask.png").read_bytes().startswith(b"\x89PNG")
