@@ -19,24 +19,26 @@ Every failure is a :class:`~edge_runner.errors.BackendError` with ``INVALID_ARGU
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import socket
-import ssl
 import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
+import httpx
+
+from edge_runner._http import describe_http_error, map_httpx_errors
 from edge_runner.errors import BackendError, ErrorCode
 
 __all__ = ["MAX_REDIRECTS", "UrlFetcher", "check_address"]
 
 MAX_REDIRECTS = 5
-_METADATA = frozenset(
-    ipaddress.ip_address(a)
-    for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "169.254.170.2")
-)
+#: metadata services outside the link-local block (AWS over IPv6; Alibaba Cloud)
+_METADATA = (ipaddress.ip_network("fd00:ec2::/32"), ipaddress.ip_network("100.100.100.200/32"))
 _CHUNK = 64 * 1024
+_AWS_IMDS = (
+    (169 << 24) | (254 << 16) | (169 << 8) | 254
+)  # in the link-local block: named for the message
 
 
 def _refused(url: str, why: str) -> BackendError:
@@ -53,10 +55,10 @@ def check_address(address: str) -> str | None:
         ip = ip.ipv4_mapped
     if ip.is_loopback:  # this machine (::1 sits in a "reserved" block)
         return None
-    if ip in _METADATA:
+    if any(ip in net for net in _METADATA):
         return f"{ip} is a cloud metadata address"
-    if ip.is_link_local:
-        return f"{ip} is a link-local address (where metadata services live)"
+    if ip.is_link_local:  # 169.254.169.254, the usual metadata service, among them
+        return f"{ip} is a link-local address (where cloud metadata services live)"
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
         return f"{ip} is not a unicast address"
     return None
@@ -73,7 +75,6 @@ class UrlFetcher:
     def __init__(self, *, timeout: float = 30.0, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self._tls = ssl.create_default_context()
 
     def fetch(self, url: str, cancel: threading.Event | None = None) -> bytes:
         """The body at ``url``.
@@ -113,23 +114,30 @@ class UrlFetcher:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _refused(url, f"the {self.timeout:g} s deadline passed")
-        conn = _connection(parts.scheme, host, address, port, remaining, self._tls)
-        try:
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            conn.request("GET", path, headers={"User-Agent": "edge-runner", "Accept": "*/*"})
-            with conn.getresponse() as response:  # its file holds the socket: close both
-                if response.status in (301, 302, 303, 307, 308):
-                    location = response.getheader("location")
-                    if not location:
-                        raise _refused(url, f"HTTP {response.status} without a Location")
-                    return response.status, location, b""
-                return response.status, None, self._read(url, response, deadline, cancel)
-        except (OSError, http.client.HTTPException) as exc:
-            raise BackendError(
-                ErrorCode.INVALID_ARGUMENT, f"could not fetch {url[:200]!r}: {exc}"
-            ) from exc
-        finally:
-            conn.close()
+        # connect to the address that was checked; the name goes in Host and in TLS SNI
+        literal = f"[{address}]" if ":" in address else address
+        pinned = parts._replace(netloc=f"{literal}:{port}").geturl()
+        headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "edge-runner"}
+
+        def failed(exc: httpx.HTTPError) -> BackendError:
+            return BackendError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"could not fetch {url[:200]!r}: {describe_http_error(exc)}",
+            )
+
+        with (
+            map_httpx_errors(failed),
+            httpx.Client(timeout=remaining, trust_env=False, follow_redirects=False) as client,
+            client.stream(
+                "GET", pinned, headers=headers, extensions={"sni_hostname": host}
+            ) as response,
+        ):
+            if response.is_redirect:
+                location = response.headers.get("location")
+                if not location:
+                    raise _refused(url, f"HTTP {response.status_code} without a Location")
+                return response.status_code, location, b""
+            return response.status_code, None, self._read(url, response, deadline, cancel)
 
     def _resolve(self, url: str, host: str, port: int) -> str:
         try:
@@ -148,15 +156,15 @@ class UrlFetcher:
     def _read(
         self,
         url: str,
-        response: http.client.HTTPResponse,
+        response: httpx.Response,
         deadline: float,
         cancel: threading.Event | None,
     ) -> bytes:
-        length = response.getheader("content-length")
+        length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             raise _refused(url, f"its {length} bytes are over the {self.max_bytes}-byte limit")
         body = bytearray()
-        while piece := response.read(_CHUNK):
+        for piece in response.iter_bytes(_CHUNK):
             body += piece
             if len(body) > self.max_bytes:
                 raise _refused(url, f"it is over the {self.max_bytes}-byte limit")
@@ -165,34 +173,3 @@ class UrlFetcher:
             if cancel is not None and cancel.is_set():
                 raise BackendError(ErrorCode.CANCELLED, "cancelled while fetching an input")
         return bytes(body)
-
-
-def _connection(
-    scheme: str, host: str, address: str, port: int, timeout: float, tls: ssl.SSLContext
-) -> http.client.HTTPConnection:
-    """A connection to ``host`` that connects to the checked ``address``."""
-    if scheme == "https":
-        return _PinnedHTTPS(host, address, port, timeout, tls)
-    return _PinnedHTTP(host, address, port, timeout)
-
-
-class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(
-        self, host: str, address: str, port: int, timeout: float, tls: ssl.SSLContext
-    ) -> None:
-        super().__init__(host, port, timeout=timeout, context=tls)
-        self._address = address
-        self._tls = tls
-
-    def connect(self) -> None:
-        raw = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
