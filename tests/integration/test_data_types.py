@@ -4,7 +4,11 @@ back, with the bad inputs refused where they first can be."""
 from __future__ import annotations
 
 import http.server
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +227,24 @@ def test_a_runner_allowed_to_fetch_fetches(stack: Stack, tmp_path: Path, image_s
                 "classify",
                 images=[Image(url=f"{image_server}/to?http://169.254.169.254/latest")],
             )
+
+
+def test_cli_sends_a_file_and_saves_binary_results(vision: Stack, tmp_path: Path) -> None:
+    """`edge-runner predict --image @FILE --save DIR` sends the file and writes the mask that
+    comes back to DIR, printing its path."""
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n tiny")
+    env = {**os.environ, "EDGE_RUNNER_API_BASE": vision.api_base, "EDGE_RUNNER_PAT": vision.token}
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_runner", "predict", "vision", "--method", "detect"]
+        + ["--image", f"@{picture}", "--save", str(out), "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60_000 * MS,
+    )
+    assert result.returncode == 0, result.stderr
+    (region,) = json.loads(result.stdout)
+    assert region["mask"] == {"file": str(out / "output-0-mask.png")}
+    assert (out / "output-0-mask.png").read_bytes() == picture.read_bytes()
