@@ -49,6 +49,7 @@ __all__ = [
     "Video",
     "b64decode",
     "b64encode",
+    "is_base64",
 ]
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -59,13 +60,18 @@ def b64encode(data: builtins.bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def is_base64(text: str) -> bool:
+    """Whether ``text`` is standard padded base64, checked without decoding it."""
+    return not len(text) % 4 and _BASE64.fullmatch(text) is not None
+
+
 def b64decode(text: str) -> builtins.bytes:
     """Decode standard base64 strictly.
 
     Raises:
         ValueError: ``text`` is not standard base64 (wrong alphabet, length or padding).
     """
-    if len(text) % 4 or not _BASE64.fullmatch(text):
+    if not is_base64(text):
         raise ValueError("not standard base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4)")
     try:
         return base64.b64decode(text, validate=True)

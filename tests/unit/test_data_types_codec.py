@@ -98,7 +98,9 @@ def _arg(type_text: str, value: object) -> object:
 @pytest.mark.parametrize(
     ("type_text", "value", "message"),
     [
-        ("Image", {"base64": "YWJ"}, "argument 'x' must be Image, got a malformed Image"),
+        ("Image", {"base64": "YWJ"}, "argument 'x' must be Image, got malformed base64 at x"),
+        ("Image", {"bytes": "YWJj"}, "got an unknown field at x['bytes']"),
+        ("list[Region]", [{"mask": {"base64": "*"}}], "at x[0]: Image's 'base64' is not standard"),
         ("bytes", {"base64": "%%%%"}, "got malformed base64 at x['base64']"),
         ("bytes", "YWJj", 'got str: bytes are {"base64": "..."}'),
         ("list[Image]", [{"base64": "YWJj"}, 3], "got int at x[1]: Image is a JSON object"),
