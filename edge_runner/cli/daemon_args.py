@@ -90,6 +90,13 @@ def add_control_options(parser: argparse.ArgumentParser) -> None:
         help="waiting requests per model before 429",
     )
     parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=_CONTROL["max_batch"],
+        help="items one batch predict (a JSON array of arguments) may hold before 413 "
+        "(default 256); each counts against --max-queue",
+    )
+    parser.add_argument(
         "--max-body-bytes",
         type=int,
         default=_CONTROL["max_body_bytes"],
