@@ -3,15 +3,22 @@ objects on a unary method runs as one task per item, in parallel, answered in or
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
-from tests.conftest import MS, Stack, wait_for, write_model
+from edge_runner.client import AsyncClient, BatchResult
+from edge_runner.errors import BadRequest, TaskFailed
+from tests.conftest import HELLO, MS, Stack, wait_for, write_model
 
 #: a model whose ``meet`` returns only once ``n`` calls are inside it at the same time (each
 #: leaves a file in the folder ``room``; runners of their own meet there too)
@@ -212,3 +219,110 @@ def test_client_leaving_cancels_every_item(stack: Stack, tmp_path: Path) -> None
     wait_for(lambda: dispatcher.tasks == {}, "every item cancelled")
     statuses = [t.status for t in dispatcher.recent if t.model_id == "holding"]
     assert statuses == ["cancelled"] * 3
+
+
+def test_client_predict_batch_sync_and_async(stack: Stack, tmp_path: Path) -> None:
+    """predict_batch (blocking and asyncio) returns a BatchResult per input, in order; a failed
+    item holds the error a single call would have raised, and unwrap() raises it."""
+    folder = write_model(
+        tmp_path,
+        "picky",
+        "    @ModelClass.method\n"
+        "    def predict(self, text: str) -> str:\n"
+        "        if text == 'boom':\n"
+        "            raise ValueError('the model exploded')\n"
+        "        return text.upper()\n",
+    )
+    stack.start_runner(folder)
+    inputs: list[dict[str, object]] = [{"text": "a"}, {"text": "boom"}, {"text": 5}, {"text": "d"}]
+
+    def check(results: list[BatchResult]) -> None:
+        assert [r.index for r in results] == [0, 1, 2, 3]
+        assert [r.ok for r in results] == [True, False, False, True]
+        assert results[0].unwrap() == "A" and results[3].output == "D"
+        assert isinstance(results[1].error, TaskFailed)
+        assert results[1].error.code == "MODEL_ERROR" and results[1].task_id
+        assert isinstance(results[2].error, BadRequest) and results[2].task_id is None
+        with pytest.raises(BadRequest, match="argument 'text' must be str"):
+            results[2].unwrap()
+
+    with stack.client() as client:
+        check(client.predict_batch("picky", inputs))
+        with pytest.raises(BadRequest) as refused:
+            client.predict_batch("picky", [])
+        assert refused.value.code == "INVALID_BODY"
+
+    async def run() -> list[BatchResult]:
+        async with AsyncClient(stack.api_base, stack.token) as client:
+            return await client.predict_batch("picky", inputs)
+
+    check(asyncio.run(run()))
+
+
+def _cli(stack: Stack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, EDGE_RUNNER_API_BASE=stack.api_base, EDGE_RUNNER_PAT=stack.token)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_runner", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30_000 * MS,
+        env=env,
+    )
+
+
+def test_cli_predict_batch_prints_a_line_per_input(stack: Stack, tmp_path: Path) -> None:
+    """`predict MODEL --batch FILE` prints one JSON line per input in order, a failed one with
+    its index and error, says how many failed on stderr and exits 1; all good exits 0."""
+    folder = write_model(
+        tmp_path,
+        "picky",
+        "    @ModelClass.method\n"
+        "    def predict(self, text: str, suffix: str = '') -> str:\n"
+        "        if text == 'boom':\n"
+        "            raise ValueError('the model exploded')\n"
+        "        return text.upper() + suffix\n",
+    )
+    stack.start_runner(folder)
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_text(
+        '{"text": "a"}\n\n{"text": "boom"}\n{"text": 5}\n{"text": "d", "suffix": "?"}\n'
+    )
+
+    run = _cli(stack, "predict", "picky", "--batch", str(inputs), "--suffix", "!")
+    assert run.returncode == 1, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["index"] for line in lines] == [0, 1, 2, 3]
+    assert lines[0] == {"index": 0, "output": "A!"}
+    assert lines[3] == {"index": 3, "output": "D?"}  # a line's own value wins
+    assert lines[1]["error"]["code"] == "MODEL_ERROR"
+    assert "the model exploded" in lines[1]["error"]["message"]
+    assert lines[2]["error"]["code"] == "INVALID_ARGUMENT"
+    assert "2 of 4 inputs failed" in run.stderr
+
+    good = _cli(stack, "predict", "picky", "--batch", "-", stdin='{"text": "x"}\n{"text": "y"}\n')
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.splitlines() == [
+        '{"index": 0, "output": "X"}',
+        '{"index": 1, "output": "Y"}',
+    ]
+
+
+def test_cli_batch_refuses_a_bad_file_before_sending(stack: Stack, tmp_path: Path) -> None:
+    """A line that is not a JSON object, an empty file or a streaming method is an error
+    (exit 2) that names the line, and nothing is sent."""
+    stack.start_runner(HELLO)
+    assert stack.plane is not None
+    dispatcher = stack.plane.state.dispatcher
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a"}\n["a"]\n')
+    run = _cli(stack, "predict", "hello", "--batch", str(bad))
+    assert run.returncode == 2
+    assert "line 2: each line must be a JSON object" in run.stderr
+    broken = _cli(stack, "predict", "hello", "--batch", "-", stdin='{"text": \n')
+    assert broken.returncode == 2 and "stdin, line 1: not valid JSON" in broken.stderr
+    empty = _cli(stack, "predict", "hello", "--batch", "-", stdin="\n")
+    assert empty.returncode == 2 and "has no inputs" in empty.stderr
+    stream = _cli(stack, "predict", "hello", "--method", "generate", "--batch", str(bad))
+    assert stream.returncode == 2 and "--batch is for unary methods" in stream.stderr
+    assert sum(dispatcher.requests.values()) == 0
