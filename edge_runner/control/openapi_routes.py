@@ -158,6 +158,8 @@ class Operation:
         outer: error codes answered before its handler runs, in the plain error shape even
             on a JSON-RPC route.
         task: whether a request becomes a task (``X-Task-Id``, the task error codes).
+        batch: whether a request may instead be a batch of tasks (its 200 answer has no
+            ``X-Task-Id``; each result names its task).
         jsonrpc: whether its own errors have the JSON-RPC shape (MCP).
         body: the schema of its JSON body, if it reads one.
         query: its query parameters.
@@ -177,6 +179,7 @@ class Operation:
     errors: tuple[str, ...] = ()
     outer: tuple[str, ...] = ()
     task: bool = False
+    batch: bool = False
     jsonrpc: bool = False
     body: Schema | None = None
     query: tuple[Query, ...] = ()
@@ -313,6 +316,7 @@ OPERATIONS: tuple[Operation, ...] = (
             *_BODY_CODES,
         ),
         task=True,
+        batch=True,
         body={"anyOf": [ref("Arguments"), ref("BatchArguments")]},
         links={"cancel": ("cancelTask", {"task_id": "$response.header.X-Task-Id"})},
         description="A unary method answers JSON; a streaming one answers Server-Sent Events: "
