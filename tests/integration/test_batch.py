@@ -120,6 +120,18 @@ def test_bad_items_fail_alone_with_their_index(hello_stack: Stack) -> None:
     assert "JSON array" in results[5]["error"]["message"]
 
 
+def test_a_batch_of_only_bad_items_answers_each_error(hello_stack: Stack) -> None:
+    """A batch none of whose items is valid still answers 200, an error per item, no tasks."""
+    assert hello_stack.plane is not None
+    dispatcher = hello_stack.plane.state.dispatcher
+    before = sum(dispatcher.requests.values())
+    r = _post(hello_stack, "hello", "predict", [1, {"nope": 1}])
+    assert r.status_code == 200
+    assert r.json()["failed"] == 2
+    assert [x["error"]["code"] for x in r.json()["results"]] == ["INVALID_ARGUMENT"] * 2
+    assert sum(dispatcher.requests.values()) == before
+
+
 def test_batches_the_api_refuses_whole(hello_stack: Stack) -> None:
     """An empty batch, a batch on a streaming method (400) and one over --max-batch (413) are
     refused before anything runs; a body that is neither object nor array stays a 400."""
