@@ -214,6 +214,26 @@ def test_a_batch_counts_against_max_queue(stack: Stack, tmp_path: Path) -> None:
     assert [x["output"] for x in answer.json()["results"]] == ["released"] * 4
 
 
+def test_an_item_past_the_deadline_fails_alone(stack: Stack, tmp_path: Path) -> None:
+    """An item still running at --request-timeout is cancelled and answered 504 in its place;
+    the items that finished in time keep their outputs."""
+    stack.stop_control()
+    stack.start_control(request_timeout=1000 * MS)
+    stack.start_runner(write_model(tmp_path, "holding", HOLDING, imports="import os"), pool_size=2)
+    assert stack.plane is not None
+    released = tmp_path / "released"
+    released.touch()
+    items = [{"path": str(released)}, {"path": str(tmp_path / "never")}, {"path": str(released)}]
+    r = _post(stack, "holding", "hold", items)
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert results[0]["output"] == "released" and results[2]["output"] == "released"
+    assert results[1]["error"]["code"] == "DEADLINE_EXCEEDED"
+    assert results[1]["error"]["status"] == 504
+    dispatcher = stack.plane.state.dispatcher
+    wait_for(lambda: dispatcher.tasks == {}, "the late item cancelled")
+
+
 def test_client_leaving_cancels_every_item(stack: Stack, tmp_path: Path) -> None:
     """A client that hangs up on a batch cancels its running and queued items."""
     stack.start_runner(write_model(tmp_path, "holding", HOLDING, imports="import os"), pool_size=2)
