@@ -200,7 +200,8 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pool-size",
         type=int,
-        help=f"tasks run at once (default {DEFAULT_POOL_SIZE}; for Ollama, what it runs at once: "
+        help="tasks run at once (default: the folder's config.yaml num_threads, else "
+        f"{DEFAULT_POOL_SIZE}; for Ollama, what it runs at once: "
         "OLLAMA_NUM_PARALLEL per model)",
     )
     parser.add_argument(

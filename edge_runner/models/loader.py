@@ -50,7 +50,7 @@ class ModelFolder:
         return self.path / MODEL_FILE
 
     def instantiate(self) -> ModelClass:
-        """Create the model and call its ``load_model()``.
+        """Create the model, give it ``concepts`` from config.yaml, call its ``load_model()``.
 
         ``1/`` is on ``sys.path`` during ``load_model()`` too, so lazy imports of helper
         modules next to ``model.py`` work there.
@@ -66,6 +66,10 @@ class ModelFolder:
                 raise ModelFolderError(
                     f"creating {name}() from {self.model_file} failed: {type(exc).__name__}: {exc}"
                 ) from exc
+            if self.config.concepts and getattr(model, "concepts", None) is None:
+                # config.yaml's labels, for classifier and detector outputs (Clarifai users
+                # read them from the config; here they are on the instance before load_model)
+                model.concepts = list(self.config.concepts)  # type: ignore[attr-defined]
             try:
                 model.load_model()
             except Exception as exc:
