@@ -9,6 +9,8 @@ that is not its own. The modules it answers are built from edge-runner's own cla
 ``clarifai.runners.utils.data_types``         ``edge_runner.models.data_types``, re-exported
 ``clarifai.runners.utils.data_utils``         ``Param`` (default, description, choices, min/max)
 ``clarifai.utils.logging``                    ``logger`` (the ``edge_runner.model`` logger)
+``clarifai.runners.models.model_builder``     ``ModelBuilder`` (``download_checkpoints()`` finds
+                                              the checkpoints on this machine)
 ============================================  ==============================================
 
 The packages above them (``clarifai``, ``clarifai.runners``, ...) are empty. Any other
@@ -75,6 +77,12 @@ def _data_utils(module: ModuleType) -> None:
     module.Param = Param  # type: ignore[attr-defined]  # a module built at run time
 
 
+def _model_builder(module: ModuleType) -> None:
+    from edge_runner.compat.clarifai.builder import ModelBuilder
+
+    module.ModelBuilder = ModelBuilder  # type: ignore[attr-defined]  # a module built at run time
+
+
 def _logging(module: ModuleType) -> None:
     module.logger = logging.getLogger(MODEL_LOGGER)  # type: ignore[attr-defined]
 
@@ -82,6 +90,10 @@ def _logging(module: ModuleType) -> None:
 #: The modules we provide: name -> (what it holds, for messages; how to fill it).
 PROVIDED: dict[str, tuple[str, Callable[[ModuleType], None]]] = {
     "clarifai.runners.models.model_class": ("ModelClass", _model_class),
+    "clarifai.runners.models.model_builder": (
+        "ModelBuilder, for download_checkpoints()",
+        _model_builder,
+    ),
     "clarifai.runners.utils.data_types": (
         "Text, Image, Audio, Video, Frame, Concept, Region, NamedFields, ...",
         _data_types,
