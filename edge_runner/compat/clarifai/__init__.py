@@ -149,15 +149,25 @@ def derives_from_clarifai(cls: type) -> bool:
 def adapt_model_class(cls: type) -> type[ModelClass]:
     """Make a class derived from the real ``clarifai`` ModelClass servable here.
 
-    Its methods marked with the real ``@ModelClass.method`` get our marker, and the result
-    derives from both the user's class and ours (so ``cancelled()`` works), under the same
-    name and module.
+    Its methods marked with the real ``@ModelClass.method`` are served, their results (the
+    package's data types) converted to ours; the result derives from both the user's class
+    and ours (so ``cancelled()`` works), under the same name and module.
     """
+    from edge_runner.compat.clarifai.convert import adapted_method
+
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
     for name in dir(cls):
-        func = _function(inspect.getattr_static(cls, name, None))
-        if func is not None and getattr(func, _REAL_METHOD_ATTR, None) is not None:
-            setattr(func, METHOD_MARKER, True)
-    namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        attr = inspect.getattr_static(cls, name, None)
+        func = _function(attr)
+        if func is None or getattr(func, _REAL_METHOD_ATTR, None) is None:
+            continue
+        if isinstance(attr, staticmethod | classmethod):
+            setattr(func, METHOD_MARKER, True)  # rare; served as they are
+            continue
+        # declared, called and answered with our data types; the method sees the package's
+        wrapper = adapted_method(func)
+        setattr(wrapper, METHOD_MARKER, True)
+        namespace[name] = wrapper
     adapted: type[ModelClass] = type(cls.__name__, (cls, ModelClass), namespace)
     adapted.__doc__ = cls.__doc__
     return adapted
