@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,13 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
         "OLLAMA_NUM_PARALLEL per model)",
     )
     parser.add_argument(
+        "--checkpoints",
+        metavar="DIR",
+        type=Path,
+        help="where config.yaml's checkpoints are on this machine: DIR/<repo_id>/ (sets "
+        "$EDGE_RUNNER_CHECKPOINTS; else 1/checkpoints/, then the Hugging Face cache)",
+    )
+    parser.add_argument(
         "--grace-period",
         type=float,
         default=_RUNNER["grace_period"],
@@ -352,6 +360,29 @@ def control_config(args: argparse.Namespace) -> ControlConfig:
         time_scale=time_scale_from_env(),
         **values,
     )
+
+
+def export_checkpoints(args: argparse.Namespace) -> None:
+    """``--checkpoints DIR`` into ``$EDGE_RUNNER_CHECKPOINTS``, where the model finds it.
+
+    The model's own code asks for its checkpoints (Clarifai's ``ModelBuilder``) with no way to
+    be handed an option, and ``up``'s runner is a child process: the environment reaches both.
+
+    Raises:
+        ConfigError: DIR is not a folder.
+    """
+    from edge_runner.models.checkpoints import CHECKPOINTS_ENV
+
+    folder = getattr(args, "checkpoints", None)
+    if folder is None:
+        return
+    folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--checkpoints {folder} is not a folder; pass the folder holding <repo_id>/ "
+            "(e.g. DIR/org/model-name/) for the checkpoints config.yaml names"
+        )
+    os.environ[CHECKPOINTS_ENV] = str(folder)
 
 
 def runner_config(args: argparse.Namespace, *, token: str | None = None) -> RunnerConfig:

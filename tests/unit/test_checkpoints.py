@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,22 @@ def test_model_builder_download_checkpoints_finds_them(tmp_path: Path) -> None:
     builder = ModelBuilder(folder, download_validation_only=True)
     assert builder.download_checkpoints(stage="runtime") == str(place)
     assert builder.config["checkpoints"]["repo_id"] == "org/tiny"
+
+
+def test_checkpoints_option_sets_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`runner --checkpoints DIR` exports DIR for the model (and `up`'s runner child)."""
+    from edge_runner.cli.daemon_args import export_checkpoints
+    from edge_runner.cli.main import build_parser
+    from edge_runner.errors import ConfigError
+
+    monkeypatch.setenv(CHECKPOINTS_ENV, "unset")  # restored after the test
+    (tmp_path / "ck").mkdir()
+    for command in (["runner", "."], ["up", "."]):
+        args = build_parser().parse_args([*command, "--checkpoints", str(tmp_path / "ck")])
+        export_checkpoints(args)
+        assert Path(os.environ[CHECKPOINTS_ENV]) == tmp_path / "ck"
+    missing = build_parser().parse_args(["runner", ".", "--checkpoints", str(tmp_path / "no")])
+    with pytest.raises(ConfigError, match="--checkpoints .* is not a folder"):
+        export_checkpoints(missing)
