@@ -19,6 +19,7 @@ from edge_runner.config.checks import time_scale_from_env
 from edge_runner.control.config import TUNING, ControlConfig
 from edge_runner.daemons.runner import DEFAULT_POOL_SIZE, RunnerConfig
 from edge_runner.errors import ConfigError
+from edge_runner.models.codec import DEFAULT_MAX_MEDIA_BYTES
 from edge_runner.runner.transport import TransportKind
 
 __all__ = [
@@ -275,6 +276,15 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
         metavar="VAR",
         help="environment variable holding the upstream's API key, if it needs one",
     )
+    folder = parser.add_argument_group("a model folder")
+    folder.add_argument(
+        "--max-media-bytes",
+        type=int,
+        default=DEFAULT_MAX_MEDIA_BYTES,
+        metavar="N",
+        help="the most bytes one binary argument (an image, audio, bytes) may hold; a larger "
+        f"one is refused before it is decoded (default {DEFAULT_MAX_MEDIA_BYTES // 2**20} MiB)",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -310,6 +320,7 @@ def model_source(args: argparse.Namespace) -> ModelSource:
         openai_upstream=args.openai_upstream,
         upstream_models=_names(args.upstream_models, "--upstream-models"),
         upstream_api_key_env=args.upstream_api_key_env,
+        max_media_bytes=args.max_media_bytes,
     )
 
 
@@ -330,6 +341,10 @@ def source_argv(source: ModelSource, verbose: bool) -> list[str]:
             ",".join(source.upstream_models) if source.upstream_models is not None else None,
         ),
         ("--upstream-api-key-env", source.upstream_api_key_env),
+        (
+            "--max-media-bytes",
+            None if source.max_media_bytes == DEFAULT_MAX_MEDIA_BYTES else source.max_media_bytes,
+        ),
     ):
         if value is not None:
             argv += [flag, str(value)]

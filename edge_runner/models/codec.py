@@ -23,7 +23,12 @@ from edge_runner.models.data_types import (
     b64decode,
     b64encode,
 )
-from edge_runner.models.json_types import TypeSpec, check_base64, json_type_name
+from edge_runner.models.json_types import (
+    TypeSpec,
+    base64_size,
+    check_base64,
+    json_type_name,
+)
 from edge_runner.views import JSONValue
 
 __all__ = [
@@ -115,7 +120,7 @@ def _check_media_size(value: Mapping[str, object], where: str, max_bytes: int | 
     for key, item in value.items():
         path = f"{where}[{key!r}]"
         if key == "base64" and isinstance(item, str) and max_bytes is not None:
-            if len(item) // 4 * 3 > max_bytes + 2:
+            if base64_size(item) > max_bytes:
                 check_base64(item, path, max_bytes)
         elif isinstance(item, dict):
             _check_media_size(item, path, max_bytes)

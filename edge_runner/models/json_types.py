@@ -34,6 +34,7 @@ __all__ = [
     "SIMPLE_TYPES",
     "SUPPORTED_TYPES_TEXT",
     "TypeSpec",
+    "base64_size",
     "check_base64",
     "check_value",
     "json_type_name",
@@ -258,6 +259,12 @@ def json_type_name(value: object) -> str:
     return type(value).__name__
 
 
+def base64_size(text: str) -> int:
+    """The number of bytes standard base64 ``text`` decodes to, from its length alone."""
+    padding = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
+    return len(text) // 4 * 3 - padding
+
+
 def check_base64(text: str, where: str, max_bytes: int | None = None) -> None:
     """Check that ``text`` is standard base64 of at most ``max_bytes`` decoded bytes.
 
@@ -267,13 +274,12 @@ def check_base64(text: str, where: str, max_bytes: int | None = None) -> None:
     Raises:
         TypeMismatch: malformed base64, or too many bytes.
     """
-    if max_bytes is not None and len(text) // 4 * 3 > max_bytes + 2:
-        size = len(text) // 4 * 3
+    size = base64_size(text)
+    if max_bytes is not None and size > max_bytes:
         raise TypeMismatch(
             where,
             "too large",
-            f"about {size} bytes, over the {max_bytes}-byte limit for one value "
-            "(--max-media-bytes)",
+            f"{size} bytes, over the {max_bytes}-byte limit for one value (--max-media-bytes)",
         )
     try:
         b64decode(text)

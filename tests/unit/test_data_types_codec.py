@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any, Optional
 
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from edge_runner.models.data_types import (
     Text,
     Video,
 )
+from edge_runner.models.json_schema import DATA_TYPE_SCHEMAS, json_schema
 from edge_runner.models.json_types import TypeSpec, check_value, parse_spec, spec_from_hint
 from edge_runner.models.signatures import (
     MethodKind,
@@ -228,9 +230,39 @@ def _typed_values(draw: st.DrawFn, depth: int = 2) -> tuple[str, Any]:
 @given(_typed_values())
 def test_every_type_round_trips(typed: tuple[str, Any]) -> None:
     """Any value of any supported type, encoded to JSON text as a runner sends it, passes the
-    control plane's check and decodes back to an equal value."""
+    control plane's check and its JSON Schema, and decodes back to an equal value."""
     text, value = typed
     spec: TypeSpec = parse_spec(text)
     wire = json.loads(json.dumps(encode_value(spec, value), default=json_default))
     assert check_value(spec, wire) == wire
+    jsonschema.Draft202012Validator(json_schema(spec)).validate(wire)
     assert decode_value(spec, wire) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        ("Image", {"bytes": "aGk="}),
+        ("Image", {"base64": "not base64!"}),
+        ("Concept", {"value": 1}),
+        ("Region", {"box": [1, 2]}),
+        ("tuple[int, str]", [1, "a", 2]),
+        ("NamedFields[a: int, b: str | None]", {"b": "x"}),
+        ("list[Frame]", [{"time": "1s"}]),
+    ],
+)
+def test_schemas_refuse_what_the_check_refuses(text: str, bad: object) -> None:
+    """A value the control plane refuses fails the JSON Schema too (MCP and OpenAPI readers
+    see the same rules)."""
+    spec = parse_spec(text)
+    with pytest.raises(TypeMismatch):
+        check_value(spec, bad)  # type: ignore[arg-type]
+    assert not jsonschema.Draft202012Validator(json_schema(spec)).is_valid(bad)
+
+
+def test_data_type_schemas_are_valid_json_schema() -> None:
+    """Each data type's schema is valid JSON Schema 2020-12 and its examples pass it."""
+    for schema in DATA_TYPE_SCHEMAS.values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+        for example in schema.get("examples", []):
+            jsonschema.Draft202012Validator(schema).validate(example)
