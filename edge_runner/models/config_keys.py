@@ -54,6 +54,12 @@ _MODEL_IGNORED = {
     "model_version": "each start serves the folder as it is; restart the runner to change it",
     "description": "the docstring of each method is its description",
 }
+_CHECKPOINT_USED = {"type", "repo_id", "when", "allowed_file_patterns"}
+_CHECKPOINT_IGNORED = {
+    "hf_token": "checkpoints are never downloaded here; put the files in place and pass "
+    "--checkpoints DIR",
+    "ignore_file_patterns": "every file found locally is left for the model to read",
+}
 _warned: set[tuple[Path, str]] = set()
 
 
@@ -177,6 +183,14 @@ def parse_checkpoints(path: Path, raw: Any) -> Checkpoints | None:
         raise ModelFolderError(
             f"{path}: checkpoints.when must be one of {', '.join(CHECKPOINT_WHEN)}, got {when!r}"
         )
+    for key in raw:
+        if key in _CHECKPOINT_USED:
+            continue
+        instead = _CHECKPOINT_IGNORED.get(key, f"known keys: {', '.join(sorted(_CHECKPOINT_USED))}")
+        verb = (
+            "is not used here" if key in _CHECKPOINT_IGNORED else "is not a key edge-runner knows"
+        )
+        _warn_once(path, f"checkpoints.{key}", f"{path}: `checkpoints.{key}` {verb} ({instead})")
     if kind != "huggingface":
         _warn_once(
             path,

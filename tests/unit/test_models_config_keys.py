@@ -125,6 +125,22 @@ def test_ignored_and_unknown_keys_are_warned_about_once(
     assert "`build_info.image` is ignored here" in text
 
 
+def test_checkpoint_keys_not_used_are_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """hf_token (nothing is downloaded) and unknown checkpoints keys get one warning each."""
+    with caplog.at_level(logging.WARNING, logger="edge_runner.models"):
+        load_config(
+            write(
+                tmp_path,
+                CLASSIFIER.replace('when: "runtime"', 'when: "runtime"\n      revison: main'),
+            )
+        )
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "`checkpoints.hf_token` is not used here" in text and "--checkpoints DIR" in text
+    assert "`checkpoints.revison` is not a key edge-runner knows" in text
+
+
 def test_a_plain_folder_gets_no_warning(caplog: pytest.LogCaptureFixture) -> None:
     """The hello example (model, inference_compute_info, build_info) loads without a warning."""
     with caplog.at_level(logging.WARNING):
