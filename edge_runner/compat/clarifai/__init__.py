@@ -115,6 +115,7 @@ def import_error_message(exc: ImportError, model_file: Path) -> str | None:
     if real_clarifai_installed():
         return None
     where, line = _line_in(exc.__traceback__, model_file.parent.parent)
+    where = where or str(model_file)  # imported by a library outside the folder
     provided = "; ".join(f"{module} ({names})" for module, (names, _) in sorted(PROVIDED.items()))
     code = f": `{line}`" if line else ""
     return (
