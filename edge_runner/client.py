@@ -64,6 +64,26 @@ _STATUS_ERRORS: dict[int, type[ApiError]] = {
 }
 
 
+def _arguments(kwargs: dict[str, object]) -> object:
+    """Keyword arguments as JSON: data types (``Image``, ``Concept``, ``bytes``...) become
+    their JSON forms; plain JSON values pass as they are."""
+    if all(_plain(v) for v in kwargs.values()):
+        return kwargs
+    from edge_runner.models.codec import to_jsonable  # only calls with data types need it
+
+    return to_jsonable(None, kwargs)
+
+
+def _plain(value: object) -> bool:
+    if value is None or isinstance(value, str | int | float):
+        return True
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
 def _seg(value: str) -> str:
     """One URL path segment from a caller's value: ``/``, ``..`` and ``?`` stay inside it."""
     segment = quote(str(value), safe="")
@@ -312,9 +332,9 @@ class Client(_Base):
 
     def predict(self, model_id: str, method: str = "predict", /, **kwargs: object) -> JSONValue:
         """Call a unary method and return its output."""
-        return self._request("POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=kwargs)[
-            "output"
-        ]
+        return self._request(
+            "POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=_arguments(kwargs)
+        )["output"]
 
     def predict_batch(
         self, model_id: str, inputs: Sequence[Mapping[str, object]], method: str = "predict"
@@ -405,7 +425,7 @@ class Client(_Base):
         path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
         with (
             map_httpx_errors(self._unreachable),
-            self._http.stream("POST", path, json=kwargs) as response,
+            self._http.stream("POST", path, json=_arguments(kwargs)) as response,
         ):
             if response.status_code >= 400:
                 raise _api_error(response, response.read())
@@ -502,7 +522,7 @@ class AsyncClient(_Base):
     ) -> JSONValue:
         """Call a unary method and return its output."""
         doc = await self._request(
-            "POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=kwargs
+            "POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=_arguments(kwargs)
         )
         return doc["output"]
 
@@ -520,7 +540,7 @@ class AsyncClient(_Base):
         """Call a streaming method; yields outputs as they arrive."""
         path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
         with map_httpx_errors(self._unreachable):
-            async with self._http.stream("POST", path, json=kwargs) as response:
+            async with self._http.stream("POST", path, json=_arguments(kwargs)) as response:
                 if response.status_code >= 400:
                     raise _api_error(response, await response.aread())
                 parser = SSEParser()

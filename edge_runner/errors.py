@@ -193,13 +193,17 @@ class TypeMismatch(EdgeRunnerError):
 
     Attributes:
         where: the path inside the value (``"[2]"``, ``"['role']"``), ``""`` at the top.
-        got: the JSON type name of the offending value.
+        got: the JSON type name of the offending value (or what is wrong with it).
+        detail: what was expected, in words (``""`` when the type says it all).
     """
 
-    def __init__(self, where: str, got: str) -> None:
-        super().__init__(f"got {got}" + (f" at {where}" if where else ""))
+    def __init__(self, where: str, got: str, detail: str = "") -> None:
+        super().__init__(
+            f"got {got}" + (f" at {where}" if where else "") + (f": {detail}" if detail else "")
+        )
         self.where = where
         self.got = got
+        self.detail = detail
 
 
 class ProtocolError(EdgeRunnerError):

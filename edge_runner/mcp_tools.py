@@ -26,6 +26,8 @@ from pydantic import Field
 from edge_runner.client import Client
 from edge_runner.errors import EdgeRunnerError
 from edge_runner.models.config import MODEL_ID_PATTERN
+from edge_runner.models.json_schema import json_schema
+from edge_runner.models.json_types import parse_spec
 from edge_runner.models.signatures import MethodSignature
 from edge_runner.views import MachineGpusView
 
@@ -52,6 +54,17 @@ def _guard(call: Callable[[], _T]) -> _T:
         return call()
     except EdgeRunnerError as exc:
         raise ToolError(str(exc)) from exc
+
+
+def _returns_schema(returns: str) -> dict[str, object]:
+    """``{"returns_schema": ...}``: the JSON Schema of a result (of each piece for a stream)."""
+    try:
+        spec = parse_spec(returns)
+    except ValueError:  # "None", or a type a newer runner knows and this client does not
+        return {}
+    if spec.base == "Iterator" and spec.args:
+        spec = spec.args[0]
+    return {"returns_schema": json_schema(spec)}
 
 
 def _check_model_id(model: str) -> str:
@@ -131,9 +144,11 @@ def build_server(context: str | None = None) -> MCPServer:
                                 "type": p.type,
                                 "required": p.required,
                                 **({} if p.required else {"default": p.default}),
+                                "schema": json_schema(p.spec),
                             }
                             for p in sig.params
                         ],
+                        **_returns_schema(sig.returns),
                     }
                     for sig in methods
                 ],

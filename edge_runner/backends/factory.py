@@ -44,12 +44,14 @@ _KEYS = {
 def backend_for_folder(path: Path, **options: Any) -> Backend:
     """The backend serving the model folder at ``path``.
 
-    ``options`` go to the Ollama or upstream backend (``probe_interval``, ``log_progress``).
+    ``options`` go to the Ollama or upstream backend (``probe_interval``, ``log_progress``);
+    ``max_media_bytes`` only to a Python model folder's.
 
     Raises:
         ModelFolderError: the folder or its ``toolkit`` section is malformed (file and field
             named).
     """
+    max_media_bytes = options.pop("max_media_bytes", None)
     config = load_config(existing_folder(path))
     toolkit = config.raw.get("toolkit")
     if toolkit is None and config.model_type_id == "mcp":
@@ -59,7 +61,9 @@ def backend_for_folder(path: Path, **options: Any) -> Backend:
     if toolkit is None:
         from edge_runner.backends.python_model import PythonModelBackend
 
-        return PythonModelBackend(path)
+        if max_media_bytes is None:
+            return PythonModelBackend(path)
+        return PythonModelBackend(path, max_media_bytes=max_media_bytes)
     where = path / CONFIG_FILE
     if not isinstance(toolkit, dict):
         raise ModelFolderError(f"{where}: `toolkit` must be a mapping (provider: ollama|openai)")

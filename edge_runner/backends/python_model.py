@@ -10,7 +10,14 @@ from pathlib import Path
 
 from edge_runner.backends.base import Backend, Reply, StreamReply
 from edge_runner.backends.openai_adapter import CHAT_METHOD, chat_completion
-from edge_runner.errors import BackendError, ErrorCode, InvalidArgument
+from edge_runner.errors import BackendError, ErrorCode, InvalidArgument, TypeMismatch
+from edge_runner.models.codec import (
+    DEFAULT_MAX_MEDIA_BYTES,
+    decode_value,
+    encode_value,
+    json_default,
+)
+from edge_runner.models.json_types import TypeSpec, parse_spec
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.model_class import (
     ModelClass,
@@ -20,16 +27,21 @@ from edge_runner.models.model_class import (
 from edge_runner.models.signatures import MethodKind, MethodSignature, validate_arguments
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import JSONObject
 
 __all__ = ["PythonModelBackend", "dump_output"]
 
 logger = logging.getLogger(__name__)
 
 
-def dump_output(value: object, where: str) -> bytes:
-    """JSON-encode a method's output, or fail the task with a message naming the method."""
+def dump_output(value: object, where: str, spec: TypeSpec | None = None) -> bytes:
+    """JSON-encode a method's output, or fail the task with a message naming the method.
+
+    Data types (Image, Concept, ``bytes``, ...) become their JSON forms; ``spec``, the declared
+    result type, lets a ``str`` stand for a ``Text`` and a Pillow image for an ``Image``.
+    """
     try:
-        return json.dumps(value).encode()
+        return json.dumps(encode_value(spec, value), default=json_default).encode()
     except (TypeError, ValueError) as exc:
         raise BackendError(
             ErrorCode.MODEL_ERROR,
@@ -38,12 +50,21 @@ def dump_output(value: object, where: str) -> bytes:
 
 
 class PythonModelBackend(Backend):
-    """Serves one model folder; methods run in the executor's worker threads."""
+    """Serves one model folder; methods run in the executor's worker threads.
+
+    Args:
+        path: the model folder.
+        max_media_bytes: the most bytes one binary argument (an image, ``bytes``) may hold;
+            a larger one fails the task with ``INVALID_ARGUMENT`` before it is decoded.
+    """
 
     name = "python"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, max_media_bytes: int | None = DEFAULT_MAX_MEDIA_BYTES
+    ) -> None:
         super().__init__()
+        self.max_media_bytes = max_media_bytes
         self.folder: ModelFolder = load_model_folder(path)
         self.model_id = self.folder.config.model_id
         self.methods: dict[str, MethodSignature] = {s.name: s for s in self.folder.signatures}
@@ -104,17 +125,40 @@ class PythonModelBackend(Backend):
         if sig.kind is MethodKind.BIDI:
             raise BackendError(ErrorCode.NOT_IMPLEMENTED, f"{method} takes an input stream")
         try:
-            args = validate_arguments(sig, args)
+            args = self._decoded(sig, validate_arguments(sig, args))
         except InvalidArgument as exc:
             raise BackendError(ErrorCode.INVALID_ARGUMENT, str(exc)) from exc
         fn = getattr(instance, method)
         where = f"{self.model_id}.{method}()"
+        returns = None if sig.returns == "None" else parse_spec(sig.returns)
         if sig.kind is MethodKind.UNARY:
-            return Reply(dump_output(run_with_cancel_event(cancel, fn, **args), where))
+            return Reply(dump_output(run_with_cancel_event(cancel, fn, **args), where, returns))
         iterator = run_with_cancel_event(cancel, fn, **args)
-        return StreamReply(_json_chunks(iterate_with_cancel_event(cancel, iterator), where))
+        element = returns.args[0] if returns is not None and returns.args else None
+        return StreamReply(
+            _json_chunks(iterate_with_cancel_event(cancel, iterator), where, element)
+        )
+
+    def _decoded(self, sig: MethodSignature, args: JSONObject) -> dict[str, object]:
+        """The checked JSON arguments as the method's hints promise them (Image, bytes, ...)."""
+        out: dict[str, object] = {}
+        for p in sig.params:
+            try:
+                out[p.name] = decode_value(
+                    p.spec,
+                    args[p.name],
+                    max_media_bytes=self.max_media_bytes,
+                )
+            except TypeMismatch as exc:
+                at = f" at {p.name}{exc.where}" if exc.where else ""
+                detail = f": {exc.detail}" if exc.detail else ""
+                raise InvalidArgument(
+                    f"argument '{p.name}' must be {p.type}, got {exc.got}{at}{detail}",
+                    argument=p.name,
+                ) from exc
+        return out
 
 
-def _json_chunks(items: Iterator[object], where: str) -> Iterator[bytes]:
+def _json_chunks(items: Iterator[object], where: str, spec: TypeSpec | None) -> Iterator[bytes]:
     for item in items:
-        yield dump_output(item, where)
+        yield dump_output(item, where, spec)

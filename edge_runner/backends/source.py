@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge_runner.backends.base import Backend
 from edge_runner.errors import ConfigError
+from edge_runner.models.codec import DEFAULT_MAX_MEDIA_BYTES
 
 __all__ = ["ModelSource", "build_backend"]
 
@@ -35,6 +36,8 @@ class ModelSource:
         openai_upstream: proxy the models of this OpenAI-compatible server (``.../v1``).
         upstream_models: only these of its models (default: all it lists).
         upstream_api_key_env: the environment variable holding the upstream's API key.
+        max_media_bytes: the most bytes one binary argument of a model folder's method (an
+            image, ``bytes``) may hold.
 
     Raises:
         ConfigError: more than one thing to serve, or an empty list of names.
@@ -49,6 +52,7 @@ class ModelSource:
     openai_upstream: str | None = None
     upstream_models: tuple[str, ...] | None = None
     upstream_api_key_env: str | None = None
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
 
     def __post_init__(self) -> None:
         chosen = [bool(self.ollama), bool(self.openai_upstream), self.model_path is not None]
@@ -62,6 +66,8 @@ class ModelSource:
             )
         if self.num_ctx is not None and self.num_ctx <= 0:
             raise ConfigError(f"--num-ctx must be positive, got {self.num_ctx}")
+        if self.max_media_bytes <= 0:
+            raise ConfigError(f"--max-media-bytes must be positive, got {self.max_media_bytes}")
 
     @property
     def serves_folder(self) -> bool:
@@ -135,4 +141,9 @@ def build_backend(source: ModelSource, *, probe_interval: float, log_progress: b
         )
     from edge_runner.backends.factory import backend_for_folder
 
-    return backend_for_folder(source.folder, log_progress=log_progress, **options)
+    return backend_for_folder(
+        source.folder,
+        log_progress=log_progress,
+        max_media_bytes=source.max_media_bytes,
+        **options,
+    )

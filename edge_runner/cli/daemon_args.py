@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from edge_runner.config.checks import time_scale_from_env
 from edge_runner.control.config import TUNING, ControlConfig
 from edge_runner.daemons.runner import DEFAULT_POOL_SIZE, RunnerConfig
 from edge_runner.errors import ConfigError
+from edge_runner.models.codec import DEFAULT_MAX_MEDIA_BYTES
 from edge_runner.runner.transport import TransportKind
 
 __all__ = [
@@ -207,8 +209,16 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pool-size",
         type=int,
-        help=f"tasks run at once (default {DEFAULT_POOL_SIZE}; for Ollama, what it runs at once: "
+        help="tasks run at once (default: the folder's config.yaml num_threads, else "
+        f"{DEFAULT_POOL_SIZE}; for Ollama, what it runs at once: "
         "OLLAMA_NUM_PARALLEL per model)",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        metavar="DIR",
+        type=Path,
+        help="where config.yaml's checkpoints are on this machine: DIR/<repo_id>/ (sets "
+        "$EDGE_RUNNER_CHECKPOINTS; else 1/checkpoints/, then the Hugging Face cache)",
     )
     parser.add_argument(
         "--grace-period",
@@ -273,6 +283,15 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
         metavar="VAR",
         help="environment variable holding the upstream's API key, if it needs one",
     )
+    folder = parser.add_argument_group("a model folder")
+    folder.add_argument(
+        "--max-media-bytes",
+        type=int,
+        default=DEFAULT_MAX_MEDIA_BYTES,
+        metavar="N",
+        help="the most bytes one binary argument (an image, audio, bytes) may hold; a larger "
+        f"one is refused before it is decoded (default {DEFAULT_MAX_MEDIA_BYTES // 2**20} MiB)",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -308,6 +327,7 @@ def model_source(args: argparse.Namespace) -> ModelSource:
         openai_upstream=args.openai_upstream,
         upstream_models=_names(args.upstream_models, "--upstream-models"),
         upstream_api_key_env=args.upstream_api_key_env,
+        max_media_bytes=args.max_media_bytes,
     )
 
 
@@ -328,6 +348,10 @@ def source_argv(source: ModelSource, verbose: bool) -> list[str]:
             ",".join(source.upstream_models) if source.upstream_models is not None else None,
         ),
         ("--upstream-api-key-env", source.upstream_api_key_env),
+        (
+            "--max-media-bytes",
+            None if source.max_media_bytes == DEFAULT_MAX_MEDIA_BYTES else source.max_media_bytes,
+        ),
     ):
         if value is not None:
             argv += [flag, str(value)]
@@ -358,6 +382,29 @@ def control_config(args: argparse.Namespace) -> ControlConfig:
         time_scale=time_scale_from_env(),
         **values,
     )
+
+
+def export_checkpoints(args: argparse.Namespace) -> None:
+    """``--checkpoints DIR`` into ``$EDGE_RUNNER_CHECKPOINTS``, where the model finds it.
+
+    The model's own code asks for its checkpoints (Clarifai's ``ModelBuilder``) with no way to
+    be handed an option, and ``up``'s runner is a child process: the environment reaches both.
+
+    Raises:
+        ConfigError: DIR is not a folder.
+    """
+    from edge_runner.models.checkpoints import CHECKPOINTS_ENV
+
+    folder = getattr(args, "checkpoints", None)
+    if folder is None:
+        return
+    folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--checkpoints {folder} is not a folder; pass the folder holding <repo_id>/ "
+            "(e.g. DIR/org/model-name/) for the checkpoints config.yaml names"
+        )
+    os.environ[CHECKPOINTS_ENV] = str(folder)
 
 
 def runner_config(args: argparse.Namespace, *, token: str | None = None) -> RunnerConfig:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_runner.models.json_schema import DATA_TYPE_SCHEMAS
+
 __all__ = ["SCHEMAS", "obj", "ref", "sse_event"]
 
 Schema = dict[str, Any]
@@ -178,8 +180,10 @@ SCHEMAS: dict[str, Schema] = {
     "LogList": obj({"records": {"type": "array", "items": ref("LogRecord")}}),
     "Arguments": {
         "type": "object",
-        "description": "the method's keyword arguments, checked against its signature",
-        "examples": [{"text": "world"}],
+        "description": "the method's keyword arguments, checked against its signature; "
+        "data types (bytes, Image, Concept, ...) in the JSON forms of the schemas named after "
+        "them (docs/data-types.md)",
+        "examples": [{"text": "world"}, {"image": {"base64": "iVBORw0KGgo="}}],
     },
     "PredictAnswer": obj({"task_id": _STR, "output": _ANY}, {"usage": ref("Usage")}, closed=True),
     "BatchArguments": {
@@ -329,5 +333,9 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "description": "a JSON-RPC 2.0 message (MCP streamable HTTP)",
         "examples": [{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}],
+    },
+    # the data types' JSON forms, as method arguments and results carry them
+    **{
+        ("Bytes" if name == "bytes" else name): schema for name, schema in DATA_TYPE_SCHEMAS.items()
     },
 }

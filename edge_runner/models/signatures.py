@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from edge_runner.errors import InvalidArgument, ModelFolderError, TypeMismatch, UnsupportedType
+from edge_runner.models.codec import to_jsonable
 from edge_runner.models.json_types import (
     SUPPORTED_TYPES_TEXT,
     TypeSpec,
@@ -43,7 +44,20 @@ __all__ = [
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "0", "no", "n", "off"})
-_JSON_EXAMPLES = {"list": '["a", "b"]', "dict": '{"key": "value"}', "Iterator": '["a", "b"]'}
+_JSON_EXAMPLES = {
+    "list": '["a", "b"]',
+    "dict": '{"key": "value"}',
+    "Iterator": '["a", "b"]',
+    "tuple": '[1, "a"]',
+    "bytes": '{"base64": "aGk="}',
+    "Image": '{"base64": "iVBORw0KGgo..."} or {"url": "https://..."}',
+    "Audio": '{"base64": "..."} or {"url": "https://..."}',
+    "Video": '{"base64": "..."} or {"url": "https://..."}',
+    "Concept": '{"name": "cat", "value": 0.9}',
+    "Region": '{"box": [0.1, 0.1, 0.5, 0.5]}',
+    "Frame": '{"time": 1.5, "image": {"base64": "..."}}',
+    "NamedFields": '{"field": "value"}',
+}
 
 
 class MethodKind(enum.Enum):
@@ -236,11 +250,11 @@ def _param_of(label: str, p: inspect.Parameter, hints: dict[str, object]) -> Par
     if p.default is None:
         return Param(p.name, str(spec.with_optional()), required=False, default=None)
     try:
-        default = json.loads(json.dumps(p.default))
+        default = to_jsonable(spec, p.default)  # Text("hi") -> {"text": "hi"}
     except (TypeError, ValueError) as exc:
         raise ModelFolderError(
             f"{label}: default of parameter '{p.name}' ({p.default!r}) is not a JSON value; "
-            "use str, int, float, bool, list, dict or None"
+            "use str, int, float, bool, list, dict, a data type (Text, Concept, ...) or None"
         ) from exc
     try:
         default = check_value(spec, default)
@@ -349,16 +363,18 @@ def _checked(p: Param, value: JSONValue) -> JSONValue:
         return check_value(p.spec, value)
     except TypeMismatch as exc:
         at = f" at {p.name}{exc.where}" if exc.where else ""
+        detail = f": {exc.detail}" if exc.detail else ""
         raise InvalidArgument(
-            f"argument '{p.name}' must be {p.type}, got {exc.got}{at}", argument=p.name
+            f"argument '{p.name}' must be {p.type}, got {exc.got}{at}{detail}", argument=p.name
         ) from exc
 
 
 def parse_cli_value(param: Param, text: str) -> JSONValue:
     """Parse a command-line string by the parameter's type.
 
-    ``int``/``float`` as numbers, ``bool`` from true/false/1/0/yes/no, ``str`` as is; lists,
-    dicts and ``any`` as JSON. ``null`` gives ``None`` for an optional non-str parameter.
+    ``int``/``float`` as numbers, ``bool`` from true/false/1/0/yes/no, ``str`` as is, ``Text``
+    from plain text (or its JSON form); lists, dicts, ``any`` and the other data types as
+    JSON. ``null`` gives ``None`` for an optional non-str parameter.
 
     Raises:
         InvalidArgument: the text does not parse as the type; ``argument`` names the parameter.
@@ -369,6 +385,8 @@ def parse_cli_value(param: Param, text: str) -> JSONValue:
     base = spec.base
     if base == "str":
         return text
+    if base == "Text" and not text.lstrip().startswith("{"):
+        return {"text": text}  # plain text on a command line; a JSON object for a URL
     if base == "bool":
         lowered = text.strip().lower()
         if lowered in _TRUE or lowered in _FALSE:

@@ -121,6 +121,8 @@ def test_every_tool_over_stdio(world: dict[str, Any]) -> None:
     assert [m["id"] for m in out["models"].structured_content["result"]] == ["hello"]
     methods = {m["name"]: m for m in out["describe"].structured_content["methods"]}
     assert methods["generate"]["streams"] and methods["predict"]["parameters"][0]["name"] == "text"
+    assert methods["predict"]["parameters"][0]["schema"] == {"type": "string"}
+    assert methods["generate"]["returns_schema"] == {"type": "string"}  # each piece
     assert out["predict"].structured_content["output"] == "Hello, mcp!"
     assert out["stream"].structured_content["output"] == "0: Hello, x!\n1: Hello, x!\n"
     assert "You said: yo" in out["chat"].structured_content["content"]

@@ -115,6 +115,7 @@ def test_runner_options_become_a_runner_config() -> None:
         (["runner", str(HELLO), "--ollama", "a"], "serve one thing"),
         (["runner", "--gpus", "x"], "--gpus 'x'"),
         (["runner", "--runner-id", "a b"], "is not valid"),
+        (["runner", "--max-media-bytes", "0"], "--max-media-bytes must be positive"),
         (["control", "--max-queue", "0"], "--max-queue must be positive"),
         (["control", "--host", "0.0.0.0"], "refusing to serve plain text"),
     ],
@@ -130,8 +131,10 @@ def test_bad_daemon_options_fail_while_making_the_config(argv: list[str], words:
 def test_up_hands_its_configs_to_its_children_as_options(tmp_path: Path) -> None:
     """`up`'s child command lines parse back into the very configs `up` checked."""
     argv = ["up", str(HELLO), "--data-dir", str(tmp_path), "--pool-size", "2", "--gpus", "none"]
+    argv += ["--max-media-bytes", "1000"]
     args = build_parser().parse_args([*argv, "--lease-ttl", "3.5", "--transport", "ws"])
     control, runner = control_config(args), runner_config(args)
+    assert runner.source.max_media_bytes == 1000
     child_control = control_config(build_parser().parse_args(control_argv(control)))
     assert child_control == control
     child_args = build_parser().parse_args(runner_argv(runner))

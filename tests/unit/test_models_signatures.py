@@ -224,7 +224,7 @@ def test_from_dict_rejects_malformed_data() -> None:
     with pytest.raises(ValueError):
         MethodSignature.from_dict({"name": "x"})
     bad = signature_of(_Sample.predict).to_dict()
-    bad["params"][0]["type"] = "Image"
+    bad["params"][0]["type"] = "Picture"
     with pytest.raises(ValueError):
         MethodSignature.from_dict(bad)
 
