@@ -22,6 +22,11 @@ Usage::
     .venv/bin/python bench/tunnel.py --json > result.json
     .venv/bin/python bench/tunnel.py --uvloop               # experiment: children on uvloop
     .venv/bin/python bench/tunnel.py --log-dir /tmp/logs    # keep the children's logs
+    .venv/bin/python bench/tunnel.py --batch 32             # also batches of 32 texts
+
+``--batch N`` adds a target ``batchN``: each request is a batch predict of N texts (a JSON array
+of N argument objects), so each wrk request is N tasks through the tunnel; its rows also give
+items/s (req/s times N), which is what to set next to the single predict's req/s.
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``). The admin token reaches the runner and wrk
 through their environments only (the wrk Lua script reads it with ``os.getenv``), never a
@@ -97,6 +102,8 @@ class Target:
     name: str
     path: str
     lua: str
+    #: model calls per request (a batch predict makes one per item)
+    items: int = 1
 
 
 @dataclass
@@ -116,6 +123,8 @@ class Result:
     errors: int
     error_detail: dict[str, int]
     cpu_pct: dict[str, float] = field(default_factory=dict)
+    #: model calls per second: req/s times the items of each request
+    items_per_s: float = 0.0
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -342,23 +351,41 @@ def _run_wrk(
         errors=sum(errors.values()),
         error_detail=errors,
         cpu_pct={name: round(100 * used / wall, 1) for name, used in cpu.items()},
+        items_per_s=round(raw["requests"] * target.items / seconds, 1),
     )
     human = "\n".join(ln for ln in text.splitlines() if not ln.startswith(RESULT_MARK))
     return result, human
 
 
-def _call_once(stack: Stack, text: str) -> None:
-    """One predict call with urllib: the stack works and echoes before we load it."""
+def _post(stack: Stack, body: object) -> Any:
     request = urllib.request.Request(
         f"{stack.api_base}/v2/models/echo/predict",
-        data=json.dumps({"text": text}).encode(),
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
+        return json.loads(response.read())
+
+
+def _call_once(stack: Stack, text: str) -> None:
+    """One predict call with urllib: the stack works and echoes before we load it."""
+    body = _post(stack, {"text": text})
     if body.get("output") != text:
         raise BenchError(f"the echo model answered {body!r}, expected output {text!r}")
+
+
+def _batch_items(text: str, n: int) -> list[dict[str, str]]:
+    return [{"text": f"{text} {i}"} for i in range(n)]
+
+
+def _batch_once(stack: Stack, text: str, n: int) -> None:
+    """One batch predict: every item echoed, in order, before we load it."""
+    items = _batch_items(text, n)
+    body = _post(stack, items)
+    outputs = [result.get("output") for result in body.get("results", [])]
+    if outputs != [item["text"] for item in items]:
+        raise BenchError(f"the batch of {len(items)} answered {str(body)[:300]}")
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -390,6 +417,7 @@ _COLUMNS = (
     ("target ", "{:<7}"),
     ("conns", "{:>5}"),
     ("   req/s", "{:>8.0f}"),
+    ("items/s", "{:>7.0f}"),
     ("p50 ms", "{:>6.2f}"),
     ("p99 ms", "{:>6.2f}"),
     ("errors", "{:>6}"),
@@ -410,6 +438,7 @@ def _row(r: Result) -> str:
         r.target,
         r.connections,
         r.rps,
+        r.items_per_s,
         r.p50_ms,
         r.p99_ms,
         r.errors,
@@ -467,6 +496,12 @@ def _parser() -> argparse.ArgumentParser:
         help="experiment: run both children on uvloop (edge-runner uses plain asyncio)",
     )
     parser.add_argument("--text", default="hi", help="the echoed text (default 'hi')")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="also load batch predicts of N texts (target batchN; items/s = req/s x N)",
+    )
     parser.add_argument("--wrk-timeout", type=_seconds, default=10, help="default 10s")
     parser.add_argument("--start-timeout", type=float, default=60, help="s to wait for children")
     parser.add_argument(
@@ -486,6 +521,13 @@ def run(args: argparse.Namespace) -> int:
     wrk = _check_wrk()
     body = json.dumps({"text": args.text})
     targets = [Target("predict", "/v2/models/echo/predict", _predict_lua(body))]
+    if args.batch:
+        if not 1 <= args.batch <= 999_999:
+            raise BenchError(f"--batch takes a positive number of texts, got {args.batch}")
+        batch = json.dumps(_batch_items(args.text, args.batch))
+        targets.append(
+            Target(f"batch{args.batch}", "/v2/models/echo/predict", _predict_lua(batch), args.batch)
+        )
     if args.direct:
         targets.append(Target("healthz", "/healthz", _DONE_LUA))
     log = sys.stderr
@@ -509,6 +551,8 @@ def run(args: argparse.Namespace) -> int:
             home, logs, args.pool_size, args.start_timeout, args.uvloop, args.transport
         ) as stack:
             _call_once(stack, args.text)
+            if args.batch:
+                _batch_once(stack, args.text, args.batch)
             print(f"{stack.api_base}: echo ok; warming up {args.warmup}s", file=log)
             _run_wrk(
                 wrk,
@@ -544,6 +588,7 @@ def run(args: argparse.Namespace) -> int:
                 "wrk_threads": 1,
                 "uvloop": args.uvloop,
                 "text": args.text,
+                "batch": args.batch,
             },
             "results": [asdict(r) for r in results],
         }

@@ -3,6 +3,7 @@
     from edge_runner.client import Client
     client = Client.from_context()          # or Client(api_base, token)
     client.predict("hello", text="hi")      # -> "Hello, hi!"
+    client.predict_batch("hello", [{"text": "a"}, {"text": "b"}])  # -> [BatchResult, ...]
     for piece in client.generate("hello", text="hi"):
         print(piece)
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
@@ -47,7 +49,7 @@ from edge_runner.views import (
     TokenView,
 )
 
-__all__ = ["AsyncClient", "Client", "ClientOptions", "SSEParser", "parse_sse"]
+__all__ = ["AsyncClient", "BatchResult", "Client", "ClientOptions", "SSEParser", "parse_sse"]
 
 _STATUS_ERRORS: dict[int, type[ApiError]] = {
     400: BadRequest,
@@ -109,6 +111,55 @@ def _answer(response: httpx.Response) -> Any:
     if response.status_code >= 400:
         raise _api_error(response, response.content)
     return response.json()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One item of a batch predict's answer (:meth:`Client.predict_batch`), in input order.
+
+    An item that failed does not fail the batch: its error is here, as the :class:`ApiError`
+    a single call with the same arguments would have raised (:class:`BadRequest` for a wrong
+    argument, :class:`TaskFailed` when the model raised, ...).
+
+    Attributes:
+        index: the item's position in the inputs.
+        output: what the method returned; None when the item failed.
+        error: why the item failed; None when it succeeded.
+        task_id: the item's task; None when it was refused before it became one.
+    """
+
+    index: int
+    output: JSONValue = None
+    error: ApiError | None = None
+    task_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the item succeeded."""
+        return self.error is None
+
+    def unwrap(self) -> JSONValue:
+        """The output, or raise the item's error."""
+        if self.error is not None:
+            raise self.error
+        return self.output
+
+
+def _batch_results(doc: _Answer) -> list[BatchResult]:
+    """A batch answer's results, each failed item's error as the ApiError of its status."""
+    results = []
+    for item in doc["results"]:
+        error = item.get("error")
+        if error is None:
+            results.append(
+                BatchResult(item["index"], item.get("output"), None, item.get("task_id"))
+            )
+            continue
+        status = int(error.get("status", 0))
+        cls = _STATUS_ERRORS.get(status, TaskFailed)
+        failure = cls(status, str(error.get("code")), str(error.get("message")))
+        results.append(BatchResult(item["index"], None, failure, item.get("task_id")))
+    return results
 
 
 class SSEParser:
@@ -285,6 +336,23 @@ class Client(_Base):
             "POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=_arguments(kwargs)
         )["output"]
 
+    def predict_batch(
+        self, model_id: str, inputs: Sequence[Mapping[str, object]], method: str = "predict"
+    ) -> list[BatchResult]:
+        """Call a unary method once per item of ``inputs`` (keyword arguments), as one batch.
+
+        The control plane runs the items in parallel and answers them in order: one
+        :class:`BatchResult` per input, a failed item with its error in its place.
+
+        Raises:
+            ApiError: the batch as a whole was refused (over the control plane's
+                ``--max-batch``, a streaming method, the queue is full, ...).
+        """
+        path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
+        return _batch_results(
+            self._request("POST", path, json=[_arguments(dict(i)) for i in inputs])
+        )
+
     def cancel(self, task_id: str) -> dict[str, str]:
         """Cancel a queued or running task: ``{"task_id": ..., "status": "cancelled"}``."""
         return self._request("DELETE", f"/v2/tasks/{_seg(task_id)}")
@@ -459,6 +527,16 @@ class AsyncClient(_Base):
             "POST", f"/v2/models/{_seg(model_id)}/{_seg(method)}", json=_arguments(kwargs)
         )
         return doc["output"]
+
+    async def predict_batch(
+        self, model_id: str, inputs: Sequence[Mapping[str, object]], method: str = "predict"
+    ) -> list[BatchResult]:
+        """Call a unary method once per item of ``inputs``, as one batch; see
+        :meth:`Client.predict_batch`."""
+        path = f"/v2/models/{_seg(model_id)}/{_seg(method)}"
+        return _batch_results(
+            await self._request("POST", path, json=[_arguments(dict(i)) for i in inputs])
+        )
 
     async def generate(
         self, model_id: str, method: str = "generate", /, **kwargs: object

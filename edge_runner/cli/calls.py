@@ -1,7 +1,8 @@
 """Client commands: ``predict``, ``generate``, ``models``, ``runners``.
 
 Method arguments come as ``--NAME VALUE`` pairs parsed by the method's signature types (int,
-float, bool, str; lists and dicts as JSON), or all at once with ``--json '{...}'``.
+float, bool, str; lists and dicts as JSON), or all at once with ``--json '{...}'``;
+``predict --batch FILE`` reads one JSON object of arguments per line and sends them as a batch.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             help="write binary results (images, audio, bytes) to files in DIR and print their "
             "paths instead of base64",
         )
+        if name == "predict":
+            p.add_argument(
+                "--batch",
+                metavar="FILE",
+                help="run a batch: one JSON object of arguments per line of FILE (- for "
+                "stdin), run in parallel; prints one JSON line per input, in order "
+                '({"index", "output"} or {"index", "error"}), exit code 1 if any failed. '
+                "--NAME VALUE and --json apply to every line",
+            )
         add_output_option(p)
         _client_options(p)
         p.set_defaults(func=_predict if name == "predict" else _generate, accepts_extra=True)
@@ -120,6 +130,8 @@ def _predict(args: argparse.Namespace) -> int:
     with Client.from_context(args.context, timeout=None) as client:
         signature = _signature(client, args.model, args.method)
         kwargs = parse_method_args(signature, args.extra, args.json_args)
+        if args.batch is not None:
+            return _predict_batch(client, args, signature, kwargs)
         if signature.kind.value != "unary":
             printer = _StreamPrinter(args.output, args.save)
             for item in client.generate(args.model, args.method, **kwargs):
@@ -134,6 +146,62 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         print(output)
     return 0
+
+
+def _predict_batch(
+    client: Client, args: argparse.Namespace, signature: MethodSignature, common: JSONObject
+) -> int:
+    """``predict --batch``: one JSON line per result, in input order; 1 when any failed."""
+    if signature.kind.value != "unary":
+        raise ConfigError(
+            f"{args.model}.{args.method} streams its output, and --batch is for unary methods; "
+            f"call `edge-runner generate {args.model}` once per input instead"
+        )
+    inputs = [{**common, **line} for line in _read_batch(args.batch)]
+    failed = 0
+    for result in client.predict_batch(args.model, inputs, args.method):
+        line: JSONObject = {"index": result.index}
+        if result.error is None:
+            output = result.output
+            if args.save is not None:
+                output = save_binaries(output, args.save, f"output-{result.index}")
+            line["output"] = output
+        else:
+            failed += 1
+            line["error"] = {"code": result.error.code, "message": result.error.message}
+        sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+    if failed:
+        print(
+            f"{failed} of {len(inputs)} inputs failed (their lines name the error)", file=sys.stderr
+        )
+    return 1 if failed else 0
+
+
+def _read_batch(name: str) -> list[JSONObject]:
+    """The argument objects of a JSON Lines file (``-``: stdin); blank lines are skipped."""
+    where = "stdin" if name == "-" else name
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read --batch {where}: {exc}") from exc
+    inputs: list[JSONObject] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidArgument(f"--batch {where}, line {number}: not valid JSON: {exc}") from exc
+        if not isinstance(item, dict):
+            raise InvalidArgument(
+                f"--batch {where}, line {number}: each line must be a JSON object of keyword "
+                f'arguments, like {{"text": "hi"}}'
+            )
+        inputs.append(item)
+    if not inputs:
+        raise InvalidArgument(f"--batch {where} has no inputs: write one JSON object per line")
+    return inputs
 
 
 class _StreamPrinter:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,13 @@ def add_control_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=_CONTROL["max_queue"],
         help="waiting requests per model before 429",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=_CONTROL["max_batch"],
+        help="items one batch predict (a JSON array of arguments) may hold before 413 "
+        "(default 256); each counts against --max-queue",
     )
     parser.add_argument(
         "--max-body-bytes",
@@ -201,8 +209,16 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pool-size",
         type=int,
-        help=f"tasks run at once (default {DEFAULT_POOL_SIZE}; for Ollama, what it runs at once: "
+        help="tasks run at once (default: the folder's config.yaml num_threads, else "
+        f"{DEFAULT_POOL_SIZE}; for Ollama, what it runs at once: "
         "OLLAMA_NUM_PARALLEL per model)",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        metavar="DIR",
+        type=Path,
+        help="where config.yaml's checkpoints are on this machine: DIR/<repo_id>/ (sets "
+        "$EDGE_RUNNER_CHECKPOINTS; else 1/checkpoints/, then the Hugging Face cache)",
     )
     parser.add_argument(
         "--grace-period",
@@ -376,6 +392,29 @@ def control_config(args: argparse.Namespace) -> ControlConfig:
         time_scale=time_scale_from_env(),
         **values,
     )
+
+
+def export_checkpoints(args: argparse.Namespace) -> None:
+    """``--checkpoints DIR`` into ``$EDGE_RUNNER_CHECKPOINTS``, where the model finds it.
+
+    The model's own code asks for its checkpoints (Clarifai's ``ModelBuilder``) with no way to
+    be handed an option, and ``up``'s runner is a child process: the environment reaches both.
+
+    Raises:
+        ConfigError: DIR is not a folder.
+    """
+    from edge_runner.models.checkpoints import CHECKPOINTS_ENV
+
+    folder = getattr(args, "checkpoints", None)
+    if folder is None:
+        return
+    folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--checkpoints {folder} is not a folder; pass the folder holding <repo_id>/ "
+            "(e.g. DIR/org/model-name/) for the checkpoints config.yaml names"
+        )
+    os.environ[CHECKPOINTS_ENV] = str(folder)
 
 
 def runner_config(args: argparse.Namespace, *, token: str | None = None) -> RunnerConfig:

@@ -1,4 +1,4 @@
-"""``edge-runner model init``: write a model folder to start from.
+"""``edge-runner model init``: write a model folder to start from; ``model test`` runs its tests.
 
 Without ``--toolkit`` it is a Python model folder (``config.yaml``, ``1/model.py`` with a
 ModelClass that has unary, streaming and chat methods, ``requirements.txt``); with
@@ -202,7 +202,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.set_defaults(func=_init)
+    test = actions.add_parser(
+        "test",
+        help="run a model folder's test methods (test() and test_*()); exit 1 if one fails",
+        description="Load the model folder (load_model() included) and call its test() method "
+        "and every method named test_*, as Clarifai's `model local-test` does. Exit code 0 "
+        "when all pass, 1 when one fails or the folder does not load.",
+    )
+    test.add_argument("model_path", nargs="?", default=".", help="model folder (default .)")
+    test.set_defaults(func=_test)
     model.set_defaults(func=lambda args: _missing_action(model))
+
+
+def _test(args: argparse.Namespace) -> int:
+    from edge_runner.cli.model_test import run_tests
+
+    return run_tests(args.model_path)
 
 
 def _missing_action(parser: argparse.ArgumentParser) -> int:

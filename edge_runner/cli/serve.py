@@ -21,6 +21,7 @@ from edge_runner.cli.daemon_args import (
     add_runner_options,
     add_supervision_options,
     control_config,
+    export_checkpoints,
     insecure_option,
     runner_config,
 )
@@ -126,6 +127,7 @@ def _runner(args: argparse.Namespace) -> int:
 
     notifier = process_notifier()  # before `ollama serve` or a model could spawn anything
     config = runner_config(args, token=service_token())
+    export_checkpoints(args)
     # A bar on a terminal of our own; a supervised runner (`up`) leaves progress to `up`.
     bar = ProgressDisplay() if sys.stderr.isatty() and args.ready_fd is None else None
     daemon = build_runner(config, progress=bar.status if bar is not None else None)

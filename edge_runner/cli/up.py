@@ -29,6 +29,7 @@ from edge_runner.cli.daemon_args import (
     add_listen_options,
     add_runner_options,
     control_config,
+    export_checkpoints,
     runner_config,
     source_argv,
 )
@@ -344,4 +345,5 @@ def _up(args: argparse.Namespace) -> int:
     # Both configs are checked here, so a bad option fails before anything starts.
     control = control_config(args)
     runner = runner_config(args)
+    export_checkpoints(args)  # the runner child inherits it
     return asyncio.run(_supervise(control, runner))

@@ -22,14 +22,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_runner._version import __version__
+from edge_runner.control.batch_api import call_batch
 from edge_runner.control.http_common import (
     JSON_OBJECT,
     TaskStream,
     answer,
     first_event,
-    read_json_object,
+    json_kind,
+    read_json,
     stream_events,
     submit_task,
+    usage_json,
 )
 from edge_runner.control.http_errors import (
     UNAUTHENTICATED_MESSAGE,
@@ -160,9 +163,18 @@ def create_app(state: ControlState) -> FastAPI:
                 f"{model_id}.{method} takes an input stream, which this control plane "
                 "cannot carry yet",
             )
-        args = await read_json_object(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes)
+        if isinstance(body, list):
+            return await call_batch(state, caller, model_id, signature, body, request)
+        if not isinstance(body, dict):
+            raise ApiProblem(
+                400,
+                ErrorCode.INVALID_BODY,
+                "the request body must be a JSON object of keyword arguments (or, for a unary "
+                f"method, a JSON array of them: a batch), got a JSON {json_kind(body)}",
+            )
         try:
-            args = validate_arguments(signature, args)
+            args = validate_arguments(signature, body)
         except InvalidArgument as exc:
             raise ApiProblem(400, ErrorCode.INVALID_ARGUMENT, str(exc), param=exc.argument) from exc
         task = state.new_task(caller, model_id, method, json.dumps(args).encode())
@@ -171,12 +183,12 @@ def create_app(state: ControlState) -> FastAPI:
         if signature.kind is MethodKind.UNARY:
             event = await answer(state, task, request)
             assert isinstance(event, TaskDone)
-            body = b'{"task_id":"%s","output":%s%s}' % (
+            answer_body = b'{"task_id":"%s","output":%s%s}' % (
                 task.task_id.encode(),
                 event.payload or b"null",
-                _usage_suffix(event),
+                usage_json(event),
             )
-            return Response(body, headers=headers, media_type="application/json")
+            return Response(answer_body, headers=headers, media_type="application/json")
         first = await first_event(state, task)
         return TaskStream(_native_sse(state, task, first), headers)
 
@@ -264,17 +276,8 @@ async def _native_sse(state: ControlState, task: Task, first: TaskEvent) -> Asyn
             elif isinstance(event, TaskDone):
                 yield b'event: done\ndata: {"task_id":"%s"%s}\n\n' % (
                     task.task_id.encode(),
-                    _usage_suffix(event),
+                    usage_json(event),
                 )
             else:
                 data = json.dumps({"code": event.code, "message": event.message}).encode()
                 yield b"event: error\ndata: %s\n\n" % data
-
-
-def _usage_suffix(event: TaskDone) -> bytes:
-    if event.usage is None:
-        return b""
-    return b',"usage":{"prompt_tokens":%d,"completion_tokens":%d}' % (
-        event.usage.prompt_tokens,
-        event.usage.completion_tokens,
-    )

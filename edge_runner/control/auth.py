@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 ADMIN_USER = "admin"
 
+#: The ``Authorization`` schemes a token may come with (case-insensitive).
+_SCHEMES = frozenset({"bearer", "key"})
+
 
 class Authenticator:
     """Verifies bearer tokens against the registry, caching hits and misses by hash."""
@@ -49,11 +52,15 @@ class Authenticator:
         return info
 
     def verify_header(self, header: str | None) -> TokenInfo | None:
-        """Verify an ``Authorization: Bearer <token>`` header value."""
+        """Verify an ``Authorization: Bearer <token>`` (or ``Key <token>``) header value.
+
+        ``Key`` is how Clarifai clients send a PAT; accepting it lets their scripts and
+        snippets call edge-runner with only the base URL and token changed.
+        """
         if not header:
             return None
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if scheme.lower() not in _SCHEMES or not token.strip():
             return None
         return self.verify(token.strip())
 

@@ -36,6 +36,7 @@ def default_data_dir() -> Path:
 TUNING = (
     "request_timeout",
     "max_queue",
+    "max_batch",
     "max_body_bytes",
     "heartbeat_interval",
     "silence_timeout",
@@ -85,6 +86,8 @@ class ControlConfig:
         data_dir: where the SQLite registry and the admin token file live.
         request_timeout: default per-request deadline.
         max_queue: requests that may wait per model before 429.
+        max_batch: items one batch request (a JSON array of arguments) may hold (413 above);
+            each item is a task and counts against ``max_queue`` like a single request.
         max_body_bytes: largest request body accepted (413 above).
         heartbeat_interval: how often both sides send heartbeats.
         silence_timeout: a tunnel with no message for this long is closed as dead (half-open).
@@ -128,6 +131,7 @@ class ControlConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     request_timeout: float = 60.0
     max_queue: int = 1024
+    max_batch: int = 256
     max_body_bytes: int = 32 * 1024 * 1024
     heartbeat_interval: float = 5.0
     silence_timeout: float = 15.0

@@ -288,6 +288,33 @@ class Dispatcher:
                 return
         queue.append(task)
 
+    def submit_batch(self, tasks: list[Task]) -> None:
+        """Submit tasks of one model together: all of them, or none.
+
+        The tasks that find no free slot queue, and the batch is refused whole when they do
+        not all fit in what is left of ``max_queue``: a batch is as many requests as it has
+        items, and a half-admitted one would leave its caller to work out which items ran.
+
+        Raises:
+            QueueFull: the queue has no room for the batch's waiting tasks.
+        """
+        if not tasks:
+            return
+        key = (tasks[0].user_id, tasks[0].model_id)
+        queue = self._queues[key]
+        # _pick serves from free slots only while nothing waits (first come, first served).
+        free = 0 if queue else sum(link.free_slots(key[1]) for link in self._links.get(key, ()))
+        waiting = max(0, len(tasks) - free)
+        room = self.max_queue - len(queue)
+        if waiting > room:
+            raise QueueFull(
+                f"a batch of {len(tasks)} would leave {waiting} waiting for {key[1]}, and its "
+                f"queue has room for {max(room, 0)} (the control plane's --max-queue is "
+                f"{self.max_queue})"
+            )
+        for task in tasks:
+            self.submit(task)
+
     def cancel(self, task: Task, reason: str, code: str = ErrorCode.CANCELLED) -> None:
         """Cancel a task: take it out of its queue, or tell its runner to stop it.
 

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import NoReturn
 
 from starlette.requests import ClientDisconnect, Request
@@ -16,7 +16,14 @@ from starlette.types import Send
 
 from edge_runner.control.http_errors import TASK_ERROR_STATUS
 from edge_runner.control.state import ControlState
-from edge_runner.control.tasks import Task, TaskEvent, TaskFailedEvent, TaskOutput, TaskState
+from edge_runner.control.tasks import (
+    Task,
+    TaskDone,
+    TaskEvent,
+    TaskFailedEvent,
+    TaskOutput,
+    TaskState,
+)
 from edge_runner.errors import ApiProblem, ErrorCode, QueueFull
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.views import JSONObject, JSONValue
@@ -27,14 +34,19 @@ __all__ = [
     "SSE_HEADERS",
     "TaskStream",
     "answer",
+    "answer_all",
     "first_event",
+    "json_kind",
     "not_ready_problem",
     "parse_json",
     "read_body",
+    "read_json",
     "read_json_object",
     "stream_events",
+    "submit_batch",
     "submit_task",
     "task_problem",
+    "usage_json",
     "wait_event",
 ]
 
@@ -127,23 +139,41 @@ def _deeper_than(value: JSONValue, limit: int) -> bool:
     return False
 
 
-async def read_json_object(request: Request, limit: int) -> JSONObject:
-    """Read a JSON object body of at most ``limit`` bytes (an empty body is ``{}``)."""
+async def read_json(request: Request, limit: int) -> JSONValue:
+    """Read a JSON body of at most ``limit`` bytes (an empty body is ``{}``)."""
     body = await read_body(request, limit)
     if not body.strip():
         return {}
     try:
-        value = parse_json(body)
+        return parse_json(body)
     except ValueError as exc:
         raise ApiProblem(
             400, ErrorCode.INVALID_JSON, f"the request body is not valid JSON: {exc}"
         ) from exc
+
+
+def json_kind(value: JSONValue) -> str:
+    """What JSON calls the type of ``value``: ``object``, ``array``, ``string``, ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else "number"
+
+
+async def read_json_object(request: Request, limit: int) -> JSONObject:
+    """Read a JSON object body of at most ``limit`` bytes (an empty body is ``{}``)."""
+    value = await read_json(request, limit)
     if not isinstance(value, dict):
         raise ApiProblem(
             400,
             ErrorCode.INVALID_BODY,
             "the request body must be a JSON object of keyword arguments, "
-            f"got a JSON {type(value).__name__.replace('dict', 'object').replace('list', 'array')}",
+            f"got a JSON {json_kind(value)}",
         )
     return value
 
@@ -177,18 +207,40 @@ async def wait_event(state: ControlState, task: Task, deadline_s: float) -> Task
 
 async def answer(state: ControlState, task: Task, request: Request) -> TaskEvent:
     """Wait for a unary task's outcome; a client that hangs up meanwhile cancels the task."""
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(state, task, request))
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(state, (task,), request))
     try:
         return await first_event(state, task)
     finally:
         watcher.cancel()
 
 
-async def _cancel_on_disconnect(state: ControlState, task: Task, request: Request) -> None:
+async def answer_all(
+    state: ControlState, tasks: Sequence[Task], request: Request
+) -> list[TaskEvent | ApiProblem]:
+    """Wait for unary tasks' outcomes together (a batch), in their order; a task that failed
+    has its error in its place. A client that hangs up meanwhile cancels all of them."""
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(state, tasks, request))
+    try:
+        return await asyncio.gather(*(_outcome(state, task) for task in tasks))
+    finally:
+        watcher.cancel()
+
+
+async def _outcome(state: ControlState, task: Task) -> TaskEvent | ApiProblem:
+    try:
+        return await first_event(state, task)
+    except ApiProblem as exc:
+        return exc
+
+
+async def _cancel_on_disconnect(
+    state: ControlState, tasks: Sequence[Task], request: Request
+) -> None:
     # The body has been read, so the next ASGI message can only be the disconnect.
     while (await request.receive())["type"] != "http.disconnect":
         pass
-    state.dispatcher.cancel(task, "the client disconnected")
+    for task in tasks:
+        state.dispatcher.cancel(task, "the client disconnected")
 
 
 async def first_event(state: ControlState, task: Task) -> TaskEvent:
@@ -308,6 +360,31 @@ def submit_task(state: ControlState, task: Task) -> None:
         ) from exc
 
 
+def submit_batch(state: ControlState, tasks: list[Task]) -> None:
+    """Queue a batch's tasks, all or none: 503 while the model loads, 429 when the queue has
+    no room for the ones that would wait (each is a request, as if sent one by one)."""
+    if not tasks:
+        return
+    first = tasks[0]
+    waiting = state.dispatcher.not_ready(first.user_id, first.model_id)
+    try:
+        if waiting is not None:
+            raise not_ready_problem(first.model_id, waiting)
+        try:
+            state.dispatcher.submit_batch(tasks)
+        except QueueFull as exc:
+            raise ApiProblem(
+                429,
+                ErrorCode.QUEUE_FULL,
+                f"{exc}; retry in a moment, or send smaller batches",
+                retry_after=1,
+            ) from exc
+    except ApiProblem:
+        for _ in tasks:
+            state.dispatcher.count_rejected(first.user_id, first.model_id)
+        raise
+
+
 def task_problem(event: TaskFailedEvent, task_id: str | None = None) -> ApiProblem:
     """The HTTP error for a task that failed on the runner (or was cancelled, or lost)."""
     status = TASK_ERROR_STATUS.get(event.code, 500)
@@ -326,4 +403,14 @@ def _too_large(size: int, limit: int) -> ApiProblem:
         ErrorCode.BODY_TOO_LARGE,
         f"the request body has {size} bytes, over the {limit}-byte limit "
         "(raise it with `edge-runner control --max-body-bytes`)",
+    )
+
+
+def usage_json(event: TaskDone) -> bytes:
+    """``,"usage":{...}`` for a done task that counted tokens, else nothing."""
+    if event.usage is None:
+        return b""
+    return b',"usage":{"prompt_tokens":%d,"completion_tokens":%d}' % (
+        event.usage.prompt_tokens,
+        event.usage.completion_tokens,
     )

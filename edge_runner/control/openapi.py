@@ -122,7 +122,12 @@ def _operation(op: Operation) -> Schema:
 
 
 def _responses(op: Operation) -> Schema:
-    headers = {"X-Task-Id": {**_HEADERS["X-Task-Id"], "required": True}} if op.task else {}
+    headers: Schema = {}
+    if op.task:
+        # A batch answer has no one task: each of its results names its own.
+        headers["X-Task-Id"] = {**_HEADERS["X-Task-Id"], "required": not op.batch}
+        if op.batch:
+            headers["X-Task-Id"]["description"] += "; absent on a batch answer"
     ok: Schema = {"description": "OK", "headers": headers}
     content = {media: {"schema": schema} for media, schema in op.ok.items() if schema is not None}
     if content:

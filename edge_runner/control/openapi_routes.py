@@ -54,7 +54,11 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ErrorDoc(
         400, ErrorCode.INVALID_JSON, "the body is not valid JSON (or is NaN or nested too deep)"
     ),
-    ErrorDoc(400, ErrorCode.INVALID_BODY, "the body is JSON but not an object"),
+    ErrorDoc(
+        400,
+        ErrorCode.INVALID_BODY,
+        "the body is JSON but not an object (nor, on predict, a non-empty batch of them)",
+    ),
     ErrorDoc(
         400, ErrorCode.INVALID_ARGUMENT, "an argument or field is missing or of the wrong type"
     ),
@@ -78,6 +82,7 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ),
     ErrorDoc(400, ErrorCode.CLIENT_DISCONNECTED, "the client left before its whole body arrived"),
     ErrorDoc(413, ErrorCode.BODY_TOO_LARGE, "the body is over the control plane's limit"),
+    ErrorDoc(413, ErrorCode.BATCH_TOO_LARGE, "the batch has more items than --max-batch"),
     ErrorDoc(429, ErrorCode.QUEUE_FULL, "the model's queue is full; retry after `Retry-After`"),
     ErrorDoc(429, ErrorCode.SLOW_READER, "the stream's reader fell too far behind; read faster"),
     ErrorDoc(400, ErrorCode.INVALID_HTTP, "the request is not valid HTTP/1.1", True),
@@ -153,6 +158,8 @@ class Operation:
         outer: error codes answered before its handler runs, in the plain error shape even
             on a JSON-RPC route.
         task: whether a request becomes a task (``X-Task-Id``, the task error codes).
+        batch: whether a request may instead be a batch of tasks (its 200 answer has no
+            ``X-Task-Id``; each result names its task).
         jsonrpc: whether its own errors have the JSON-RPC shape (MCP).
         body: the schema of its JSON body, if it reads one.
         query: its query parameters.
@@ -172,6 +179,7 @@ class Operation:
     errors: tuple[str, ...] = ()
     outer: tuple[str, ...] = ()
     task: bool = False
+    batch: bool = False
     jsonrpc: bool = False
     body: Schema | None = None
     query: tuple[Query, ...] = ()
@@ -295,20 +303,28 @@ OPERATIONS: tuple[Operation, ...] = (
         "predict",
         "Call a model's method",
         "models",
-        {_JSON: ref("PredictAnswer"), _SSE: _NATIVE_EVENTS},
+        {
+            _JSON: {"anyOf": [ref("PredictAnswer"), ref("BatchAnswer")]},
+            _SSE: _NATIVE_EVENTS,
+        },
         scope="predict",
         errors=(
             ErrorCode.UNKNOWN_MODEL,
             ErrorCode.UNKNOWN_METHOD,
             ErrorCode.INVALID_ARGUMENT,
+            ErrorCode.BATCH_TOO_LARGE,
             *_BODY_CODES,
         ),
         task=True,
-        body=ref("Arguments"),
+        batch=True,
+        body={"anyOf": [ref("Arguments"), ref("BatchArguments")]},
         links={"cancel": ("cancelTask", {"task_id": "$response.header.X-Task-Id"})},
         description="A unary method answers JSON; a streaming one answers Server-Sent Events: "
         "`chunk` events, then `done` or `error`. Errors before the first event have their "
-        "status; a stream that fails later ends with an `error` event.",
+        "status; a stream that fails later ends with an `error` event. A JSON array of "
+        "argument objects on a unary method is a batch (at most `--max-batch` items, each "
+        "counted against `--max-queue`): its items run in parallel and the answer lists one "
+        "result per item, in order, a failed item with its error in its place.",
     ),
     Operation(
         "GET",

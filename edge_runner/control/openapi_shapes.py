@@ -60,6 +60,7 @@ _ANY: Schema = {}
 _STRS: Schema = {"type": "array", "items": _STR}
 _TIME: Schema = {"type": "number", "description": "seconds since the Unix epoch"}
 _NULLABLE_NUM: Schema = {"type": ["number", "null"]}
+_INDEX: Schema = {"type": "integer", "minimum": 0}
 
 _USAGE = obj(
     {"prompt_tokens": {"type": "integer", "minimum": 0}},
@@ -185,6 +186,39 @@ SCHEMAS: dict[str, Schema] = {
         "examples": [{"text": "world"}, {"image": {"base64": "iVBORw0KGgo="}}],
     },
     "PredictAnswer": obj({"task_id": _STR, "output": _ANY}, {"usage": ref("Usage")}, closed=True),
+    "BatchArguments": {
+        "type": "array",
+        "minItems": 1,
+        "items": ref("Arguments"),
+        "description": "a batch: one object of keyword arguments per item (unary methods)",
+        "examples": [[{"text": "a"}, {"text": "b"}]],
+    },
+    "BatchAnswer": obj(
+        {
+            "results": {
+                "type": "array",
+                "items": {"anyOf": [ref("BatchOutput"), ref("BatchError")]},
+                "description": "one per item of the request, in its order",
+            },
+            "failed": {"type": "integer", "minimum": 0},
+        },
+        closed=True,
+    ),
+    "BatchOutput": obj(
+        {"index": _INDEX, "task_id": _STR, "output": _ANY}, {"usage": ref("Usage")}, closed=True
+    ),
+    "BatchError": obj(
+        {
+            "index": _INDEX,
+            "error": obj(
+                {"code": _STR, "message": _STR, "type": _STR, "status": _INT},
+                {"param": _STR},
+                closed=True,
+            ),
+        },
+        {"task_id": _STR},
+        closed=True,
+    ),
     "NativeChunk": obj({"index": {"type": "integer", "minimum": 0}, "output": _ANY}, closed=True),
     "NativeDone": obj({"task_id": _STR}, {"usage": ref("Usage")}, closed=True),
     "StreamError": obj({"code": _STR, "message": _STR}, closed=True),

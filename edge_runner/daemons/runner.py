@@ -61,7 +61,8 @@ class RunnerConfig:
         enroll: trade a user token (``er_pat_``) for a runner credential of its own, kept in
             the secret store, before connecting.
         runner_id: use this id instead of the one kept for ``source`` on this machine.
-        pool_size: tasks run at once (default 32; for Ollama, what Ollama runs at once).
+        pool_size: tasks run at once (default: the folder's config.yaml ``num_threads``, else
+            32; for Ollama, what Ollama runs at once).
         grace_period: how long a stop waits for in-flight tasks.
         backoff_initial: the first wait before redialling a lost control plane; each failure
             doubles it (with jitter) up to ``backoff_cap``.
@@ -329,7 +330,10 @@ def build_runner(
 
 def _default_pool_size(backend: Backend) -> int:
     from edge_runner.backends.ollama import OllamaBackend
+    from edge_runner.backends.python_model import PythonModelBackend
 
     if isinstance(backend, OllamaBackend):  # what Ollama runs at once, and no more
         return backend.parallel * len(backend.names)
+    if isinstance(backend, PythonModelBackend) and backend.folder.config.num_threads:
+        return backend.folder.config.num_threads  # config.yaml's num_threads
     return DEFAULT_POOL_SIZE

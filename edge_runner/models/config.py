@@ -8,7 +8,12 @@ Shape (Clarifai's, so existing folders carry over)::
       app_id: local
       model_type_id: text-to-text  # default
     inference_compute_info: {cpu_limit: "1", cpu_memory: 500Mi, num_accelerators: 0}
-    build_info: {python_version: "3.11"}
+    build_info: {python_version: "3.11"}      # ignored, with one warning
+    num_threads: 8                              # tasks run at once (--pool-size wins)
+    concepts: [{id: "0", name: cat}]            # on the model instance as ``self.concepts``
+    checkpoints: {type: huggingface, repo_id: org/name, when: runtime}
+
+The sections besides ``model`` are read in :mod:`edge_runner.models.config_keys`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ import yaml
 
 from edge_runner.errors import ModelFolderError
 from edge_runner.models.compute import ComputeInfo, parse_compute_info
+from edge_runner.models.config_keys import (
+    Checkpoints,
+    ConceptInfo,
+    parse_checkpoints,
+    parse_concepts,
+    parse_num_threads,
+    warn_ignored_keys,
+)
 
 __all__ = ["CONFIG_FILE", "DEFAULT_MODEL_TYPE_ID", "MODEL_ID_PATTERN", "ModelConfig", "load_config"]
 
@@ -48,6 +61,9 @@ class ModelConfig:
         model_type_id: ``model.model_type_id`` (``text-to-text`` by default; ``mcp``, ``openai``).
         raw: the whole parsed file, for sections other code reads (``build_info``, ``toolkit``).
         compute: ``inference_compute_info``, checked (GPU placement reads it).
+        num_threads: ``num_threads``, tasks run at once, when set (``--pool-size`` wins).
+        concepts: ``concepts``, the labels a classifier or detector outputs.
+        checkpoints: ``checkpoints``, the weights the model loads, when set.
     """
 
     model_id: str
@@ -56,6 +72,9 @@ class ModelConfig:
     model_type_id: str = DEFAULT_MODEL_TYPE_ID
     raw: dict[str, Any] = field(default_factory=dict, hash=False)
     compute: ComputeInfo = field(default_factory=ComputeInfo)
+    num_threads: int | None = None
+    concepts: tuple[ConceptInfo, ...] = ()
+    checkpoints: Checkpoints | None = None
 
 
 def load_config(folder: Path) -> ModelConfig:
@@ -100,8 +119,12 @@ def load_config(folder: Path) -> ModelConfig:
         if data.get(section) is not None and not isinstance(data[section], dict):
             raise ModelFolderError(f"{path}: `{section}` must be a mapping of settings")
     compute = parse_compute_info(data.get("inference_compute_info"), path)
+    warn_ignored_keys(path, data)
     return ModelConfig(
         compute=compute,
+        num_threads=parse_num_threads(path, data.get("num_threads")),
+        concepts=parse_concepts(path, data.get("concepts")),
+        checkpoints=parse_checkpoints(path, data.get("checkpoints")),
         model_id=model_id,
         user_id=_optional_str(path, model, "user_id"),
         app_id=_optional_str(path, model, "app_id"),

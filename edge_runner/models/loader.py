@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from edge_runner.compat import clarifai as clarifai_compat
 from edge_runner.errors import ModelFolderError
 from edge_runner.models.config import ModelConfig, load_config
 from edge_runner.models.model_class import MCPModelClass, ModelClass
@@ -49,7 +50,7 @@ class ModelFolder:
         return self.path / MODEL_FILE
 
     def instantiate(self) -> ModelClass:
-        """Create the model and call its ``load_model()``.
+        """Create the model, give it ``concepts`` from config.yaml, call its ``load_model()``.
 
         ``1/`` is on ``sys.path`` during ``load_model()`` too, so lazy imports of helper
         modules next to ``model.py`` work there.
@@ -65,6 +66,10 @@ class ModelFolder:
                 raise ModelFolderError(
                     f"creating {name}() from {self.model_file} failed: {type(exc).__name__}: {exc}"
                 ) from exc
+            if self.config.concepts and getattr(model, "concepts", None) is None:
+                # config.yaml's labels, for classifier and detector outputs (Clarifai users
+                # read them from the config; here they are on the instance before load_model)
+                model.concepts = list(self.config.concepts)  # type: ignore[attr-defined]
             try:
                 model.load_model()
             except Exception as exc:
@@ -110,8 +115,13 @@ def load_model_folder(path: str | Path) -> ModelFolder:
             f"no model file at {model_file}; the model class (a ModelClass subclass) lives in "
             "1/model.py inside the model folder"
         )
+    # a Clarifai folder's `from clarifai...` imports are answered by the compatibility layer
+    # when the package is not installed (for the life of the process: methods import too)
+    clarifai_compat.install()
+    clarifai_compat.notice_requirements(folder)
     module = _import_model_file(model_file)
     model_class = _find_model_class(module, model_file)
+    clarifai_compat.prepare_methods(model_class)
     if config.model_type_id == "mcp" or issubclass(model_class, MCPModelClass):
         if not issubclass(model_class, MCPModelClass):
             raise ModelFolderError(
@@ -166,6 +176,10 @@ def _import_model_file(model_file: Path) -> ModuleType:
         raise ModelFolderError(f"{where}: syntax error: {exc.msg}{text}") from exc
     except Exception as exc:
         sys.modules.pop(name, None)
+        if isinstance(exc, ImportError):
+            message = clarifai_compat.import_error_message(exc, model_file)
+            if message is not None:
+                raise ModelFolderError(message) from exc
         hint = ""
         if isinstance(exc, ModuleNotFoundError):
             hint = "; install it (is it listed in requirements.txt?)"
@@ -176,13 +190,9 @@ def _import_model_file(model_file: Path) -> ModuleType:
 
 
 def _find_model_class(module: ModuleType, model_file: Path) -> type[ModelClass]:
-    found = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj) and issubclass(obj, ModelClass) and obj is not ModelClass
-    ]
+    found = [obj for obj in vars(module).values() if _is_model_class(obj)]
     if len(found) == 1:
-        return found[0]
+        return _servable(found[0])
     if not found:
         raise ModelFolderError(
             f"{model_file} defines no ModelClass subclass; add one, e.g. "
@@ -192,9 +202,23 @@ def _find_model_class(module: ModuleType, model_file: Path) -> type[ModelClass]:
     defined = [c for c in found if c.__module__ == module.__name__] or found
     leaves = [c for c in defined if not any(o is not c and issubclass(o, c) for o in defined)]
     if len(leaves) == 1:
-        return leaves[0]
+        return _servable(leaves[0])
     names = ", ".join(sorted(c.__qualname__ for c in leaves))
     raise ModelFolderError(
         f"{model_file} defines several ModelClass subclasses ({names}); keep one in "
         "1/model.py and move the others to a helper module"
     )
+
+
+def _is_model_class(obj: object) -> bool:
+    # ours (or the compatibility layer's, which is ours), or a user class derived from the
+    # installed clarifai package's ModelClass; never a base class imported from either
+    if not inspect.isclass(obj) or obj is ModelClass or clarifai_compat.is_clarifai_base(obj):
+        return False
+    return issubclass(obj, ModelClass) or clarifai_compat.derives_from_clarifai(obj)
+
+
+def _servable(cls: type) -> type[ModelClass]:
+    if issubclass(cls, ModelClass):
+        return cls
+    return clarifai_compat.adapt_model_class(cls)

@@ -41,6 +41,23 @@ def test_missing_scope_is_403_naming_it(hello_stack: Stack) -> None:
     assert "'predict'" in call.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("scheme", ["Key", "key", "Bearer"])
+def test_clarifai_key_scheme_is_accepted_beside_bearer(hello_stack: Stack, scheme: str) -> None:
+    """`Authorization: Key <token>` (Clarifai clients' form) authenticates like Bearer."""
+    token = str(_token(hello_stack, ["predict", "read"])["token"])
+    r = httpx.post(
+        f"{hello_stack.api_base}/v2/models/hello/predict",
+        headers={"Authorization": f"{scheme} {token}"},
+        json={"text": "x"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["output"] == "Hello, x!"
+    other = httpx.get(
+        f"{hello_stack.api_base}/v2/models", headers={"Authorization": f"Token {token}"}
+    )
+    assert other.status_code == 401
+
+
 def test_runner_token_serves_but_cannot_call(stack: Stack) -> None:
     """A runner token (er_rt_) connects a runner; it cannot call models or mint tokens."""
     runner_token = _token(stack, ["runner"], "runner-1")

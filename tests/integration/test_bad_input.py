@@ -37,9 +37,12 @@ def test_malformed_json_is_400(hello_stack: Stack) -> None:
     assert "not valid JSON" in _error(r)["message"]
 
 
-@pytest.mark.parametrize(("body", "kind"), [(b"[1, 2]", "array"), (b'"hi"', "str"), (b"3", "int")])
+@pytest.mark.parametrize(
+    ("body", "kind"), [(b'"hi"', "JSON string"), (b"3", "JSON number"), (b"null", "JSON null")]
+)
 def test_body_not_an_object_is_400(hello_stack: Stack, body: bytes, kind: str) -> None:
-    """A JSON body that is not an object is 400 naming what it got."""
+    """A JSON body that is neither an object nor an array (a batch: test_batch.py) is 400
+    naming what it got."""
     r = _post(hello_stack, "/v2/models/hello/predict", content=body)
     assert r.status_code == 400
     assert _error(r)["code"] == "INVALID_BODY"

@@ -254,3 +254,26 @@ def test_stalled_streams_over_the_per_token_cap_fail_newest_first() -> None:
     assert set(dispatcher.paused) == {"t0", "t3"}
     dispatcher.check_stalled(100.0 + 60, idle_timeout=60)  # t0 has read nothing for 60 s
     assert set(dispatcher.paused) == {"t3"}
+
+
+def test_a_batch_is_admitted_whole_or_not_at_all() -> None:
+    """submit_batch counts the free slots of every runner: the rest must fit in what is left of
+    max_queue, or nothing is submitted; while tasks wait, a batch's items all wait."""
+    dispatcher = Dispatcher(max_queue=3)
+    one, _ = _link("one", 1)
+    two, _ = _link("two", 2)
+    dispatcher.attach(one, ("m",))
+    dispatcher.attach(two, ("m",))
+    with pytest.raises(QueueFull, match="a batch of 7 would leave 4 waiting"):
+        dispatcher.submit_batch([_task(n) for n in range(7)])  # 3 slots + 3 places
+    assert dispatcher.tasks == {} and dispatcher.queued("u", "m") == 0
+    assert _sent(one) == [] and _sent(two) == []
+
+    dispatcher.submit_batch([_task(n) for n in range(4)])  # 3 run on both runners, 1 waits
+    assert sorted(_sent(one) + _sent(two)) == ["t0", "t1", "t2"]
+    assert dispatcher.queued("u", "m") == 1
+    with pytest.raises(QueueFull, match="room for 2"):
+        dispatcher.submit_batch([_task(n) for n in range(10, 13)])  # slots are all taken
+    dispatcher.submit_batch([_task(n) for n in range(10, 12)])
+    assert dispatcher.queued("u", "m") == 3
+    assert len(dispatcher.tasks) == 6
