@@ -228,6 +228,7 @@ def _typed_values(draw: st.DrawFn, depth: int = 2) -> tuple[str, Any]:
     )
 
 
+@pytest.mark.fuzz
 @settings(max_examples=examples(300))
 @given(_typed_values())
 def test_every_type_round_trips(typed: tuple[str, Any]) -> None:
