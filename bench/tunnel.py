@@ -23,10 +23,17 @@ Usage::
     .venv/bin/python bench/tunnel.py --uvloop               # experiment: children on uvloop
     .venv/bin/python bench/tunnel.py --log-dir /tmp/logs    # keep the children's logs
     .venv/bin/python bench/tunnel.py --batch 32             # also batches of 32 texts
+    .venv/bin/python bench/tunnel.py --image 100            # also a 100 KB image → Concepts
 
 ``--batch N`` adds a target ``batchN``: each request is a batch predict of N texts (a JSON array
 of N argument objects), so each wrk request is N tasks through the tunnel; its rows also give
 items/s (req/s times N), which is what to set next to the single predict's req/s.
+
+``--image KB`` adds a target ``imageKBk``: ``POST /v2/models/echo/classify`` with a KB-kilobyte
+image (base64 in the JSON body, as every client sends one) answered with a list of three
+Concepts. The image is a JPEG when Pillow is installed (noise, so it does not compress), else
+random bytes behind a JPEG header: the model never decodes it, so the numbers are the cost of
+moving the image through the HTTP API, the checks and the tunnel, and decoding it on the runner.
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``). The admin token reaches the runner and wrk
 through their environments only (the wrk Lua script reads it with ``os.getenv``), never a
@@ -37,6 +44,7 @@ with status >= 400. This is a benchmark, not a test: it asserts nothing beyond o
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -357,9 +365,9 @@ def _run_wrk(
     return result, human
 
 
-def _post(stack: Stack, body: object) -> Any:
+def _post(stack: Stack, body: object, method: str = "predict") -> Any:
     request = urllib.request.Request(
-        f"{stack.api_base}/v2/models/echo/predict",
+        f"{stack.api_base}/v2/models/echo/{method}",
         data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"},
         method="POST",
@@ -386,6 +394,38 @@ def _batch_once(stack: Stack, text: str, n: int) -> None:
     outputs = [result.get("output") for result in body.get("results", [])]
     if outputs != [item["text"] for item in items]:
         raise BenchError(f"the batch of {len(items)} answered {str(body)[:300]}")
+
+
+def _image_bytes(kb: int) -> bytes:
+    """About ``kb`` KB of JPEG: real (noise, via Pillow) when it is installed."""
+    size = kb * 1024
+    try:
+        import io
+
+        from PIL import Image as PilImage
+    except ImportError:
+        return (b"\xff\xd8\xff\xe0" + os.urandom(size))[:size]
+    side = 64
+    while True:  # noise does not compress: grow the picture until the JPEG is big enough
+        buffer = io.BytesIO()
+        PilImage.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(
+            buffer, "JPEG", quality=90
+        )
+        if buffer.tell() >= size:
+            return buffer.getvalue()
+        side = int(side * 1.2) + 1
+
+
+def _image_body(kb: int) -> str:
+    return json.dumps({"image": {"base64": base64.b64encode(_image_bytes(kb)).decode()}})
+
+
+def _image_once(stack: Stack, body: str) -> None:
+    """One classify call: the concepts come back before we load it."""
+    answer = _post(stack, json.loads(body), "classify")
+    names = [concept.get("name") for concept in answer.get("output", [])]
+    if names != ["cat", "size-mb", "dog"]:
+        raise BenchError(f"classify answered {str(answer)[:300]}")
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -497,6 +537,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--text", default="hi", help="the echoed text (default 'hi')")
     parser.add_argument(
+        "--image",
+        type=int,
+        metavar="KB",
+        help="also load classify with an image of KB kilobytes (target imageKBk)",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         metavar="N",
@@ -528,6 +574,14 @@ def run(args: argparse.Namespace) -> int:
         targets.append(
             Target(f"batch{args.batch}", "/v2/models/echo/predict", _predict_lua(batch), args.batch)
         )
+    image = ""
+    if args.image:
+        if not 1 <= args.image <= 16 * 1024:
+            raise BenchError(f"--image takes a size in KB from 1 to 16384, got {args.image}")
+        image = _image_body(args.image)
+        targets.append(
+            Target(f"image{args.image}k", "/v2/models/echo/classify", _predict_lua(image))
+        )
     if args.direct:
         targets.append(Target("healthz", "/healthz", _DONE_LUA))
     log = sys.stderr
@@ -553,6 +607,8 @@ def run(args: argparse.Namespace) -> int:
             _call_once(stack, args.text)
             if args.batch:
                 _batch_once(stack, args.text, args.batch)
+            if image:
+                _image_once(stack, image)
             print(f"{stack.api_base}: echo ok; warming up {args.warmup}s", file=log)
             _run_wrk(
                 wrk,
@@ -589,6 +645,7 @@ def run(args: argparse.Namespace) -> int:
                 "uvloop": args.uvloop,
                 "text": args.text,
                 "batch": args.batch,
+                "image_kb": args.image,
             },
             "results": [asdict(r) for r in results],
         }

@@ -1,8 +1,13 @@
-"""An echo model for ``bench/tunnel.py``: no work, so the numbers are all overhead."""
+"""An echo model for ``bench/tunnel.py``: no work, so the numbers are all overhead.
+
+``classify`` is the image case (``--image KB``): an Image in, a list of Concepts out, with no
+model behind it, so the numbers are the cost of moving and checking the image.
+"""
 
 from __future__ import annotations
 
 from edge_runner import ModelClass
+from edge_runner.models.data_types import Concept, Image
 
 
 class Echo(ModelClass):
@@ -12,3 +17,9 @@ class Echo(ModelClass):
     def predict(self, text: str) -> str:
         """Return the text unchanged."""
         return text
+
+    @ModelClass.method
+    def classify(self, image: Image) -> list[Concept]:
+        """Three fixed concepts; the second's value is the image's size in MB."""
+        size = len(image.bytes) / 1e6
+        return [Concept("cat", 0.9), Concept("size-mb", size), Concept("dog", 0.1)]
