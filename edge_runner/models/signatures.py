@@ -477,8 +477,15 @@ def parse_cli_value(param: Param, text: str) -> JSONValue:
     JSON. ``null`` gives ``None`` for an optional non-str parameter.
 
     Raises:
-        InvalidArgument: the text does not parse as the type; ``argument`` names the parameter.
+        InvalidArgument: the text does not parse as the type, or the value breaks the
+            parameter's rules (choices, range); ``argument`` names the parameter.
     """
+    value = _parse_cli_text(param, text)
+    param.check(value)  # said here, before a request is sent, as the control plane would
+    return value
+
+
+def _parse_cli_text(param: Param, text: str) -> JSONValue:
     spec = param.spec
     if spec.optional and spec.base != "str" and text.strip().lower() in ("null", "none"):
         return None

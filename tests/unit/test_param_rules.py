@@ -11,7 +11,7 @@ from edge_runner.compat.clarifai import prepare_methods
 from edge_runner.errors import InvalidArgument, ModelFolderError
 from edge_runner.models import MethodSignature, ModelClass, Param, signature_hash, signatures_of
 from edge_runner.models.json_schema import param_schema
-from edge_runner.models.signatures import validate_arguments
+from edge_runner.models.signatures import parse_cli_value, validate_arguments
 from edge_runner.models.wire import model_spec, signatures_from_spec, spec_to_dict
 from edge_runner.proto import tunnel_pb2 as pb
 
@@ -167,3 +167,13 @@ def test_rules_that_contradict_the_folder_fail_at_start() -> None:
         prepare_methods(cls)
         with pytest.raises(ModelFolderError, match=match):
             signatures_of(cls)
+
+
+def test_cli_values_are_checked_against_the_rules() -> None:
+    """`--times 9` is refused on the command line with the control plane's words."""
+    params = {p.name: p for p in _predict().params}
+    assert parse_cli_value(params["times"], "2") == 2
+    with pytest.raises(InvalidArgument, match="argument 'times' must be between 1 and 3; got 9"):
+        parse_cli_value(params["times"], "9")
+    with pytest.raises(InvalidArgument, match='must be one of "plain", "loud"; got "x"'):
+        parse_cli_value(params["style"], "x")
