@@ -26,7 +26,7 @@ from pydantic import Field
 from edge_runner.client import Client
 from edge_runner.errors import EdgeRunnerError
 from edge_runner.models.config import MODEL_ID_PATTERN
-from edge_runner.models.json_schema import json_schema
+from edge_runner.models.json_schema import json_schema, param_schema
 from edge_runner.models.json_types import parse_spec
 from edge_runner.models.signatures import MethodSignature
 from edge_runner.views import MachineGpusView
@@ -144,7 +144,8 @@ def build_server(context: str | None = None) -> MCPServer:
                                 "type": p.type,
                                 "required": p.required,
                                 **({} if p.required else {"default": p.default}),
-                                "schema": json_schema(p.spec),
+                                **({"description": p.description} if p.description else {}),
+                                "schema": param_schema(p),
                             }
                             for p in sig.params
                         ],

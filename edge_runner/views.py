@@ -96,12 +96,16 @@ class ControlInfo(TypedDict):
 
 
 class ParamView(TypedDict):
-    """One keyword argument of a method (``MethodSignature.to_dict``)."""
+    """One keyword argument of a method (``Param.to_dict``); the rules only when set."""
 
     name: str
     type: str
     required: bool
     default: JSONValue
+    description: NotRequired[str]
+    choices: NotRequired[list[JSONValue]]
+    min_value: NotRequired[float]
+    max_value: NotRequired[float]
 
 
 class MethodView(TypedDict):

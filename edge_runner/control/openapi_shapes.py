@@ -67,7 +67,15 @@ _USAGE = obj(
     {"completion_tokens": {"type": "integer", "minimum": 0}},
 )
 
-_PARAM = obj({"name": _STR, "type": _STR, "required": _BOOL, "default": _ANY})
+_PARAM = obj(
+    {"name": _STR, "type": _STR, "required": _BOOL, "default": _ANY},
+    {
+        "description": _STR,
+        "choices": {"type": "array", "description": "the values allowed (any when absent)"},
+        "min_value": {"type": "number", "description": "the smallest number allowed"},
+        "max_value": {"type": "number", "description": "the largest number allowed"},
+    },
+)
 _METHOD = obj(
     {
         "name": _STR,

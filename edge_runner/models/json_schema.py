@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from edge_runner.models.json_types import TypeSpec
+from edge_runner.models.signatures import Param
 
-__all__ = ["DATA_TYPE_SCHEMAS", "json_schema"]
+__all__ = ["DATA_TYPE_SCHEMAS", "json_schema", "param_schema"]
 
 Schema = dict[str, Any]
 
@@ -110,6 +111,37 @@ def json_schema(spec: TypeSpec) -> Schema:
     if spec.optional and schema:
         return {"anyOf": [schema, {"type": "null"}]}
     return schema
+
+
+def param_schema(param: Param) -> Schema:
+    """The JSON Schema of a parameter: its type's, with its description, ``enum`` for its
+    choices and ``minimum``/``maximum`` for its range (on the items of a list of numbers)."""
+    schema = json_schema(param.spec)
+    if param.description:
+        schema["description"] = param.description
+    if param.choices is not None:
+        choices = list(param.choices)
+        schema["enum"] = [*choices, None] if param.spec.optional else choices
+    bounds = {
+        key: value
+        for key, value in (("minimum", param.min_value), ("maximum", param.max_value))
+        if value is not None
+    }
+    if bounds:
+        _bound(schema, bounds)
+    return schema
+
+
+def _bound(schema: Schema, bounds: Schema) -> None:
+    """Put ``bounds`` on the numbers ``schema`` accepts (in place)."""
+    if schema.get("type") in ("number", "integer"):
+        schema.update(bounds)
+    elif schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        schema["items"] = dict(schema["items"])
+        _bound(schema["items"], bounds)
+    for i, option in enumerate(schema.get("anyOf", [])):
+        schema["anyOf"][i] = dict(option)
+        _bound(schema["anyOf"][i], bounds)
 
 
 def _schema(spec: TypeSpec) -> Schema:

@@ -29,7 +29,8 @@ from edge_runner.models.json_types import (
     spec_from_hint,
 )
 from edge_runner.models.model_class import is_model_method
-from edge_runner.views import JSONObject, JSONValue, MethodView
+from edge_runner.models.param_rules import PARAM_INFO_ATTR, ParamInfo, check_rules
+from edge_runner.views import JSONObject, JSONValue, MethodView, ParamView
 
 __all__ = [
     "MethodKind",
@@ -77,6 +78,10 @@ class Param:
         type: readable type (``"int"``, ``"list[dict]"``, ``"str | None"``, ``"Iterator[str]"``).
         required: whether a request must pass it.
         default: the JSON value used when it is not passed (``None`` when required).
+        description: a sentence for people and tool schemas (``""`` when none).
+        choices: the values allowed, when listed.
+        min_value: the smallest number allowed, when set.
+        max_value: the largest number allowed, when set.
     """
 
     name: str
@@ -84,9 +89,65 @@ class Param:
     required: bool
     # a list or dict default is not hashable; equality still compares it
     default: JSONValue = field(default=None, hash=False)
+    description: str = ""
+    choices: tuple[JSONValue, ...] | None = field(default=None, hash=False)
+    min_value: float | None = None
+    max_value: float | None = None
 
     def __post_init__(self) -> None:
         parse_spec(self.type)  # raises ValueError early for a type text we could not check
+
+    def to_dict(self) -> ParamView:
+        """Return a JSON-able dict; the rules appear only when set (older readers, same hash)."""
+        out: ParamView = {
+            "name": self.name,
+            "type": self.type,
+            "required": self.required,
+            "default": self.default,
+        }
+        if self.description:
+            out["description"] = self.description
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        if self.min_value is not None:
+            out["min_value"] = self.min_value
+        if self.max_value is not None:
+            out["max_value"] = self.max_value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: ParamView) -> Param:
+        """Rebuild a parameter from :meth:`to_dict`'s output.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not a parameter dict.
+        """
+        choices = data.get("choices")
+        low, high = data.get("min_value"), data.get("max_value")
+        return cls(
+            name=str(data["name"]),
+            type=str(data["type"]),
+            required=bool(data["required"]),
+            default=data.get("default"),
+            description=str(data.get("description") or ""),
+            choices=None if choices is None else tuple(choices),
+            min_value=None if low is None else float(low),
+            max_value=None if high is None else float(high),
+        )
+
+    def check(self, value: JSONValue) -> None:
+        """Refuse a type-checked value outside the choices or the range.
+
+        Raises:
+            InvalidArgument: the message names the parameter and the values allowed.
+        """
+        check_rules(
+            self.name,
+            value,
+            choices=self.choices,
+            min_value=self.min_value,
+            max_value=self.max_value,
+        )
 
     @property
     def spec(self) -> TypeSpec:
@@ -127,10 +188,7 @@ class MethodSignature:
         return {
             "name": self.name,
             "kind": self.kind.value,
-            "params": [
-                {"name": p.name, "type": p.type, "required": p.required, "default": p.default}
-                for p in self.params
-            ],
+            "params": [p.to_dict() for p in self.params],
             "returns": self.returns,
             "description": self.description,
         }
@@ -143,15 +201,7 @@ class MethodSignature:
             ValueError: ``data`` is not a signature dict (the caller translates it).
         """
         try:
-            params = tuple(
-                Param(
-                    name=str(p["name"]),
-                    type=str(p["type"]),
-                    required=bool(p["required"]),
-                    default=p.get("default"),
-                )
-                for p in data["params"]
-            )
+            params = tuple(Param.from_dict(p) for p in data["params"])
             return cls(
                 name=str(data["name"]),
                 kind=MethodKind(data["kind"]),
@@ -159,7 +209,7 @@ class MethodSignature:
                 returns=str(data["returns"]),
                 description=str(data.get("description", "")),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a method signature: {data!r} ({exc!r})") from exc
 
     def render(self) -> str:
@@ -192,7 +242,8 @@ def signature_of(func: Callable[..., object]) -> MethodSignature:
     params = list(inspect.signature(func).parameters.values())
     if params and params[0].name == "self":
         params = params[1:]
-    out = tuple(_param_of(label, p, hints) for p in params)
+    infos: dict[str, ParamInfo] = getattr(func, PARAM_INFO_ATTR, None) or {}
+    out = tuple(_with_info(label, _param_of(label, p, hints), infos.get(p.name)) for p in params)
     streams = [p.name for p in out if p.base_type == "Iterator"]
     if "return" not in hints:
         raise ModelFolderError(
@@ -266,6 +317,47 @@ def _param_of(label: str, p: inspect.Parameter, hints: dict[str, object]) -> Par
     return Param(p.name, str(spec), required=False, default=default)
 
 
+def _with_info(label: str, param: Param, info: ParamInfo | None) -> Param:
+    """The parameter with its ``Param(...)`` rules, checked against its type and default."""
+    if info is None:
+        return param
+    where = f"{label}: Param(...) of parameter '{param.name}'"
+    choices = None
+    if info.choices is not None:
+        try:
+            choices = tuple(
+                check_value(param.spec, to_jsonable(param.spec, c)) for c in info.choices
+            )
+        except (TypeError, ValueError, TypeMismatch) as exc:
+            raise ModelFolderError(
+                f"{where} lists choices {list(info.choices)!r} that are not all {param.type}; "
+                "fix the choices or the type hint"
+            ) from exc
+    try:
+        low = None if info.min_value is None else float(info.min_value)
+        high = None if info.max_value is None else float(info.max_value)
+    except (TypeError, ValueError) as exc:
+        raise ModelFolderError(
+            f"{where} has min_value={info.min_value!r}, max_value={info.max_value!r}; "
+            "both must be numbers"
+        ) from exc
+    ruled = replace(
+        param,
+        description=info.description or "",
+        choices=choices,
+        min_value=low,
+        max_value=high,
+    )
+    if not param.required:
+        try:
+            ruled.check(param.default)
+        except InvalidArgument as exc:
+            raise ModelFolderError(
+                f"{where}: its default breaks its own rule ({exc}); fix the default or the rule"
+            ) from exc
+    return ruled
+
+
 def _return_spec(label: str, hint: object) -> TypeSpec | None:
     if hint is None or hint is type(None):
         return None
@@ -304,10 +396,16 @@ def signatures_of(cls: type) -> tuple[MethodSignature, ...]:
 def signature_hash(sigs: Iterable[MethodSignature]) -> str:
     """Return a sha256 hex digest of the signatures' API, stable across processes.
 
-    Descriptions are left out: runners whose docstrings differ still serve the same API.
+    Descriptions (of methods and of parameters) are left out: runners whose docstrings
+    differ still serve the same API. Choices and ranges count: they change what is accepted.
     """
     canonical = [
-        {k: v for k, v in sig.to_dict().items() if k != "description"}
+        {
+            **{k: v for k, v in sig.to_dict().items() if k not in ("description", "params")},
+            "params": [
+                {k: v for k, v in p.to_dict().items() if k != "description"} for p in sig.params
+            ],
+        }
         for sig in sorted(sigs, key=lambda s: s.name)
     ]
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -360,13 +458,15 @@ def validate_arguments(sig: MethodSignature, args: JSONValue) -> JSONObject:
 
 def _checked(p: Param, value: JSONValue) -> JSONValue:
     try:
-        return check_value(p.spec, value)
+        checked = check_value(p.spec, value)
     except TypeMismatch as exc:
         at = f" at {p.name}{exc.where}" if exc.where else ""
         detail = f": {exc.detail}" if exc.detail else ""
         raise InvalidArgument(
             f"argument '{p.name}' must be {p.type}, got {exc.got}{at}{detail}", argument=p.name
         ) from exc
+    p.check(checked)
+    return checked
 
 
 def parse_cli_value(param: Param, text: str) -> JSONValue:
@@ -377,8 +477,15 @@ def parse_cli_value(param: Param, text: str) -> JSONValue:
     JSON. ``null`` gives ``None`` for an optional non-str parameter.
 
     Raises:
-        InvalidArgument: the text does not parse as the type; ``argument`` names the parameter.
+        InvalidArgument: the text does not parse as the type, or the value breaks the
+            parameter's rules (choices, range); ``argument`` names the parameter.
     """
+    value = _parse_cli_text(param, text)
+    param.check(value)  # said here, before a request is sent, as the control plane would
+    return value
+
+
+def _parse_cli_text(param: Param, text: str) -> JSONValue:
     spec = param.spec
     if spec.optional and spec.base != "str" and text.strip().lower() in ("null", "none"):
         return None

@@ -37,15 +37,7 @@ def model_spec(
         pb.MethodSpec(
             name=sig.name,
             kind=_KIND_TO_PB[sig.kind],
-            params=[
-                pb.ParamSpec(
-                    name=p.name,
-                    type=p.type,
-                    required=p.required,
-                    default_json="" if p.required else json.dumps(p.default),
-                )
-                for p in sig.params
-            ],
+            params=[_param_spec(p) for p in sig.params],
             returns=sig.returns,
             description=sig.description,
         )
@@ -62,23 +54,39 @@ def model_spec(
     )
 
 
+def _param_spec(p: Param) -> pb.ParamSpec:
+    return pb.ParamSpec(
+        name=p.name,
+        type=p.type,
+        required=p.required,
+        default_json="" if p.required else json.dumps(p.default),
+        description=p.description,
+        choices_json="" if p.choices is None else json.dumps(list(p.choices)),
+        min_value=p.min_value,
+        max_value=p.max_value,
+    )
+
+
+def _param(p: pb.ParamSpec) -> Param:
+    return Param(
+        name=p.name,
+        type=p.type,
+        required=p.required,
+        default=None if p.required or not p.default_json else json.loads(p.default_json),
+        description=p.description,
+        choices=tuple(json.loads(p.choices_json)) if p.choices_json else None,
+        min_value=p.min_value if p.HasField("min_value") else None,
+        max_value=p.max_value if p.HasField("max_value") else None,
+    )
+
+
 def signatures_from_spec(spec: pb.ModelSpec) -> tuple[MethodSignature, ...]:
     """Rebuild method signatures from a registered ModelSpec."""
     return tuple(
         MethodSignature(
             name=m.name,
             kind=_KIND_FROM_PB.get(m.kind, MethodKind.UNARY),
-            params=tuple(
-                Param(
-                    name=p.name,
-                    type=p.type,
-                    required=p.required,
-                    default=None
-                    if p.required or not p.default_json
-                    else json.loads(p.default_json),
-                )
-                for p in m.params
-            ),
+            params=tuple(_param(p) for p in m.params),
             returns=m.returns,
             description=m.description,
         )

@@ -12,6 +12,7 @@ import base64
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -225,3 +226,75 @@ def test_local_test_folder_serves(stack: Stack) -> None:
     serve(stack, "local-test")
     assert post(stack, "tested-model", "predict", name="Ada") == "Hi Ada!"
     assert post(stack, "tested-model", "lazy", text="abc") == "cba"
+
+
+def test_param_rules_reach_every_surface_and_are_enforced(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Param description/choices/min/max show in the listing and `models -o json`; a 400 else."""
+    from edge_runner.cli.main import main
+
+    serve(stack, "text-styler")
+    assert post(stack, "text-styler", "predict", text="hi", style="upper", repeat=2) == "HI HI"
+    with stack.client() as client:
+        params = {p["name"]: p for p in client.model("text-styler")["methods"][0]["params"]}
+    assert params["style"]["description"] == "How to style the text"
+    assert params["style"]["choices"] == ["plain", "upper", "title"]
+    assert (params["repeat"]["min_value"], params["repeat"]["max_value"]) == (1, 5)
+    assert "choices" not in params["text"] and "description" not in params["text"]
+
+    monkeypatch.setenv("EDGE_RUNNER_API_BASE", stack.api_base)
+    monkeypatch.setenv("EDGE_RUNNER_PAT", stack.token)
+    capsys.readouterr()
+    assert main(["models", "-o", "json"]) == 0
+    (listed,) = [m for m in json.loads(capsys.readouterr().out) if m["id"] == "text-styler"]
+    assert listed["methods"][0]["params"][1:] == [
+        params["style"],
+        params["repeat"],
+        params["temperature"],
+    ]
+
+    for args, words in (
+        ({"style": "italic"}, 'must be one of "plain", "upper", "title"; got "italic"'),
+        ({"repeat": 6}, "must be between 1 and 5; got 6"),
+        ({"temperature": -0.1}, "must be between 0 and 1; got -0.1"),
+    ):
+        r = httpx.post(
+            f"{stack.api_base}/v2/models/text-styler/predict",
+            headers=stack.headers,
+            json={"text": "hi", **args},
+        )
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        (name,) = args
+        assert error["code"] == "INVALID_ARGUMENT" and error["param"] == name
+        assert error["message"] == f"argument '{name}' {words}"
+
+
+def test_param_rules_in_the_mcp_tool_schema(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MCP describe_model gives each Param's description, enum and minimum/maximum."""
+    import asyncio
+
+    pytest.importorskip("mcp")
+    from mcp import Client as McpClient
+
+    from edge_runner.mcp_tools import build_server
+
+    serve(stack, "text-styler")
+    monkeypatch.setenv("EDGE_RUNNER_API_BASE", stack.api_base)
+    monkeypatch.setenv("EDGE_RUNNER_PAT", stack.token)
+
+    async def describe() -> Any:
+        async with McpClient(build_server()) as client:
+            result = await client.call_tool("describe_model", {"model": "text-styler"})
+            assert not result.is_error
+            return result.structured_content
+
+    (method,) = asyncio.run(describe())["methods"]
+    schemas = {p["name"]: p["schema"] for p in method["parameters"]}
+    assert schemas["style"] == {
+        "type": "string",
+        "description": "How to style the text",
+        "enum": ["plain", "upper", "title"],
+    }
+    assert schemas["repeat"]["minimum"] == 1 and schemas["repeat"]["maximum"] == 5

@@ -23,8 +23,9 @@ from types import TracebackType
 from typing import Any
 
 from edge_runner.compat.clarifai.finder import PROVIDED, ClarifaiShimFinder, is_shim
-from edge_runner.compat.clarifai.params import Param, ParamInfo
+from edge_runner.compat.clarifai.params import Param
 from edge_runner.models.model_class import METHOD_MARKER, ModelClass
+from edge_runner.models.param_rules import PARAM_INFO_ATTR, ParamInfo
 
 __all__ = [
     "PARAM_INFO_ATTR",
@@ -41,9 +42,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Set on a method function: ``{parameter name: ParamInfo}`` for its ``Param(...)`` defaults.
-PARAM_INFO_ATTR = "__edge_runner_param_info__"
 
 #: The attribute the real ``ModelClass.method`` sets on a function it marks.
 _REAL_METHOD_ATTR = "_cf_method_info"

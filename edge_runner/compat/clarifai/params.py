@@ -10,29 +10,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from edge_runner.models.param_rules import ParamInfo
+
 __all__ = ["Param", "ParamInfo"]
-
-
-@dataclass(frozen=True)
-class ParamInfo:
-    """What a ``Param(...)`` default says about its parameter, besides the default.
-
-    Attributes:
-        description: a sentence for people and tool schemas.
-        choices: the values allowed, when listed.
-        min_value: the smallest value allowed, when set.
-        max_value: the largest value allowed, when set.
-        is_param: Clarifai's flag for an inference setting (as opposed to an input).
-    """
-
-    description: str | None = None
-    choices: tuple[Any, ...] | None = None
-    min_value: float | None = None
-    max_value: float | None = None
-    is_param: bool = True
 
 
 class Param:
