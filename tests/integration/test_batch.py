@@ -44,6 +44,16 @@ HOLDING = (
 )
 
 
+#: a model whose predict fails for the text "boom" and upper-cases anything else
+PICKY_MODEL = (
+    "    @ModelClass.method\n"
+    "    def predict(self, text: str) -> str:\n"
+    "        if text == 'boom':\n"
+    "            raise ValueError('the model exploded')\n"
+    "        return text.upper()\n"
+)
+
+
 def _meeting(root: Path) -> Path:
     return write_model(root, "meeting", MEETING, imports="import os")
 
@@ -78,15 +88,7 @@ def test_a_failing_item_has_its_error_in_place_and_the_rest_answer(
     stack: Stack, tmp_path: Path
 ) -> None:
     """An item whose call raises is reported with its index, code and status; others succeed."""
-    folder = write_model(
-        tmp_path,
-        "picky",
-        "    @ModelClass.method\n"
-        "    def predict(self, text: str) -> str:\n"
-        "        if text == 'boom':\n"
-        "            raise ValueError('the model exploded')\n"
-        "        return text.upper()\n",
-    )
+    folder = write_model(tmp_path, "picky", PICKY_MODEL)
     stack.start_runner(folder)
     r = _post(stack, "picky", "predict", [{"text": "a"}, {"text": "boom"}, {"text": "c"}])
     assert r.status_code == 200
@@ -256,15 +258,7 @@ def test_client_leaving_cancels_every_item(stack: Stack, tmp_path: Path) -> None
 def test_client_predict_batch_sync_and_async(stack: Stack, tmp_path: Path) -> None:
     """predict_batch (blocking and asyncio) returns a BatchResult per input, in order; a failed
     item holds the error a single call would have raised, and unwrap() raises it."""
-    folder = write_model(
-        tmp_path,
-        "picky",
-        "    @ModelClass.method\n"
-        "    def predict(self, text: str) -> str:\n"
-        "        if text == 'boom':\n"
-        "            raise ValueError('the model exploded')\n"
-        "        return text.upper()\n",
-    )
+    folder = write_model(tmp_path, "picky", PICKY_MODEL)
     stack.start_runner(folder)
     inputs: list[dict[str, object]] = [{"text": "a"}, {"text": "boom"}, {"text": 5}, {"text": "d"}]
 
