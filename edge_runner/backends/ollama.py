@@ -24,6 +24,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -59,6 +60,7 @@ from edge_runner.backends.openai_format import (
     EMBEDDINGS_METHOD,
     OPENAI_METHODS,
     CompletionWriter,
+    Delta,
     TextCompletionWriter,
     embeddings_reply,
     include_usage,
@@ -66,12 +68,24 @@ from edge_runner.backends.openai_format import (
 from edge_runner.errors import BackendError, ErrorCode
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import JSONObject
 
 __all__ = ["DEFAULT_HOST", "OllamaBackend", "model_id_for", "normalize_host", "ollama_parallel"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_Part = TypeVar("_Part", ollama.GenerateResponse, ollama.ChatResponse)
+
+
+@dataclass
+class _StreamEnd:
+    """What a streamed ollama call left at its end: tool calls seen, usage, why it stopped."""
+
+    calls: int = 0
+    tool_calls: list[ollama.Message.ToolCall] = field(default_factory=list)
+    usage: pb.Usage | None = None
+    reason: str | None = None
 
 
 class OllamaBackend(Backend):
@@ -193,7 +207,7 @@ class OllamaBackend(Backend):
             raise BackendError(code, status.message, retryable=True)
         return name
 
-    def _body(self, request: dict[str, Any], *, chat: bool) -> dict[str, Any]:
+    def _body(self, request: JSONObject, *, chat: bool) -> dict[str, Any]:
         """Keyword arguments shared by chat and generate calls."""
         body: dict[str, Any] = {"options": chat_options(request, self.num_ctx) or None}
         if self.keep_alive is not None:
@@ -208,8 +222,8 @@ class OllamaBackend(Backend):
     def _text_stream(
         self,
         cancel: threading.Event,
-        start: Callable[[], Iterator[Any]],
-        text: Callable[[Any], Any],
+        start: Callable[[], Iterator[_Part]],
+        text: Callable[[_Part], str | None],
     ) -> StreamReply:
         """A stream of the text pieces of an ollama streaming call, with usage at its end."""
         reply = StreamReply(iter(()))
@@ -225,7 +239,7 @@ class OllamaBackend(Backend):
         return reply
 
     def _native_generate(
-        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, args: JSONObject, cancel: threading.Event
     ) -> StreamReply:
         prompt = _text(args, "prompt")
         body = self._body(args, chat=False)
@@ -236,12 +250,12 @@ class OllamaBackend(Backend):
         )
 
     def _native_predict(
-        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, args: JSONObject, cancel: threading.Event
     ) -> Reply:
         return collect(self._native_generate(name, model_id, args, cancel))
 
     def _native_chat(
-        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, args: JSONObject, cancel: threading.Event
     ) -> StreamReply:
         messages = ollama_messages(args.get("messages"))
         body = self._body(args, chat=True)
@@ -252,7 +266,7 @@ class OllamaBackend(Backend):
         )
 
     def _native_embed(
-        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, args: JSONObject, cancel: threading.Event
     ) -> Reply:
         texts = _texts(args.get("input"), "input")
         response = self._unary(cancel, lambda: self._clients.get().embed(name, texts))
@@ -263,46 +277,44 @@ class OllamaBackend(Backend):
         )
 
     def _openai_chat(
-        self, name: str, model_id: str, request: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, request: JSONObject, cancel: threading.Event
     ) -> Reply | StreamReply:
         messages = ollama_messages(request.get("messages"))
         body = self._body(request, chat=True)
         writer = CompletionWriter(model_id)
-        final: dict[str, Any] = {"calls": 0}
+        final = _StreamEnd()
 
-        def deltas() -> Iterator[str | dict[str, Any]]:
+        def deltas() -> Iterator[Delta]:
             for part in self._stream(
                 cancel, lambda: self._clients.get().chat(name, messages, stream=True, **body)
             ):
                 message = part.message
                 if message.tool_calls:
-                    yield {"tool_calls": tool_call_deltas(message.tool_calls, final["calls"])}
-                    final["calls"] += len(message.tool_calls)
-                    final.setdefault("tool_calls", []).extend(message.tool_calls)
+                    yield {"tool_calls": tool_call_deltas(message.tool_calls, final.calls)}
+                    final.calls += len(message.tool_calls)
+                    final.tool_calls.extend(message.tool_calls)
                 if message.content:
                     yield message.content
                 if part.done:
-                    final["usage"] = _usage(part)
-                    final["reason"] = part.done_reason
+                    final.usage = _usage(part)
+                    final.reason = part.done_reason
 
         def finish() -> str:
-            if final["calls"]:
+            if final.calls:
                 return "tool_calls"
-            return "length" if final.get("reason") == "length" else "stop"
+            return "length" if final.reason == "length" else "stop"
 
         if request.get("stream"):
-            return writer.stream(
-                deltas(), lambda _: final.get("usage"), include_usage(request), finish
-            )
+            return writer.stream(deltas(), lambda _: final.usage, include_usage(request), finish)
         text = "".join(d for d in deltas() if isinstance(d, str))
-        out: dict[str, Any] = {"role": "assistant", "content": text}
-        if final["calls"]:
-            out["tool_calls"] = openai_tool_calls(final["tool_calls"])
+        out: dict[str, object] = {"role": "assistant", "content": text}
+        if final.calls:
+            out["tool_calls"] = openai_tool_calls(final.tool_calls)
             out["content"] = text or None
-        return writer.completion(out, finish(), final.get("usage"))
+        return writer.completion(out, finish(), final.usage)
 
     def _openai_completions(
-        self, name: str, model_id: str, request: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, request: JSONObject, cancel: threading.Event
     ) -> Reply | StreamReply:
         prompt = request.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1:
@@ -317,7 +329,7 @@ class OllamaBackend(Backend):
         if isinstance(suffix, str) and suffix:
             body["suffix"] = suffix
         writer = TextCompletionWriter(model_id)
-        final: dict[str, Any] = {}
+        final = _StreamEnd()
 
         def pieces() -> Iterator[str]:
             if request.get("echo"):
@@ -328,14 +340,14 @@ class OllamaBackend(Backend):
                 if part.response:
                     yield part.response
                 if part.done:
-                    final["usage"] = _usage(part)
-                    final["reason"] = part.done_reason
+                    final.usage = _usage(part)
+                    final.reason = part.done_reason
 
         def finish() -> str:
-            return "length" if final.get("reason") == "length" else "stop"
+            return "length" if final.reason == "length" else "stop"
 
         def usage() -> pb.Usage | None:
-            return final.get("usage")
+            return final.usage
 
         if request.get("stream"):
             return writer.stream(pieces(), usage, include_usage(request), finish)
@@ -343,7 +355,7 @@ class OllamaBackend(Backend):
         return writer.completion(text, finish(), usage())
 
     def _openai_embeddings(
-        self, name: str, model_id: str, request: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, request: JSONObject, cancel: threading.Event
     ) -> Reply:
         texts = _texts(request.get("input"), "input")
         encoding = request.get("encoding_format") or "float"
@@ -422,21 +434,21 @@ class OllamaBackend(Backend):
         )
 
 
-def _usage(part: Any) -> pb.Usage:
+def _usage(part: ollama.GenerateResponse | ollama.ChatResponse) -> pb.Usage:
     return pb.Usage(
         prompt_tokens=int(part.prompt_eval_count or 0),
         completion_tokens=int(part.eval_count or 0),
     )
 
 
-def _text(args: dict[str, Any], name: str) -> str:
+def _text(args: JSONObject, name: str) -> str:
     value = args.get(name)
     if not isinstance(value, str):
         raise BackendError(ErrorCode.INVALID_ARGUMENT, f"`{name}` must be a string")
     return value
 
 
-def _texts(value: Any, name: str) -> list[str]:
+def _texts(value: object, name: str) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import ollama
@@ -21,6 +22,7 @@ import pydantic
 
 from edge_runner.backends.openai_format import stop_list
 from edge_runner.errors import BackendError, ErrorCode
+from edge_runner.views import JSONObject
 
 __all__ = [
     "chat_options",
@@ -47,9 +49,9 @@ def _invalid(message: str) -> BackendError:
     return BackendError(ErrorCode.INVALID_ARGUMENT, message)
 
 
-def chat_options(request: dict[str, Any], num_ctx: int | None) -> dict[str, Any]:
+def chat_options(request: JSONObject, num_ctx: int | None) -> dict[str, object]:
     """Ollama ``options`` from an OpenAI request (unset fields are left to the model)."""
-    options: dict[str, Any] = {}
+    options: dict[str, object] = {}
     for theirs, ours in _OPTIONS:
         value = request.get(theirs)
         if value is None or ours in options:
@@ -65,7 +67,7 @@ def chat_options(request: dict[str, Any], num_ctx: int | None) -> dict[str, Any]
     return options
 
 
-def response_format(request: dict[str, Any]) -> str | dict[str, Any] | None:
+def response_format(request: dict[str, Any]) -> str | dict[str, object] | None:
     """Ollama's ``format`` for OpenAI's ``response_format`` (JSON mode or a JSON schema)."""
     spec = request.get("response_format")
     if spec is None:
@@ -85,7 +87,7 @@ def response_format(request: dict[str, Any]) -> str | dict[str, Any] | None:
     )
 
 
-def ollama_messages(messages: Any) -> list[ollama.Message]:
+def ollama_messages(messages: object) -> list[ollama.Message]:
     """OpenAI chat messages (or Ollama-shaped ones) as the ``ollama`` client's Message objects."""
     if not isinstance(messages, list) or not messages:
         raise _invalid("`messages` must be a non-empty array of message objects")
@@ -106,7 +108,7 @@ def _message(i: int, message: dict[str, Any], tool_names: dict[str, str]) -> oll
     images += [
         _image_bytes(f"messages[{i}].images", image) for image in message.get("images") or []
     ]
-    fields: dict[str, Any] = {"role": "system" if role == "developer" else role, "content": text}
+    fields: dict[str, object] = {"role": "system" if role == "developer" else role, "content": text}
     if images:
         fields["images"] = [ollama.Image(value=data) for data in images]
     calls = message.get("tool_calls")
@@ -122,7 +124,7 @@ def _message(i: int, message: dict[str, Any], tool_names: dict[str, str]) -> oll
         raise _invalid(f"messages[{i}] is not a valid message: {exc.errors()[0]['msg']}") from exc
 
 
-def _content(i: int, content: Any) -> tuple[str, list[bytes]]:
+def _content(i: int, content: object) -> tuple[str, list[bytes]]:
     """Text and images of a message's ``content`` (a string or OpenAI's array of parts)."""
     if content is None:
         return "", []
@@ -144,7 +146,7 @@ def _content(i: int, content: Any) -> tuple[str, list[bytes]]:
     return "".join(texts), images
 
 
-def _data_url(where: str, url: Any) -> bytes:
+def _data_url(where: str, url: object) -> bytes:
     if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
         raise _invalid(
             f"{where}: images must be data: URLs (data:image/png;base64,...); the runner does "
@@ -153,7 +155,7 @@ def _data_url(where: str, url: Any) -> bytes:
     return _image_bytes(where, url.split(";base64,", 1)[1])
 
 
-def _image_bytes(where: str, value: Any) -> bytes:
+def _image_bytes(where: str, value: object) -> bytes:
     if not isinstance(value, str):
         raise _invalid(f"{where}: an image must be a base64 string")
     try:
@@ -162,7 +164,7 @@ def _image_bytes(where: str, value: Any) -> bytes:
         raise _invalid(f"{where}: an image is not valid base64") from exc
 
 
-def _tool_call(i: int, call: Any, tool_names: dict[str, str]) -> dict[str, Any]:
+def _tool_call(i: int, call: Any, tool_names: dict[str, str]) -> dict[str, object]:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
         raise _invalid(f"messages[{i}].tool_calls: each call needs function.name")
@@ -179,9 +181,11 @@ def _tool_call(i: int, call: Any, tool_names: dict[str, str]) -> dict[str, Any]:
     return {"function": {"name": function["name"], "arguments": arguments}}
 
 
-def openai_tool_calls(calls: Any) -> list[dict[str, Any]]:
+def openai_tool_calls(
+    calls: Sequence[ollama.Message.ToolCall] | None,
+) -> list[dict[str, object]]:
     """Ollama's tool calls as OpenAI ``tool_calls`` (arguments as a JSON string)."""
-    out = []
+    out: list[dict[str, object]] = []
     for i, call in enumerate(calls or ()):
         function = call.function
         out.append(
@@ -197,7 +201,9 @@ def openai_tool_calls(calls: Any) -> list[dict[str, Any]]:
     return out
 
 
-def tool_call_deltas(calls: Any, first_index: int) -> list[dict[str, Any]]:
+def tool_call_deltas(
+    calls: Sequence[ollama.Message.ToolCall], first_index: int
+) -> list[dict[str, object]]:
     """Tool calls for a stream chunk's ``delta`` (each with its ``index``)."""
     deltas = openai_tool_calls(calls)
     for offset, call in enumerate(deltas):

@@ -13,8 +13,7 @@ import json
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from edge_runner.backends.base import Reply, StreamReply
 from edge_runner.errors import BackendError, ErrorCode
@@ -44,7 +43,7 @@ OPENAI_METHODS = {
 }
 
 #: a delta of a streamed chat answer: text, or a ready-made delta object (tool calls)
-Delta = str | dict[str, Any]
+Delta = str | dict[str, object]
 
 
 def usage_doc(usage: pb.Usage | None) -> dict[str, int]:
@@ -58,13 +57,13 @@ def usage_doc(usage: pb.Usage | None) -> dict[str, int]:
     }
 
 
-def include_usage(request: dict[str, Any]) -> bool:
+def include_usage(request: Mapping[str, object]) -> bool:
     """Whether a streaming request asked for a final usage chunk."""
     options = request.get("stream_options")
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
-def stop_list(value: Any) -> list[str] | None:
+def stop_list(value: object) -> list[str] | None:
     """OpenAI's ``stop`` (a string or a list of strings) as a list."""
     if value is None:
         return None
@@ -85,7 +84,7 @@ class _Writer:
         self.completion_id = f"{self.prefix}-{uuid.uuid4().hex}"
         self.created = int(time.time())
 
-    def _doc(self, kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    def _doc(self, kind: str, choices: list[dict[str, object]]) -> dict[str, object]:
         return {
             "id": self.completion_id,
             "object": kind,
@@ -112,14 +111,14 @@ class CompletionWriter(_Writer):
         """OpenAI's ``usage`` object."""
         return usage_doc(usage)
 
-    def completion(self, message: dict[str, Any], finish: str, usage: pb.Usage | None) -> Reply:
+    def completion(self, message: dict[str, object], finish: str, usage: pb.Usage | None) -> Reply:
         """A whole ``chat.completion``."""
         choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
         doc = self._doc(self.kind, [choice])
         doc["usage"] = usage_doc(usage)
         return Reply(json.dumps(doc).encode(), usage)
 
-    def chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
+    def chunk(self, delta: dict[str, object], finish: str | None) -> bytes:
         """One ``chat.completion.chunk``."""
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
         return json.dumps(self._doc(self.chunk_kind, [choice])).encode()
@@ -159,7 +158,7 @@ class TextCompletionWriter(_Writer):
     kind = chunk_kind = "text_completion"
     prefix = "cmpl"
 
-    def _choice(self, text: str, finish: str | None) -> dict[str, Any]:
+    def _choice(self, text: str, finish: str | None) -> dict[str, object]:
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
 
     def completion(self, text: str, finish: str, usage: pb.Usage | None) -> Reply:
@@ -199,7 +198,7 @@ def embeddings_reply(
     """
     data = []
     for index, vector in enumerate(vectors):
-        embedding: Any = list(vector)
+        embedding: list[float] | str = list(vector)
         if encoding == "base64":
             embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": embedding})
