@@ -192,7 +192,7 @@ class _AsgiHost:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, object] = {}
         self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._started: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None

@@ -39,6 +39,7 @@ from edge_runner.errors import BackendError, ConfigError, ErrorCode
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.views import JSONObject, JSONValue
 
 __all__ = ["OpenAIUpstreamBackend", "normalize_base_url"]
 
@@ -212,7 +213,7 @@ class OpenAIUpstreamBackend(Backend):
         return native(self, name, model_id, args, cancel)
 
     def _proxy(
-        self, path: str, body: dict[str, Any], model_id: str, cancel: threading.Event
+        self, path: str, body: JSONObject, model_id: str, cancel: threading.Event
     ) -> Reply | StreamReply:
         """Forward an OpenAI request; answers carry our model id, not the upstream's name."""
         if not body.get("stream"):
@@ -231,15 +232,15 @@ class OpenAIUpstreamBackend(Backend):
         reply.chunks = chunks()
         return reply
 
-    def _chat_body(self, name: str, args: dict[str, Any], messages: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": name, "messages": messages}
+    def _chat_body(self, name: str, args: JSONObject, messages: JSONValue) -> JSONObject:
+        body: JSONObject = {"model": name, "messages": messages}
         for field in ("max_tokens", "temperature"):
             if args.get(field) is not None:
                 body[field] = args[field]
         return body
 
     def _native_text(
-        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, args: JSONObject, cancel: threading.Event
     ) -> StreamReply:
         if "messages" in args:
             messages = args["messages"]
@@ -263,12 +264,12 @@ class OpenAIUpstreamBackend(Backend):
         return reply
 
     def _native_predict(
-        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, args: JSONObject, cancel: threading.Event
     ) -> Reply:
         return collect(self._native_text(name, model_id, args, cancel))
 
     def _native_embed(
-        self, name: str, model_id: str, args: dict[str, Any], cancel: threading.Event
+        self, name: str, model_id: str, args: JSONObject, cancel: threading.Event
     ) -> Reply:
         doc = self._post(
             "/embeddings",
@@ -287,7 +288,7 @@ class OpenAIUpstreamBackend(Backend):
 
     # -- the translation boundary -----------------------------------------------------------
 
-    def _post(self, path: str, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
+    def _post(self, path: str, body: JSONObject, cancel: threading.Event) -> dict[str, Any]:
         try:
             with cancel_scope(cancel):
                 response = self._http.get().post(path, json=body)
@@ -307,7 +308,7 @@ class OpenAIUpstreamBackend(Backend):
         return doc
 
     def _events(
-        self, path: str, body: dict[str, Any], cancel: threading.Event
+        self, path: str, body: JSONObject, cancel: threading.Event
     ) -> Iterator[dict[str, Any]]:
         """The JSON documents of an upstream SSE stream, until ``[DONE]``."""
         try:
@@ -345,7 +346,7 @@ class OpenAIUpstreamBackend(Backend):
         )
 
 
-def _message(doc: Any) -> str:
+def _message(doc: object) -> str:
     error = doc.get("error") if isinstance(doc, dict) else None
     if isinstance(error, dict):
         return str(error.get("message") or error)
@@ -362,7 +363,7 @@ def _upstream_error(status: int, body: bytes) -> BackendError:
     )
 
 
-def _usage(doc: Any) -> pb.Usage | None:
+def _usage(doc: object) -> pb.Usage | None:
     if not isinstance(doc, dict):
         return None
     return pb.Usage(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import io
-from typing import Any
+from typing import Any, Self
 
 from edge_runner.models.message_data import (
     MessageData,
@@ -106,7 +106,7 @@ class _Media(MessageData):
         return bool(self.bytes) or bool(self.url)
 
     @classmethod
-    def from_url(cls, url: str) -> Any:
+    def from_url(cls, url: str) -> Self:
         """An instance that refers to ``url``."""
         return cls(url=url)
 
@@ -130,7 +130,7 @@ class _Media(MessageData):
         return out
 
     @classmethod
-    def from_json(cls, data: JSONValue) -> Any:
+    def from_json(cls, data: JSONValue) -> Self:
         """Build from ``{"base64": ..., "url": ...}`` (both optional).
 
         Raises:
@@ -166,7 +166,7 @@ class Image(_Media):
             return cls(bytes=out.getvalue())
 
     @classmethod
-    def from_numpy(cls, array: Any, img_format: str = "PNG") -> Image:
+    def from_numpy(cls, array: object, img_format: str = "PNG") -> Image:
         """Encode an ``HxW`` or ``HxWxC`` uint8 numpy array (needs Pillow)."""
         pil = require_module("PIL.Image", "pillow", "Image.from_numpy()")
         return cls.from_pil(pil.fromarray(array), img_format)

@@ -12,7 +12,8 @@ import builtins
 import importlib
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from types import ModuleType
+from typing import Any, ClassVar, Self
 
 from edge_runner.views import JSONObject, JSONValue
 
@@ -45,7 +46,7 @@ def b64decode(text: str) -> builtins.bytes:
         raise ValueError(f"not standard base64: {exc}") from exc
 
 
-def require_module(module: str, package: str, what: str) -> Any:
+def require_module(module: str, package: str, what: str) -> ModuleType:
     """Import ``module``, or raise ImportError with the ``pip install`` line for ``package``."""
     try:
         return importlib.import_module(module)
@@ -76,7 +77,7 @@ class MessageData:
         raise NotImplementedError
 
     @classmethod
-    def from_json(cls, data: JSONValue) -> Any:
+    def from_json(cls, data: JSONValue) -> Self:
         """Build an instance from its JSON form.
 
         Raises:
@@ -85,7 +86,7 @@ class MessageData:
         raise NotImplementedError
 
     @classmethod
-    def from_value(cls, value: object) -> Any:
+    def from_value(cls, value: object) -> Self:
         """Return ``value`` if it is already an instance, else ``cls(value)`` (as Clarifai does)."""
         return value if isinstance(value, cls) else cls(value)  # type: ignore[call-arg]  # subclasses take it
 

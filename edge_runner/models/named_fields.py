@@ -34,7 +34,7 @@ class NamedFields(metaclass=_NamedFieldsMeta):
     A value reads like an object (``out.score``) and like a mapping (``out["score"]``).
     """
 
-    def __init__(self, **fields: Any) -> None:
+    def __init__(self, **fields: object) -> None:
         for key, value in fields.items():
             setattr(self, key, value)
 
@@ -47,11 +47,11 @@ class NamedFields(metaclass=_NamedFieldsMeta):
         """The field names."""
         return iter(vars(self))
 
-    def values(self) -> Iterator[Any]:
+    def values(self) -> Iterator[object]:
         """The field values."""
         return iter(vars(self).values())
 
-    def items(self) -> Iterator[tuple[str, Any]]:
+    def items(self) -> Iterator[tuple[str, object]]:
         """``(name, value)`` pairs."""
         return iter(vars(self).items())
 
@@ -64,7 +64,7 @@ class NamedFields(metaclass=_NamedFieldsMeta):
         except KeyError as exc:
             raise KeyError(key) from exc
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: object) -> None:
         setattr(self, key, value)
 
     def __eq__(self, other: object) -> bool:
