@@ -67,16 +67,16 @@ def to_ours(value: Any) -> Any:
     return value
 
 
-def _items(value: Any) -> list[tuple[str, Any]]:
+def _items(value: Any) -> list[tuple[str, object]]:
     items = value.items() if callable(getattr(value, "items", None)) else vars(value).items()
     return list(items)
 
 
-def _has_media(value: Any) -> bool:
+def _has_media(value: object) -> bool:
     return value is not None and bool(getattr(value, "bytes", None) or getattr(value, "url", None))
 
 
-def adapted_method(func: Callable[..., Any]) -> Callable[..., Any]:
+def adapted_method(func: Callable[..., object]) -> Callable[..., object]:
     """``func`` declared with our types: arguments made real, results (or items) made ours.
 
     The wrapper keeps ``func``'s name, docstring and attributes, and its ``__wrapped__`` leads
@@ -84,10 +84,8 @@ def adapted_method(func: Callable[..., Any]) -> Callable[..., Any]:
     translated by :func:`hint_to_ours`.
     """
 
-    def call(*args: Any, **kwargs: Any) -> Any:
-        args = tuple(to_real(a) for a in args)
-        kwargs = {k: to_real(v) for k, v in kwargs.items()}
-        result = func(*args, **kwargs)
+    def call(*args: object, **kwargs: object) -> object:
+        result = func(*(to_real(a) for a in args), **{k: to_real(v) for k, v in kwargs.items()})
         if inspect.isgenerator(result) or (
             isinstance(result, Iterator) and not isinstance(result, Mapping)
         ):
@@ -108,7 +106,7 @@ def adapted_method(func: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def hint_to_ours(hint: Any) -> Any:
+def hint_to_ours(hint: object) -> object:
     """A type hint with the package's data types (and named fields) replaced by ours."""
     if _is_real(hint) or _is_real(type(hint)):
         fields = _named_fields(hint)
@@ -132,11 +130,11 @@ def hint_to_ours(hint: Any) -> Any:
     return hint
 
 
-def _is_real(obj: Any) -> bool:
+def _is_real(obj: object) -> bool:
     return str(getattr(obj, "__module__", "")).startswith(_REAL_MODULE)
 
 
-def _named_fields(hint: Any) -> dict[str, Any] | None:
+def _named_fields(hint: object) -> dict[str, object] | None:
     kind = hint if isinstance(hint, type) else type(hint)
     if not any(c.__name__ == "NamedFields" for c in kind.__mro__):
         return None
@@ -146,7 +144,7 @@ def _named_fields(hint: Any) -> dict[str, Any] | None:
     return dict(vars(hint))
 
 
-def to_real(value: Any) -> Any:
+def to_real(value: object) -> object:
     """``value`` with every one of our data-type objects replaced by the package's."""
     if isinstance(value, list):
         return [to_real(v) for v in value]
@@ -186,7 +184,7 @@ def to_real(value: Any) -> Any:
     return value
 
 
-def _converted(items: Iterator[Any]) -> Iterator[Any]:
+def _converted(items: Iterator[object]) -> Iterator[object]:
     try:
         for item in items:
             yield to_ours(item)

@@ -35,7 +35,7 @@ class Param:
         description: str | None = None,
         min_value: float | None = None,
         max_value: float | None = None,
-        choices: Sequence[Any] | None = None,
+        choices: Sequence[object] | None = None,
         is_param: bool = True,
     ) -> None:
         self.default = default
@@ -53,7 +53,7 @@ class Param:
         return self.info.description
 
     @property
-    def choices(self) -> tuple[Any, ...] | None:
+    def choices(self) -> tuple[object, ...] | None:
         """The values allowed, when listed."""
         return self.info.choices
 
@@ -108,7 +108,7 @@ class Param:
     def __contains__(self, item: object) -> bool:
         return item in self.default
 
-    def __getitem__(self, key: Any) -> Any:
+    def __getitem__(self, key: object) -> Any:
         return self.default[key]
 
     def __eq__(self, other: object) -> bool:
@@ -117,16 +117,16 @@ class Param:
     def __hash__(self) -> int:
         return hash(self.default)
 
-    def __lt__(self, other: Any) -> bool:
+    def __lt__(self, other: object) -> bool:
         return bool(self.default < other)
 
-    def __le__(self, other: Any) -> bool:
+    def __le__(self, other: object) -> bool:
         return bool(self.default <= other)
 
-    def __gt__(self, other: Any) -> bool:
+    def __gt__(self, other: object) -> bool:
         return bool(self.default > other)
 
-    def __ge__(self, other: Any) -> bool:
+    def __ge__(self, other: object) -> bool:
         return bool(self.default >= other)
 
     def __round__(self, ndigits: int | None = None) -> Any:
@@ -136,7 +136,7 @@ class Param:
         return -self.default
 
 
-def _binary(op: Callable[[Any, Any], Any], reflected: bool) -> Callable[[Param, Any], Any]:
+def _binary(op: Callable[[Any, Any], object], reflected: bool) -> Callable[[Param, object], Any]:
     if reflected:
         return lambda self, other: op(other, self.default)
     return lambda self, other: op(self.default, other)
