@@ -75,6 +75,7 @@ class SecretStore:
         secrets_dir: Path | None = None,
         timeout: float = 3.0,
         fallback: bool = True,
+        chosen: bool = False,
     ) -> None:
         """Create a store.
 
@@ -84,12 +85,15 @@ class SecretStore:
             timeout: seconds each keyring call may take.
             fallback: on a keyring timeout or error, switch to the file store (True) or raise
                 :class:`SecretStoreError` (False).
+            chosen: the file store was asked for (``EDGE_RUNNER_SECRET_BACKEND=file``), so
+                writing a secret to it is not worth a warning.
         """
         self._keyring = backend
         self._files = FileSecrets(
             secrets_dir if secrets_dir is not None else data_dir() / "secrets"
         )
         self._fallback = fallback
+        self._chosen = chosen
         self._lock = threading.Lock()
         self.timeout = timeout
 
@@ -147,7 +151,8 @@ class SecretStore:
                 self._files.delete(context_name)
                 logger.debug("stored the secret for %r in %s", context_name, self.backend_name)
                 return
-        _warn_file_store(self._files.directory)
+        if not self._chosen:
+            _warn_file_store(self._files.directory)
         self._files.set(context_name, secret)
         logger.debug("stored the secret for %r in %s", context_name, self.backend_name)
 
@@ -197,7 +202,7 @@ def secret_store(*, timeout: float = 3.0) -> SecretStore:
     if mode not in ("auto", "keyring", "file"):
         raise ConfigError(f"{ENV_SECRET_BACKEND}={raw!r} is not one of: auto, keyring, file.")
     if mode == "file":
-        return SecretStore(timeout=timeout)
+        return SecretStore(timeout=timeout, chosen=True)
     try:
         backend, problem = _time_boxed(_detect, timeout, "the OS keyring", "detection")
     except KeyringUnavailable as exc:

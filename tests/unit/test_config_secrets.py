@@ -158,15 +158,20 @@ def test_file_store_modes_and_single_warning(caplog: pytest.LogCaptureFixture) -
     ]
 
 
-def test_env_forces_file_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    """EDGE_RUNNER_SECRET_BACKEND=file uses files even when a keyring works."""
+def test_env_forces_file_store(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EDGE_RUNNER_SECRET_BACKEND=file uses files even when a keyring works, and says nothing
+    about a missing keyring: the file store is what was asked for."""
     backend = MemoryKeyring()
     keyring.set_keyring(backend)
     monkeypatch.setenv("EDGE_RUNNER_SECRET_BACKEND", "file")
+    caplog.set_level(logging.WARNING, logger="edge_runner.config.secrets")
     store = secret_store(timeout=SHORT_TIMEOUT)
     store.set("dev", TOKEN)
     assert store.backend_name.startswith("file:")
     assert backend.entries == {}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_env_forces_keyring_and_errors_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
