@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import select
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -88,6 +90,30 @@ def within(seconds: float) -> float:
         Test seconds: twice the scaled promise plus start-up slack, times ``TIMEOUT_FACTOR``.
     """
     return (2 * seconds * TIME_SCALE + _SLACK_S) * 1000 * MS
+
+
+def _listen_port() -> int:
+    """A port free on 127.0.0.1 now, below the ephemeral range.
+
+    A control plane restarted "on the same ports" must find them free again. A port the OS
+    chose (port 0) lies in the ephemeral range, where any other test's outgoing connection may
+    take it as its source port in between (it happened: the restarted gRPC listener got
+    EADDRINUSE). Below that range only listeners take ports.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = max(low, 2048)
+    for _ in range(200):
+        candidate = random.randrange(1024, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        return candidate
+    raise AssertionError("no free port below the ephemeral range on 127.0.0.1")
 
 
 @dataclass
@@ -261,8 +287,11 @@ class Cluster:
     def start_control(
         self, *, port: int = 0, grpc_port: int = 0, data_dir: Path | None = None
     ) -> Control:
-        """Start a control plane on 127.0.0.1 (ports 0 = any free) and make it the current one."""
+        """Start a control plane on 127.0.0.1 (ports 0 = any free, outside the range the
+        kernel hands out as source ports) and make it the current one."""
         data_dir = data_dir or self.tmp_path / "control"
+        port = port or _listen_port()
+        grpc_port = grpc_port or _listen_port()
         child = self.spawn(
             "control",
             [
