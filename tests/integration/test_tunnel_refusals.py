@@ -20,7 +20,7 @@ import pytest
 from edge_runner.client import Client
 from edge_runner.errors import Forbidden
 from edge_runner.runner.transport import TransportKind
-from tests.conftest import HELLO, MS, LoopThread, Stack, wait_for
+from tests.conftest import HELLO, MS, LoopThread, RunningRunner, Stack, wait_for
 
 _REASONS = {200: "OK", 403: "Forbidden"}
 
@@ -115,6 +115,25 @@ def _proxy(stack: Stack, routes: dict[str, tuple[int, str, bytes]]) -> FakeProxy
     return proxy
 
 
+def _runner_behind(
+    bare: Stack,
+    port: int,
+    *,
+    transport: TransportKind = TransportKind.GRPC,
+    token: str | None = None,
+) -> RunningRunner:
+    """A runner whose control plane address is ``port`` (a stand-in), retrying fast."""
+    return bare.start_runner(
+        HELLO,
+        wait=False,
+        api_base=f"http://127.0.0.1:{port}",
+        token=token,
+        transport=transport,
+        backoff_initial=10 * MS,
+        backoff_cap=50 * MS,
+    )
+
+
 def test_a_proxy_page_at_discovery_is_retried_until_the_control_plane_answers(
     bare: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -127,13 +146,7 @@ def test_a_proxy_page_at_discovery_is_retried_until_the_control_plane_answers(
     # The runner's token exists once a control plane bootstrapped the data dir.
     bare.start_control()
     bare.stop_control()
-    running = bare.start_runner(
-        HELLO,
-        wait=False,
-        api_base=f"http://127.0.0.1:{port}",
-        backoff_initial=10 * MS,
-        backoff_cap=50 * MS,
-    )
+    running = _runner_behind(bare, port)
     wait_for(lambda: len(proxy.requests) >= 3, "the runner to ask again")
     assert not running.task.done(), "the runner stopped at a proxy's page"
     assert "text/html" in running.runner.connection.last_error
@@ -150,14 +163,7 @@ def test_a_proxy_page_at_discovery_is_retried_until_the_control_plane_answers(
 def test_info_without_tunnel_addresses_is_retried(bare: Stack) -> None:
     """JSON that is not the control plane's info (no ``tunnel``) is retried, not fatal."""
     proxy = _proxy(bare, {"/v2/info": (200, "application/json", b'{"status": "ok"}')})
-    running = bare.start_runner(
-        HELLO,
-        wait=False,
-        api_base=f"http://127.0.0.1:{proxy.port}",
-        token="er_pat_any",
-        backoff_initial=10 * MS,
-        backoff_cap=50 * MS,
-    )
+    running = _runner_behind(bare, proxy.port, token="er_pat_any")
     wait_for(lambda: len(proxy.requests) >= 3, "the runner to ask again")
     assert not running.task.done()
     assert "without tunnel addresses" in running.runner.connection.last_error
@@ -168,15 +174,7 @@ def test_info_without_tunnel_addresses_is_retried(bare: Stack) -> None:
 def test_a_403_at_discovery_stops_the_runner(bare: Stack, transport: TransportKind) -> None:
     """/v2/info answering 403 is a refusal on either transport: Forbidden, not a retry loop."""
     proxy = _proxy(bare, {"/v2/info": (403, "text/html", b"<h1>Forbidden</h1>")})
-    running = bare.start_runner(
-        HELLO,
-        wait=False,
-        api_base=f"http://127.0.0.1:{proxy.port}",
-        token="er_pat_any",
-        transport=transport,
-        backoff_initial=10 * MS,
-        backoff_cap=50 * MS,
-    )
+    running = _runner_behind(bare, proxy.port, transport=transport, token="er_pat_any")
     with pytest.raises(Forbidden, match="403 Forbidden"):
         running.task.result(10_000 * MS)
     assert proxy.requests == ["/v2/info"]
@@ -208,15 +206,7 @@ def test_a_403_on_the_tunnel_stops_the_runner_on_both_transports(
             "/v2/tunnel": (403, "text/html", b"<h1>Forbidden</h1>"),
         },
     )
-    running = bare.start_runner(
-        HELLO,
-        wait=False,
-        api_base=f"http://127.0.0.1:{proxy.port}",
-        token="er_pat_any",
-        transport=transport,
-        backoff_initial=10 * MS,
-        backoff_cap=50 * MS,
-    )
+    running = _runner_behind(bare, proxy.port, transport=transport, token="er_pat_any")
     with pytest.raises(Forbidden, match="refused this runner's tunnel"):
         running.task.result(10_000 * MS)
     assert proxy.requests.count("/v2/info") == 1
