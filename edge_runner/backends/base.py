@@ -187,6 +187,11 @@ class Backend(abc.ABC):
     #: how :meth:`slots` is set, for a warning about ``--pool-size`` ("OLLAMA_NUM_PARALLEL=1")
     slots_setting: str = ""
 
+    def default_pool_size(self) -> int | None:
+        """Tasks the runner should run at once when ``--pool-size`` is not given, or None for
+        the runner's own default."""
+        return None
+
 
 def json_arguments(payload: bytes) -> JSONObject:
     """A task's JSON object payload (empty means no arguments).

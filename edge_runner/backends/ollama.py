@@ -165,6 +165,10 @@ class OllamaBackend(Backend):
         del model_id
         return self.parallel
 
+    def default_pool_size(self) -> int:
+        """What Ollama runs at once, and no more: its parallel requests for every model."""
+        return self.parallel * len(self.names)
+
     def specs(self) -> list[pb.ModelSpec]:
         """One spec per model still served (a FAILED one is withdrawn), all alike."""
         return [

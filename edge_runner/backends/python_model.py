@@ -110,6 +110,10 @@ class PythonModelBackend(Backend):
             )
         ]
 
+    def default_pool_size(self) -> int | None:
+        """The folder's config.yaml ``num_threads``, if it sets one."""
+        return self.folder.config.num_threads or None
+
     def call(
         self, model_id: str, method: str, payload: bytes, cancel: threading.Event
     ) -> Reply | StreamReply:

@@ -163,9 +163,11 @@ class RunnerDaemon:
     def start_helpers(self) -> None:
         """Start what the backend needs beside the runner: ``ollama serve`` when no Ollama
         answers on a loopback address."""
+        if self.backend.name != "ollama" or self.ollama is not None:
+            return  # (and a model folder's runner never imports the Ollama client)
         from edge_runner.backends.ollama import OllamaBackend
 
-        if not isinstance(self.backend, OllamaBackend) or self.ollama is not None:
+        if not isinstance(self.backend, OllamaBackend):
             return
         from edge_runner.backends.ollama_serve import ensure_ollama
         from edge_runner.config.paths import data_dir
@@ -287,7 +289,7 @@ def build_runner(
         )
     if progress is not None:
         backend.add_status_listener(progress)
-    pool_size = config.pool_size or _default_pool_size(backend)
+    pool_size = config.pool_size or backend.default_pool_size() or DEFAULT_POOL_SIZE
     identity = None
     try:
         runner_id = config.runner_id
@@ -326,14 +328,3 @@ def build_runner(
     )
     runner = Runner(settings, backend, runner_id, sampler=sampler, gpus=placed)
     return RunnerDaemon(effective, runner, identity=identity, telemetry=telemetry)
-
-
-def _default_pool_size(backend: Backend) -> int:
-    from edge_runner.backends.ollama import OllamaBackend
-    from edge_runner.backends.python_model import PythonModelBackend
-
-    if isinstance(backend, OllamaBackend):  # what Ollama runs at once, and no more
-        return backend.parallel * len(backend.names)
-    if isinstance(backend, PythonModelBackend) and backend.folder.config.num_threads:
-        return backend.folder.config.num_threads  # config.yaml's num_threads
-    return DEFAULT_POOL_SIZE

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_runner.backends.python_model import PythonModelBackend
-from edge_runner.daemons.runner import DEFAULT_POOL_SIZE, _default_pool_size
+from edge_runner.daemons.runner import DEFAULT_POOL_SIZE, RunnerConfig, build_runner
 from edge_runner.errors import ModelFolderError
 from edge_runner.models import load_config, load_model_folder
 from edge_runner.models.config_keys import Checkpoints, ConceptInfo
@@ -68,11 +68,25 @@ def test_concepts_are_on_the_model_instance(tmp_path: Path) -> None:
     assert model.predict("x") == ["bus", "person"]  # type: ignore[attr-defined]
 
 
+def _pool_size(backend: PythonModelBackend, pool_size: int | None = None) -> int:
+    """The pool a runner built for ``backend`` gets (nothing is dialled)."""
+    config = RunnerConfig(
+        api_base="http://127.0.0.1:9",
+        token="er_rt_unused",
+        enroll=False,
+        runner_id="pool-test",
+        pool_size=pool_size,
+        local_api=False,
+    )
+    return build_runner(config, backend=backend).settings.pool_size
+
+
 def test_num_threads_sets_the_default_pool_size(tmp_path: Path) -> None:
     """A Python folder's num_threads is the runner's pool size unless --pool-size is given."""
-    assert _default_pool_size(PythonModelBackend(write(tmp_path, CLASSIFIER))) == 3
+    assert _pool_size(PythonModelBackend(write(tmp_path, CLASSIFIER))) == 3
+    assert _pool_size(PythonModelBackend(write(tmp_path / "flag", CLASSIFIER)), 7) == 7
     plain = write(tmp_path / "plain", "model:\n  id: plain\n")
-    assert _default_pool_size(PythonModelBackend(plain)) == DEFAULT_POOL_SIZE
+    assert _pool_size(PythonModelBackend(plain)) == DEFAULT_POOL_SIZE
 
 
 @pytest.mark.parametrize(
