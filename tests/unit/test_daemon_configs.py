@@ -47,7 +47,7 @@ def test_a_bad_control_config_is_refused_when_made(
 def test_plain_text_off_loopback_needs_insecure(tmp_path: Path) -> None:
     """--insecure (or TLS) is what makes a wildcard address acceptable."""
     assert ControlConfig(host="0.0.0.0", insecure=True, data_dir=tmp_path).insecure
-    assert ControlConfig(host="0.0.0.0", tls_self_signed=True, data_dir=tmp_path)
+    assert ControlConfig(host="0.0.0.0", tls_self_signed=True, data_dir=tmp_path).tls_self_signed
 
 
 def test_the_effective_config_scales_durations_and_makes_tls_files(tmp_path: Path) -> None:
