@@ -285,8 +285,18 @@ class ModelStatus(_message.Message):
     eta_ms: int
     def __init__(self, model_id: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., progress: _Optional[float] = ..., message: _Optional[str] = ..., eta_ms: _Optional[int] = ...) -> None: ...
 
+class InputCredit(_message.Message):
+    __slots__ = ("task_id", "attempt", "upto_seq")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    UPTO_SEQ_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    upto_seq: int
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., upto_seq: _Optional[int] = ...) -> None: ...
+
 class RunnerMessage(_message.Message):
-    __slots__ = ("hello", "credit", "heartbeat", "accepted", "chunk", "result", "task_error", "logs", "draining", "goodbye", "model_status")
+    __slots__ = ("hello", "credit", "heartbeat", "accepted", "chunk", "result", "task_error", "logs", "draining", "goodbye", "model_status", "input_credit")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     CREDIT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
@@ -298,6 +308,7 @@ class RunnerMessage(_message.Message):
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     GOODBYE_FIELD_NUMBER: _ClassVar[int]
     MODEL_STATUS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_CREDIT_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     credit: Credit
     heartbeat: Heartbeat
@@ -309,7 +320,8 @@ class RunnerMessage(_message.Message):
     draining: Draining
     goodbye: Goodbye
     model_status: ModelStatus
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., accepted: _Optional[_Union[Accepted, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., result: _Optional[_Union[Result, _Mapping]] = ..., task_error: _Optional[_Union[TaskError, _Mapping]] = ..., logs: _Optional[_Union[Logs, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., model_status: _Optional[_Union[ModelStatus, _Mapping]] = ...) -> None: ...
+    input_credit: InputCredit
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., accepted: _Optional[_Union[Accepted, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., result: _Optional[_Union[Result, _Mapping]] = ..., task_error: _Optional[_Union[TaskError, _Mapping]] = ..., logs: _Optional[_Union[Logs, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., model_status: _Optional[_Union[ModelStatus, _Mapping]] = ..., input_credit: _Optional[_Union[InputCredit, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("runner_id", "protocol", "heartbeat_interval_ms", "lease_ttl_ms", "server_version", "adopted", "stream_window")
@@ -330,7 +342,7 @@ class Welcome(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., server_version: _Optional[str] = ..., adopted: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ..., stream_window: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "attempt", "model_id", "method", "payload", "deadline_unix_ms", "queued_ms")
+    __slots__ = ("task_id", "attempt", "model_id", "method", "payload", "deadline_unix_ms", "queued_ms", "input_stream")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -338,6 +350,7 @@ class Task(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUED_MS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_STREAM_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
     model_id: str
@@ -345,7 +358,8 @@ class Task(_message.Message):
     payload: bytes
     deadline_unix_ms: int
     queued_ms: int
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., model_id: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., deadline_unix_ms: _Optional[int] = ..., queued_ms: _Optional[int] = ...) -> None: ...
+    input_stream: bool
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., model_id: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., deadline_unix_ms: _Optional[int] = ..., queued_ms: _Optional[int] = ..., input_stream: _Optional[bool] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("task_id", "attempt", "reason")
@@ -383,8 +397,30 @@ class StreamCredit(_message.Message):
     upto_seq: int
     def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., upto_seq: _Optional[int] = ...) -> None: ...
 
+class InputChunk(_message.Message):
+    __slots__ = ("task_id", "attempt", "seq", "payload")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    seq: int
+    payload: bytes
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seq: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class InputEnd(_message.Message):
+    __slots__ = ("task_id", "attempt", "count")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    count: int
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
 class ControlMessage(_message.Message):
-    __slots__ = ("welcome", "task", "cancel", "drain", "goodbye", "error", "heartbeat", "stream_credit")
+    __slots__ = ("welcome", "task", "cancel", "drain", "goodbye", "error", "heartbeat", "stream_credit", "input_chunk", "input_end")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
@@ -393,6 +429,8 @@ class ControlMessage(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     STREAM_CREDIT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    INPUT_END_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     task: Task
     cancel: Cancel
@@ -401,4 +439,6 @@ class ControlMessage(_message.Message):
     error: Error
     heartbeat: Heartbeat
     stream_credit: StreamCredit
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., stream_credit: _Optional[_Union[StreamCredit, _Mapping]] = ...) -> None: ...
+    input_chunk: InputChunk
+    input_end: InputEnd
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., stream_credit: _Optional[_Union[StreamCredit, _Mapping]] = ..., input_chunk: _Optional[_Union[InputChunk, _Mapping]] = ..., input_end: _Optional[_Union[InputEnd, _Mapping]] = ...) -> None: ...

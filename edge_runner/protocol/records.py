@@ -36,6 +36,7 @@ ControlEvent = (
     | pb.Draining
     | pb.Goodbye
     | pb.ModelStatus
+    | pb.InputCredit
 )
 #: What the runner's session hands up: messages sent by the control plane.
 RunnerEvent = (
@@ -47,6 +48,8 @@ RunnerEvent = (
     | pb.Error
     | pb.Heartbeat
     | pb.StreamCredit
+    | pb.InputChunk
+    | pb.InputEnd
 )
 
 
@@ -62,6 +65,10 @@ class InflightTask:
             the slot.
         credit_upto: chunks numbered below this may be sent; 0 when the stream is not
             flow-controlled (a 1.1 runner).
+        input_stream: the method takes an input stream (protocol 1.3).
+        input_sent: input items sent so far (the next one's number).
+        input_upto: input items numbered below this may be sent (the runner's InputCredit).
+        input_ended: the InputEnd went out.
     """
 
     model_id: str
@@ -69,6 +76,10 @@ class InflightTask:
     resumed: bool = False
     abandoned: bool = False
     credit_upto: int = 0
+    input_stream: bool = False
+    input_sent: int = 0
+    input_upto: int = 0
+    input_ended: bool = False
 
 
 @dataclass(slots=True)
@@ -78,10 +89,18 @@ class RunnerTask:
     Attributes:
         model_id: the model it runs on; its slot goes back to this model when it finishes.
         next_seq: the number the next chunk of its output gets.
+        input_stream: the method takes an input stream (protocol 1.3).
+        input_next: the number the next input item must have.
+        input_upto: input items numbered below this were granted (InputCredit sent).
+        input_ended: the InputEnd arrived.
     """
 
     model_id: str
     next_seq: int = 0
+    input_stream: bool = False
+    input_next: int = 0
+    input_upto: int = 0
+    input_ended: bool = False
 
 
 class SessionState(enum.Enum):

@@ -14,6 +14,14 @@ out of order, a task over credit, a chunk beyond its stream credit, a chunk for 
 task — queues an ``Error`` frame for the peer, closes the session and raises
 :class:`~edge_runner.errors.ProtocolError`; the transport then closes that one tunnel.
 
+Stream input (protocol 1.3) is the mirror image: a ``Task`` with ``input_stream`` set is
+followed by ``InputChunk`` frames, numbered from 0, which the control plane sends only below the
+task's latest ``InputCredit`` from the runner, then by one ``InputEnd`` that counts them. The
+runner grants a window when it takes the task and more as the method consumes items. An item
+out of order, beyond the credit or after the end breaks the protocol; a late one for a task the
+runner already finished is dropped. A control plane never sends a stream-in task to a runner
+older than 1.3 (:attr:`ControlSession.input_streams`).
+
 Stream credit is used only when both sides speak 1.2: the control plane never sends
 ``StreamCredit`` to an older runner (it could not parse it), and a runner welcomed without a
 ``stream_window`` streams freely, as in 1.1.
@@ -69,6 +77,13 @@ _E = TypeVar("_E", pb.RunnerMessage, pb.ControlMessage)
 
 #: the first protocol minor (of major 1) with per-task stream credit
 STREAM_CREDIT_MINOR = 2
+#: the first protocol minor (of major 1) with stream-in tasks (input chunks and input credit)
+INPUT_STREAM_MINOR = 3
+
+
+def _speaks(version: pb.ProtocolVersion, minor: int) -> bool:
+    """Whether a peer of ``version`` speaks protocol ``1.minor`` or later."""
+    return version.major > 1 or version.minor >= minor
 
 
 def _now_ms() -> int:
@@ -170,6 +185,8 @@ class ControlSession(_Session):
         self._stream_window = stream_window
         #: whether this runner's streams are flow-controlled (it speaks 1.2 and a window is set)
         self.stream_credit = False
+        #: whether this runner takes stream-in tasks (it speaks 1.3)
+        self.input_streams = False
         self.credits: defaultdict[str, int] = defaultdict(int)
         #: tasks sent and not yet finished
         self.inflight: dict[TaskKey, InflightTask] = {}
@@ -199,9 +216,10 @@ class ControlSession(_Session):
                 "letters, digits and . _ : @ -, starting with a letter or digit",
             )
         self.hello = hello
-        self.stream_credit = self._stream_window > 0 and (
-            hello.protocol.minor >= STREAM_CREDIT_MINOR or hello.protocol.major > 1
+        self.stream_credit = self._stream_window > 0 and _speaks(
+            hello.protocol, STREAM_CREDIT_MINOR
         )
+        self.input_streams = _speaks(hello.protocol, INPUT_STREAM_MINOR)
         return [hello]
 
     def _on_credit(self, credit: pb.Credit) -> list[ControlEvent]:
@@ -255,6 +273,20 @@ class ControlSession(_Session):
             return []
         self.credits[entry.model_id] += 1
         return [] if entry.abandoned else [message]
+
+    def _on_input_credit(self, credit: pb.InputCredit) -> list[ControlEvent]:
+        entry = self.inflight.get((credit.task_id, credit.attempt))
+        if entry is None or entry.abandoned:
+            return []  # the task finished or was cancelled meanwhile
+        if not entry.input_stream:
+            raise self._fail(
+                ErrorCode.PROTOCOL,
+                f"input credit for task {credit.task_id}, which takes no input stream",
+            )
+        if credit.upto_seq <= entry.input_upto:
+            return []  # absolute: a repeated or reordered grant changes nothing
+        entry.input_upto = credit.upto_seq
+        return [credit]
 
     def _on_draining(self, message: pb.Draining) -> list[ControlEvent]:
         if self.state is SessionState.OPEN:
@@ -321,17 +353,26 @@ class ControlSession(_Session):
         payload: bytes,
         deadline_unix_ms: int = 0,
         queued_ms: int = 0,
+        input_stream: bool = False,
     ) -> None:
         """Queue a task, spending one credit of its model.
 
+        ``input_stream``: the method takes an input stream; send its items with
+        :meth:`send_input` as the runner grants credit, then :meth:`send_input_end`.
+
         Raises:
-            ProtocolError: no credit for the model or the session is not open (a caller bug).
+            ProtocolError: no credit for the model, the session is not open, or a stream-in
+                task for a runner older than 1.3 (caller bugs).
         """
         if not self.has_credit(model_id):
             raise ProtocolError(f"no credit for model {model_id!r} on this tunnel")
+        if input_stream and not self.input_streams:
+            raise ProtocolError("this runner is older than protocol 1.3: no stream-in tasks")
         self.credits[model_id] -= 1
         credit = self._stream_window if self.stream_credit else 0
-        self.inflight[(task_id, attempt)] = InflightTask(model_id, credit_upto=credit)
+        self.inflight[(task_id, attempt)] = InflightTask(
+            model_id, credit_upto=credit, input_stream=input_stream
+        )
         task = pb.Task(
             task_id=task_id,
             attempt=attempt,
@@ -340,8 +381,55 @@ class ControlSession(_Session):
             payload=payload,
             deadline_unix_ms=deadline_unix_ms,
             queued_ms=min(queued_ms, 2**32 - 1),
+            input_stream=input_stream,
         )
         self._out.append(encode(pb.ControlMessage(task=task)))
+
+    def input_room(self, task_id: str, attempt: int) -> int:
+        """How many input items of a stream-in task may be sent now (0 when none, or when the
+        task is not in flight here, its input ended, or the session is closed)."""
+        entry = self.inflight.get((task_id, attempt))
+        if (
+            entry is None
+            or entry.abandoned
+            or entry.input_ended
+            or self.state is SessionState.CLOSED
+        ):
+            return 0
+        return max(0, entry.input_upto - entry.input_sent)
+
+    def send_input(self, task_id: str, attempt: int, payload: bytes) -> int:
+        """Queue the next input item of a stream-in task; returns its number.
+
+        Raises:
+            ProtocolError: the task has no input credit left, is not a stream-in task in
+                flight here, or its input ended (caller bugs: check :meth:`input_room`).
+        """
+        if self.input_room(task_id, attempt) <= 0:
+            raise ProtocolError(f"no input credit for task {task_id} on this tunnel")
+        entry = self.inflight[(task_id, attempt)]
+        seq = entry.input_sent
+        entry.input_sent += 1
+        chunk = pb.InputChunk(task_id=task_id, attempt=attempt, seq=seq, payload=payload)
+        self._out.append(encode(pb.ControlMessage(input_chunk=chunk)))
+        return seq
+
+    def send_input_end(self, task_id: str, attempt: int) -> bool:
+        """Queue the end of a stream-in task's input; False when there is nothing to end (the
+        task is gone, its input ended already, or the session is closed)."""
+        entry = self.inflight.get((task_id, attempt))
+        if (
+            entry is None
+            or not entry.input_stream
+            or entry.abandoned
+            or entry.input_ended
+            or self.state is SessionState.CLOSED
+        ):
+            return False
+        entry.input_ended = True
+        end = pb.InputEnd(task_id=task_id, attempt=attempt, count=entry.input_sent)
+        self._out.append(encode(pb.ControlMessage(input_end=end)))
+        return True
 
     def send_cancel(self, task_id: str, attempt: int, reason: str) -> None:
         """Ask the runner to cancel a task it holds."""
@@ -405,6 +493,7 @@ ControlSession._HANDLERS = {
     "draining": ControlSession._on_draining,
     "goodbye": ControlSession._on_goodbye,
     "model_status": ControlSession._on_passthrough,
+    "input_credit": ControlSession._on_input_credit,
 }
 
 
@@ -480,8 +569,54 @@ class RunnerSession(_Session):
                 f"task {task.task_id} for {task.model_id!r} exceeds the granted credit",
             )
         self._granted[task.model_id] -= 1
-        self.tasks[key] = RunnerTask(task.model_id)
+        self.tasks[key] = RunnerTask(task.model_id, input_stream=task.input_stream)
         return [task]
+
+    def _input_entry(self, what: str, task_id: str, attempt: int) -> RunnerTask | None:
+        """The held stream-in task an input frame is for; None for a task that finished
+        (its late input is dropped); a task that takes no input breaks the protocol."""
+        entry = self.tasks.get((task_id, attempt))
+        if entry is None:
+            return None
+        if not entry.input_stream:
+            raise self._fail(
+                ErrorCode.PROTOCOL, f"{what} for task {task_id}, which takes no input stream"
+            )
+        if entry.input_ended:
+            raise self._fail(ErrorCode.PROTOCOL, f"{what} for task {task_id} after its InputEnd")
+        return entry
+
+    def _on_input_chunk(self, chunk: pb.InputChunk) -> list[RunnerEvent]:
+        entry = self._input_entry(f"input item {chunk.seq}", chunk.task_id, chunk.attempt)
+        if entry is None:
+            return []
+        if chunk.seq != entry.input_next:
+            raise self._fail(
+                ErrorCode.PROTOCOL,
+                f"input item {chunk.seq} of task {chunk.task_id} arrived, "
+                f"expected {entry.input_next}",
+            )
+        if chunk.seq >= entry.input_upto:
+            raise self._fail(
+                ErrorCode.PROTOCOL,
+                f"input item {chunk.seq} of task {chunk.task_id} exceeds its input credit "
+                f"(items below {entry.input_upto})",
+            )
+        entry.input_next += 1
+        return [chunk]
+
+    def _on_input_end(self, end: pb.InputEnd) -> list[RunnerEvent]:
+        entry = self._input_entry("InputEnd", end.task_id, end.attempt)
+        if entry is None:
+            return []
+        if end.count != entry.input_next:
+            raise self._fail(
+                ErrorCode.PROTOCOL,
+                f"InputEnd of task {end.task_id} counts {end.count} items, "
+                f"{entry.input_next} arrived",
+            )
+        entry.input_ended = True
+        return [end]
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -495,6 +630,24 @@ class RunnerSession(_Session):
             return
         self._granted[model_id] += slots
         self._out.append(encode(pb.RunnerMessage(credit=pb.Credit(grant={model_id: slots}))))
+
+    def send_input_credit(self, task_id: str, attempt: int, upto_seq: int) -> bool:
+        """Let the control plane send a stream-in task's input items numbered below
+        ``upto_seq``. A no-op (False) for a task not held here, not stream-in, whose input
+        ended, or when the credit would not grow."""
+        entry = self.tasks.get((task_id, attempt))
+        if (
+            entry is None
+            or not entry.input_stream
+            or entry.input_ended
+            or upto_seq <= entry.input_upto
+            or self.state is SessionState.CLOSED
+        ):
+            return False
+        entry.input_upto = min(upto_seq, 2**32 - 1)
+        credit = pb.InputCredit(task_id=task_id, attempt=attempt, upto_seq=entry.input_upto)
+        self._out.append(encode(pb.RunnerMessage(input_credit=credit)))
+        return True
 
     def send_chunk(
         self, task_id: str, attempt: int, payload: bytes, seq: int | None = None
@@ -587,4 +740,6 @@ RunnerSession._HANDLERS = {
     "drain": RunnerSession._on_passthrough,
     "heartbeat": RunnerSession._on_passthrough,
     "stream_credit": RunnerSession._on_stream_credit,
+    "input_chunk": RunnerSession._on_input_chunk,
+    "input_end": RunnerSession._on_input_end,
 }

@@ -7,7 +7,7 @@ from edge_runner.proto import tunnel_pb2 as pb
 
 __all__ = ["PROTOCOL_VERSION", "check_version", "format_version"]
 
-PROTOCOL_VERSION: tuple[int, int] = (1, 2)
+PROTOCOL_VERSION: tuple[int, int] = (1, 3)
 
 
 def format_version(version: pb.ProtocolVersion | tuple[int, int]) -> str:

@@ -287,3 +287,111 @@ def test_adopted_tasks_are_granted_their_stream_credit_again() -> None:
     assert [f.WhichOneof("kind") for f in frames] == ["welcome", "stream_credit"]
     assert frames[1].stream_credit.upto_seq == 9
     assert control.inflight[("t1", 1)].resumed
+
+
+# -- stream input (protocol 1.3) -----------------------------------------------------------------
+
+
+def _open_stream_in(
+    runner_minor: int = PROTOCOL_VERSION[1],
+) -> tuple[RunnerSession, ControlSession]:
+    """Open sessions and send one stream-in task ``t1``, delivered to the runner."""
+    runner, control = _open_streaming(4, runner_minor=runner_minor)
+    control.send_task("t1", 1, "m", "transcribe", b"{}", input_stream=True)
+    (task,) = _pump(control, runner)
+    assert isinstance(task, pb.Task) and task.input_stream
+    return runner, control
+
+
+def test_input_items_flow_only_within_the_runners_input_credit() -> None:
+    """No item may go before the runner's InputCredit; then exactly as many as it granted,
+    numbered in order, and an InputEnd that counts them ends the input."""
+    runner, control = _open_stream_in()
+    assert control.input_room("t1", 1) == 0
+    with pytest.raises(ProtocolError, match="no input credit"):
+        control.send_input("t1", 1, b'"a"')
+    assert runner.send_input_credit("t1", 1, 2)
+    assert not runner.send_input_credit("t1", 1, 2)  # absolute: it only grows
+    (credit,) = _pump(runner, control)
+    assert isinstance(credit, pb.InputCredit) and control.input_room("t1", 1) == 2
+    assert [control.send_input("t1", 1, b'"%d"' % i) for i in range(2)] == [0, 1]
+    assert control.input_room("t1", 1) == 0
+    assert control.send_input_end("t1", 1)
+    assert not control.send_input_end("t1", 1)  # only once
+    events = _pump(control, runner)
+    assert [type(e) for e in events] == [pb.InputChunk, pb.InputChunk, pb.InputEnd]
+    assert [e.payload for e in events[:2]] == [b'"0"', b'"1"'] and events[2].count == 2
+    assert not runner.send_input_credit("t1", 1, 10)  # nothing more can come
+
+
+def _control_frame(**kind: object) -> bytes:
+    return encode(pb.ControlMessage(**kind))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("frame", "words"),
+    [
+        (pb.InputChunk(task_id="t1", attempt=1, seq=0), "exceeds its input credit"),
+        (pb.InputChunk(task_id="t1", attempt=1, seq=1), "expected 0"),
+        (pb.InputEnd(task_id="t1", attempt=1, count=3), "counts 3 items, 0 arrived"),
+    ],
+)
+def test_bad_input_frames_close_the_runners_session(
+    frame: pb.InputChunk | pb.InputEnd, words: str
+) -> None:
+    """An item beyond the credit or out of order, or an end that miscounts, breaks the
+    protocol: the runner's session closes and tells the control plane why."""
+    runner, _control = _open_stream_in()
+    kind = "input_chunk" if isinstance(frame, pb.InputChunk) else "input_end"
+    with pytest.raises(ProtocolError, match=words):
+        runner.receive_frame(_control_frame(**{kind: frame}))
+    assert runner.state is SessionState.CLOSED
+    (goodbye,) = [decode_runner(f) for f in runner.data_to_send()]
+    assert words in goodbye.goodbye.reason
+
+
+def test_input_for_a_task_without_an_input_stream_breaks_the_protocol() -> None:
+    """Input frames or input credit for a task that takes no input close the session."""
+    runner, control = _open_streaming(4)
+    control.send_task("t2", 1, "m", "generate", b"{}")
+    _pump(control, runner)
+    chunk = pb.InputChunk(task_id="t2", attempt=1, seq=0)
+    with pytest.raises(ProtocolError, match="takes no input stream"):
+        runner.receive_frame(_control_frame(input_chunk=chunk))
+    runner2, control2 = _open_streaming(4)
+    control2.send_task("t2", 1, "m", "generate", b"{}")
+    credit = pb.InputCredit(task_id="t2", attempt=1, upto_seq=3)
+    with pytest.raises(ProtocolError, match="takes no input stream"):
+        control2.receive_frame(encode(pb.RunnerMessage(input_credit=credit)))
+
+
+def test_input_after_the_end_breaks_the_protocol_and_late_input_is_dropped() -> None:
+    """An item after the InputEnd is a protocol error; items for a task the runner already
+    finished (in flight as it returned) are dropped quietly, as is credit for a finished task."""
+    runner, control = _open_stream_in()
+    runner.send_input_credit("t1", 1, 4)
+    _pump(runner, control)
+    control.send_input("t1", 1, b"1")
+    runner.send_result("t1", 1, b"")  # the method returned before reading everything
+    assert _pump(control, runner) == []
+    late_credit = pb.InputCredit(task_id="t1", attempt=1, upto_seq=9)
+    assert [type(e) for e in _pump(runner, control)] == [pb.Result]
+    assert control.receive_frame(encode(pb.RunnerMessage(input_credit=late_credit))) == []
+    runner2, control2 = _open_stream_in()
+    runner2.send_input_credit("t1", 1, 4)
+    _pump(runner2, control2)
+    control2.send_input_end("t1", 1)
+    _pump(control2, runner2)
+    with pytest.raises(ProtocolError, match="after its InputEnd"):
+        runner2.receive_frame(_control_frame(input_chunk=pb.InputChunk(task_id="t1", attempt=1)))
+
+
+def test_stream_in_tasks_go_only_to_runners_that_speak_1_3() -> None:
+    """A 1.2 runner's session says it takes no input streams, and refuses to send one."""
+    runner, control = _open_streaming(4, runner_minor=2)
+    assert control.stream_credit and not control.input_streams
+    with pytest.raises(ProtocolError, match="older than protocol 1.3"):
+        control.send_task("t1", 1, "m", "transcribe", b"{}", input_stream=True)
+    assert control.has_credit("m")  # nothing was spent
+    new_runner, new_control = _open_streaming(4)
+    assert new_control.input_streams
