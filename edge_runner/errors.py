@@ -22,6 +22,7 @@ chained with ``raise X(...) from exc`` so a support log keeps the cause::
     ├── BackendUnreachable       a backend's server (Ollama) stopped answering while preparing
     ├── PullFailed               Ollama answered, but a model could not be pulled
     ├── QueueFull                the control plane's queue for a model is full (answered 429)
+    ├── RunnerTooOld             only runners older than protocol 1.3 serve a stream-in method
     ├── ApiProblem               an error answer of the control plane's HTTP API (server side)
     ├── SelfTestFailed           a step of ``edge-runner selftest`` failed
     └── ClientError              talking to a control plane from edge_runner.client
@@ -65,6 +66,7 @@ __all__ = [
     "ProtocolError",
     "PullFailed",
     "QueueFull",
+    "RunnerTooOld",
     "SecretStoreError",
     "SelfTestFailed",
     "TaskFailed",
@@ -99,6 +101,7 @@ class ErrorCode(enum.StrEnum):
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     CANCELLED = "CANCELLED"
     SLOW_READER = "SLOW_READER"
+    RUNNER_TOO_OLD = "RUNNER_TOO_OLD"
 
     # The tunnel session refused a peer or broke (Error.code).
     PROTOCOL = "PROTOCOL"
@@ -259,6 +262,11 @@ class PullFailed(EdgeRunnerError):
 
 class QueueFull(EdgeRunnerError):
     """The model's queue on the control plane is at its bound; the client should retry later."""
+
+
+class RunnerTooOld(EdgeRunnerError):
+    """A stream-in call for a model whose runners all speak a protocol before 1.3 (which has
+    no input frames); the message names the versions and the runners."""
 
 
 class ApiProblem(EdgeRunnerError):

@@ -251,7 +251,9 @@ class TaskView(TypedDict):
 
     ``status`` is ``queued``, ``running``, ``done``, ``failed`` or ``cancelled``. Live tasks
     carry ``age_s``; finished ones ``code`` (``""`` when done) and ``run_time_s``, and
-    ``completion_tokens`` and ``tokens_per_s`` where the backend counted tokens.
+    ``completion_tokens`` and ``tokens_per_s`` where the backend counted tokens. A stream-in
+    task (its method takes an input stream) carries ``inputs`` (items sent to its runner) and
+    ``outputs`` (chunks received), live or finished.
     """
 
     task_id: str
@@ -267,6 +269,8 @@ class TaskView(TypedDict):
     run_time_s: NotRequired[float | None]
     completion_tokens: NotRequired[int]
     tokens_per_s: NotRequired[float]
+    inputs: NotRequired[int]
+    outputs: NotRequired[int]
 
 
 class LogRecordView(TypedDict):

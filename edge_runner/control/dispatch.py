@@ -16,6 +16,14 @@ way. A paused stream still holds its runner slot, so each token may have at most
 that goes over fails with ``SLOW_READER``, and so does a stream whose reader took nothing for
 the stream idle timeout.
 
+A stream-in task (protocol 1.3: the method takes an input stream) also needs input credit: the
+HTTP handler sends its items with :meth:`Dispatcher.send_input` only as its runner grants them
+(``Task.input_wakeup`` is set when it may), so a model slower than its input holds the client
+back. Such a task goes only to runners that speak 1.3; it is refused with
+:class:`~edge_runner.errors.RunnerTooOld` when every runner of the model is older. Its input is
+consumed as it flows, so it is never re-queued nor resumed on a reconnected tunnel: a lost
+runner fails it with ``RUNNER_LOST``.
+
 Queued tasks live in memory only (no write per request). This class is the seam for a
 multi-replica dispatcher over a message bus later.
 """
@@ -36,9 +44,15 @@ from edge_runner.control.tasks import (
     TaskRecord,
     TaskState,
 )
-from edge_runner.errors import ErrorCode, QueueFull
+from edge_runner.errors import ErrorCode, ProtocolError, QueueFull, RunnerTooOld
 from edge_runner.proto import tunnel_pb2 as pb
-from edge_runner.protocol import ControlEvent, ControlSession, SessionState
+from edge_runner.protocol import (
+    PROTOCOL_VERSION,
+    ControlEvent,
+    ControlSession,
+    SessionState,
+    format_version,
+)
 from edge_runner.protocol.session import InflightTask
 from edge_runner.views import TaskView
 
@@ -99,6 +113,16 @@ class RunnerLink:
     def ready(self, model_id: str) -> bool:
         """Whether this runner can take tasks for ``model_id`` (credit aside)."""
         return self.session.state is SessionState.OPEN and model_id not in self.model_status
+
+    def takes(self, task: Task) -> bool:
+        """Whether this runner's protocol can carry ``task`` (a stream-in task needs 1.3)."""
+        return not task.input_stream or self.session.input_streams
+
+    @property
+    def protocol(self) -> str:
+        """The protocol version its Hello said, as ``major.minor``."""
+        hello = self.session.hello
+        return format_version(hello.protocol) if hello is not None else "?"
 
 
 #: a stream paused for less than this is only a reader catching up, not a stalled one
@@ -166,6 +190,9 @@ class Dispatcher:
             entry = old.session.inflight.get(key)
             if task is None or task.finished or entry is None or entry.abandoned:
                 continue
+            if task.input_stream:  # input sent on the old tunnel may be lost: not resumable
+                old.tasks[key] = task  # detach() fails it with RUNNER_LOST
+                continue
             new.tasks[key] = task
             task.link = new
             adopted[key] = InflightTask(
@@ -186,6 +213,8 @@ class Dispatcher:
                 reason = (
                     "after it had streamed output"
                     if task.produced_output
+                    else "(its input stream is consumed as it flows and cannot be replayed)"
+                    if task.input_stream
                     else "(a call that is not retried elsewhere)"
                     if not task.retry
                     else f"and the task has had {task.attempt} attempts"
@@ -274,19 +303,36 @@ class Dispatcher:
 
         Raises:
             QueueFull: the model's queue is at ``max_queue``.
+            RunnerTooOld: a stream-in task, and every runner serving the model is older than
+                protocol 1.3 (with no runner at all it queues, as any task).
         """
         key = (task.user_id, task.model_id)
         queue = self._queues[key]
+        if task.input_stream:
+            task.retry = False  # its input is consumed as it flows
+            self._check_protocol(task)
         if len(queue) >= self.max_queue:
             raise QueueFull(f"{len(queue)} requests are already waiting for {task.model_id}")
         self.tasks[task.task_id] = task
         self.requests[key] += 1
         if not queue:
-            link = self._pick(key)
+            link = self._pick(key, task)
             if link is not None:
                 self._send(link, task)
                 return
         queue.append(task)
+
+    def _check_protocol(self, task: Task) -> None:
+        links = self._links.get((task.user_id, task.model_id), ())
+        if not links or any(link.takes(task) for link in links):
+            return
+        runners = ", ".join(f"{link.runner_id} speaks {link.protocol}" for link in links)
+        raise RunnerTooOld(
+            f"{task.model_id}.{task.method} takes an input stream, which needs tunnel protocol "
+            f"{format_version((1, 3))} or later, and the model's runners are older ({runners}; "
+            f"this control plane speaks {format_version(PROTOCOL_VERSION)}); upgrade "
+            "edge-runner on the runner's machine"
+        )
 
     def submit_batch(self, tasks: list[Task]) -> None:
         """Submit tasks of one model together: all of them, or none.
@@ -332,6 +378,39 @@ class Dispatcher:
             task.link.session.send_cancel(task.task_id, task.attempt, reason)
             task.link.flush()
         self._finish(task, TaskState.CANCELLED, TaskFailedEvent(code, reason))
+
+    # -- stream input (protocol 1.3) --------------------------------------------------------
+
+    def input_room(self, task: Task) -> int:
+        """How many input items of a stream-in task may be sent now."""
+        link = task.link
+        if link is None or task.finished or task.state is not TaskState.RUNNING:
+            return 0
+        return link.session.input_room(task.task_id, task.attempt)
+
+    def send_input(self, task: Task, payload: bytes) -> None:
+        """Send a stream-in task's next input item (check :meth:`input_room` first).
+
+        Raises:
+            ProtocolError: no input credit (a caller bug).
+        """
+        link = task.link
+        if link is None:
+            raise ProtocolError(f"task {task.task_id} is not on a runner")
+        link.session.send_input(task.task_id, task.attempt, payload)
+        task.inputs += 1
+        if link.session.input_room(task.task_id, task.attempt) <= 0:
+            task.input_wakeup.clear()
+        link.flush()
+
+    def end_input(self, task: Task) -> None:
+        """Send the end of a stream-in task's input (once; no-op for a finished task)."""
+        link = task.link
+        if task.input_ended or link is None or task.finished:
+            return
+        task.input_ended = True
+        if link.session.send_input_end(task.task_id, task.attempt):
+            link.flush()
 
     # -- stream flow control ----------------------------------------------------------------
 
@@ -437,6 +516,10 @@ class Dispatcher:
             else:
                 self._finish(task, TaskState.FAILED, TaskFailedEvent(event.code, event.message))
             self._pump((task.user_id, task.model_id))
+        elif isinstance(event, pb.InputCredit):
+            task = link.tasks.get((event.task_id, event.attempt))
+            if task is not None:
+                task.input_wakeup.set()
         elif isinstance(event, pb.Credit):
             for model_id in event.grant:
                 self._pump((link.user_id, model_id))
@@ -463,6 +546,7 @@ class Dispatcher:
         if self.paused.pop(task.task_id, None) is not None:
             task.paused_since = None
         task.events.put_nowait(event)
+        task.input_wakeup.set()  # a producer waiting for input credit: there will be none
         now = time.monotonic()
         if state is TaskState.FAILED:
             self.errors[(task.user_id, task.model_id)] += 1
@@ -483,6 +567,8 @@ class Dispatcher:
                 runner_id=task.runner_id,
                 completion_tokens=usage.completion_tokens if usage is not None else 0,
                 attempts=task.attempt,
+                inputs=task.inputs if task.input_stream else None,
+                outputs=task.received if task.input_stream else None,
             )
         )
 
@@ -494,7 +580,7 @@ class Dispatcher:
     def task_view(self, task: Task) -> TaskView:
         """A queued or running task as JSON."""
         now = time.monotonic()
-        return {
+        view: TaskView = {
             "task_id": task.task_id,
             "model": task.model_id,
             "method": task.method,
@@ -505,11 +591,17 @@ class Dispatcher:
             "runner_id": task.runner_id,
             "attempts": task.attempt,
         }
+        if task.input_stream:
+            view["inputs"] = task.inputs
+            view["outputs"] = task.received
+        return view
 
-    def _pick(self, key: ModelKey) -> RunnerLink | None:
+    def _pick(self, key: ModelKey, task: Task) -> RunnerLink | None:
         best: RunnerLink | None = None
         best_free = 0
         for link in self._links.get(key, ()):
+            if not link.takes(task):
+                continue
             free = link.free_slots(key[1])
             if free > best_free:
                 best, best_free = link, free
@@ -524,6 +616,7 @@ class Dispatcher:
             task.payload,
             task.deadline_unix_ms,
             int((time.monotonic() - task.created) * 1000),
+            input_stream=task.input_stream,
         )
         task.state = TaskState.RUNNING
         task.link = link
@@ -539,9 +632,20 @@ class Dispatcher:
     def _pump(self, key: ModelKey) -> None:
         queue = self._queues.get(key)
         while queue:
-            link = self._pick(key)
+            task = queue[0]
+            if task.state is not TaskState.QUEUED:
+                queue.popleft()
+                continue
+            link = self._pick(key, task)
             if link is None:
+                if task.input_stream:  # the 1.3 runners it waited for may all be gone
+                    try:
+                        self._check_protocol(task)
+                    except RunnerTooOld as exc:
+                        queue.popleft()
+                        failed = TaskFailedEvent(ErrorCode.RUNNER_TOO_OLD, str(exc))
+                        self._finish(task, TaskState.FAILED, failed)
+                        continue
                 return
-            task = queue.popleft()
-            if task.state is TaskState.QUEUED:
-                self._send(link, task)
+            queue.popleft()
+            self._send(link, task)

@@ -24,7 +24,7 @@ from edge_runner.control.tasks import (
     TaskOutput,
     TaskState,
 )
-from edge_runner.errors import ApiProblem, ErrorCode, QueueFull
+from edge_runner.errors import ApiProblem, ErrorCode, QueueFull, RunnerTooOld
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.views import JSONObject, JSONValue
 
@@ -358,6 +358,9 @@ def submit_task(state: ControlState, task: Task) -> None:
         raise ApiProblem(
             429, ErrorCode.QUEUE_FULL, f"{exc}; retry in a moment", retry_after=1
         ) from exc
+    except RunnerTooOld as exc:
+        state.dispatcher.count_rejected(task.user_id, task.model_id)
+        raise ApiProblem(501, ErrorCode.RUNNER_TOO_OLD, str(exc)) from exc
 
 
 def submit_batch(state: ControlState, tasks: list[Task]) -> None:

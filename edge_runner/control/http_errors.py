@@ -53,6 +53,7 @@ TASK_ERROR_STATUS: dict[str, int] = {
     ErrorCode.DEADLINE_EXCEEDED: 504,
     ErrorCode.CANCELLED: 409,
     ErrorCode.SLOW_READER: 429,
+    ErrorCode.RUNNER_TOO_OLD: 501,
 }
 
 

@@ -93,7 +93,10 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ErrorDoc(431, ErrorCode.HEADERS_TOO_LARGE, "the request's headers are over the limit", True),
     ErrorDoc(500, ErrorCode.INTERNAL_ERROR, "a bug in the control plane (it is logged)", True),
     ErrorDoc(500, ErrorCode.MODEL_ERROR, "the model raised; the message is its exception"),
-    ErrorDoc(501, ErrorCode.NOT_IMPLEMENTED, "the method takes an input stream, not carried yet"),
+    ErrorDoc(501, ErrorCode.NOT_IMPLEMENTED, "the runner's backend cannot run this method"),
+    ErrorDoc(
+        501, ErrorCode.RUNNER_TOO_OLD, "a stream-in method whose runners speak protocol < 1.3"
+    ),
     ErrorDoc(502, ErrorCode.RUNNER_LOST, "the runner was lost while it ran the task"),
     ErrorDoc(502, ErrorCode.BAD_RUNNER_ANSWER, "the runner's answer could not be read"),
     ErrorDoc(503, ErrorCode.NO_RUNNER, "no runner serves the model (waited the request deadline)"),

@@ -91,6 +91,14 @@ class Task:
     #: since when the runner has been waiting for stream credit (monotonic), or None
     paused_since: float | None = None
     events: asyncio.Queue[TaskEvent] = field(default_factory=asyncio.Queue)
+    #: the method takes an input stream (protocol 1.3); its items go through
+    #: ``Dispatcher.send_input`` as the runner grants input credit
+    input_stream: bool = False
+    #: input items sent to the runner, and whether the end of input went out
+    inputs: int = 0
+    input_ended: bool = False
+    #: set when input items may be sent (credit arrived) or never will (the task finished)
+    input_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def finished(self) -> bool:
@@ -114,6 +122,9 @@ class TaskRecord:
     runner_id: str
     completion_tokens: int
     attempts: int
+    #: a stream-in task's input items and output chunks (None for other tasks)
+    inputs: int | None = None
+    outputs: int | None = None
 
     def to_dict(self) -> TaskView:
         """JSON-ready; tokens/s where the backend counted tokens."""
@@ -129,6 +140,9 @@ class TaskRecord:
             "runner_id": self.runner_id,
             "attempts": self.attempts,
         }
+        if self.inputs is not None:
+            doc["inputs"] = self.inputs
+            doc["outputs"] = self.outputs or 0
         if self.completion_tokens and self.run_time_s:
             doc["completion_tokens"] = self.completion_tokens
             doc["tokens_per_s"] = round(self.completion_tokens / self.run_time_s, 2)
