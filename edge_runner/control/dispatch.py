@@ -623,6 +623,8 @@ class Dispatcher:
         task.runner_id = link.runner_id
         task.started = time.monotonic()
         link.tasks[(task.task_id, task.attempt)] = task
+        if task.input_stream:
+            task.input_wakeup.set()  # on a runner now: its end of input may go
         link.flush()
 
     def _pump_link(self, link: RunnerLink) -> None:
