@@ -68,8 +68,9 @@ def build_document(version: str) -> dict[str, Any]:
             'shape: `{"error": {"code", "message", "type", "param"?}}` (MCP routes: '
             "JSON-RPC error objects). Streams are Server-Sent Events; the schema of a "
             "`text/event-stream` answer describes one event. Runners reach the control plane "
-            f"through the tunnel: gRPC, or WebSocket at {', '.join(WEBSOCKET_PATHS)} "
-            "(docs/protocol.md), which OpenAPI does not describe.",
+            f"through the tunnel: gRPC, or WebSocket at {WEBSOCKET_PATHS[0]} "
+            "(docs/protocol.md); a stream-in method is called over WebSocket at "
+            f"{WEBSOCKET_PATHS[1]} (docs/stream-in.md). OpenAPI describes neither.",
         },
         "security": [{"bearer": []}],
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],

@@ -111,8 +111,9 @@ ERRORS: tuple[ErrorDoc, ...] = (
 #: Response headers that come with a status.
 STATUS_HEADERS: dict[int, tuple[str, ...]] = {429: ("Retry-After",), 503: ("Retry-After",)}
 
-#: Routes that are WebSocket endpoints, which OpenAPI cannot describe (see docs/protocol.md).
-WEBSOCKET_PATHS = ("/v2/tunnel",)
+#: Routes that are WebSocket endpoints, which OpenAPI cannot describe: the runners' tunnel
+#: (docs/protocol.md), then stream-in calls (docs/stream-in.md).
+WEBSOCKET_PATHS = ("/v2/tunnel", "/v2/models/{model_id}/{method}/ws")
 
 #: What a route that runs a task may answer once the task is queued.
 TASK_CODES = (
