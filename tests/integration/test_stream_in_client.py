@@ -1,5 +1,5 @@
 """The Python client and the CLI of stream-in calls, against a real control plane and runner
-serving examples/hello (``welcome(names: Iterator[str], greeting="Hello")``)."""
+serving examples/hello (``stream(names: Iterator[str], greeting="Hello")``)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ def _idle(stack: Stack) -> bool:
 def test_stream_sends_inputs_and_yields_outputs(hello_stack: Stack) -> None:
     """Inputs go in with the other arguments; each output comes back in order."""
     with Client(hello_stack.api_base, hello_stack.token) as client:
-        out = list(client.stream("hello", "welcome", ["Ada", "Bob"], greeting="Hi"))
+        out = list(client.stream("hello", "stream", ["Ada", "Bob"], greeting="Hi"))
         assert out == ["Hi, Ada!", "Hi, Bob!"]
-        assert list(client.stream("hello", "welcome", [])) == []
+        assert list(client.stream("hello", "stream", [])) == []
         tasks = client.tasks()
-    done = [t for t in tasks if t["method"] == "welcome" and t["status"] == "done"]
+    done = [t for t in tasks if t["method"] == "stream" and t["status"] == "done"]
     assert {(t.get("inputs"), t.get("outputs")) for t in done} == {(2, 2), (0, 0)}
 
 
@@ -48,7 +48,7 @@ def test_inputs_are_read_as_the_model_takes_them(hello_stack: Stack) -> None:
 
     with Client(hello_stack.api_base, hello_stack.token) as client:
         out = []
-        for item in client.stream("hello", "welcome", names()):
+        for item in client.stream("hello", "stream", names()):
             out.append(item)
             answered.set()
     assert out == ["Hello, Ada!", "Hello, Bob!"]
@@ -64,8 +64,8 @@ def test_async_stream_takes_sync_and_async_inputs(hello_stack: Stack) -> None:
 
     async def main() -> tuple[list[object], list[object]]:
         async with AsyncClient(hello_stack.api_base, hello_stack.token) as client:
-            first = [x async for x in client.stream("hello", "welcome", ["Ada"])]
-            second = [x async for x in client.stream("hello", "welcome", names(), greeting="Yo")]
+            first = [x async for x in client.stream("hello", "stream", ["Ada"])]
+            second = [x async for x in client.stream("hello", "stream", names(), greeting="Yo")]
             return first, second
 
     assert asyncio.run(main()) == (["Hello, Ada!"], ["Yo, Cy!", "Yo, Di!"])
@@ -76,19 +76,19 @@ def test_errors_arrive_as_the_client_error_tree(hello_stack: Stack) -> None:
     unknown argument and a bad token each raise their class with the server's message."""
     with Client(hello_stack.api_base, hello_stack.token) as client:
         with pytest.raises(NotFound, match="nope"):
-            list(client.stream("nope", "welcome", ["x"]))
+            list(client.stream("nope", "stream", ["x"]))
         with pytest.raises(BadRequest, match="predict"):
             list(client.stream("hello", "predict", ["x"]))
         with pytest.raises(BadRequest, match="input item 1") as bad_item:
-            list(client.stream("hello", "welcome", ["ok", 5]))
+            list(client.stream("hello", "stream", ["ok", 5]))
         assert bad_item.value.code == "INVALID_ARGUMENT"
         with pytest.raises(BadRequest, match="colour"):
-            list(client.stream("hello", "welcome", ["x"], colour="red"))
+            list(client.stream("hello", "stream", ["x"], colour="red"))
     with Client(hello_stack.api_base, "er_pat_wrong") as client, pytest.raises(Unauthorized):
-        list(client.stream("hello", "welcome", ["x"]))
+        list(client.stream("hello", "stream", ["x"]))
     wait_for(lambda: _idle(hello_stack), "every call to end and free its slot")
     with Client(hello_stack.api_base, hello_stack.token) as client:  # still serving
-        assert list(client.stream("hello", "welcome", ["Ada"])) == ["Hello, Ada!"]
+        assert list(client.stream("hello", "stream", ["Ada"])) == ["Hello, Ada!"]
 
 
 def test_stopping_early_or_a_failing_input_cancels_the_call(hello_stack: Stack) -> None:
@@ -106,14 +106,14 @@ def test_stopping_early_or_a_failing_input_cancels_the_call(hello_stack: Stack) 
         raise ValueError("the microphone went away")
 
     with Client(hello_stack.api_base, hello_stack.token) as client:
-        outputs = client.stream("hello", "welcome", endless())
+        outputs = client.stream("hello", "stream", endless())
         assert next(outputs) == "Hello, n0!"
         outputs.close()  # type: ignore[attr-defined]
         wait_for(lambda: _idle(hello_stack), "the abandoned call to be cancelled")
         with pytest.raises(ValueError, match="microphone"):
-            list(client.stream("hello", "welcome", broken()))
+            list(client.stream("hello", "stream", broken()))
         wait_for(lambda: _idle(hello_stack), "the broken call to be cancelled")
-        statuses = {t["status"] for t in client.tasks() if t["method"] == "welcome"}
+        statuses = {t["status"] for t in client.tasks() if t["method"] == "stream"}
     assert statuses == {"cancelled"}
 
 
@@ -125,15 +125,15 @@ def test_cli_stream_reads_stdin_lines_and_prints_outputs(hello_stack: Stack) -> 
     """`edge-runner stream MODEL METHOD < lines`: one input a line, one output a line;
     -o jsonl prints JSON; other arguments as --NAME VALUE."""
     env = _cli_env(hello_stack)
-    plain = run_cli("stream", "hello", "welcome", stdin="Ada\nBob Smith\n", env=env)
+    plain = run_cli("stream", "hello", stdin="Ada\nBob Smith\n", env=env)  # METHOD: stream
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout == "Hello, Ada!\nHello, Bob Smith!\n"
     jsonl = run_cli(
-        "stream", "hello", "welcome", "--greeting", "Hi", "-o", "jsonl", stdin="Cy\n", env=env
+        "stream", "hello", "stream", "--greeting", "Hi", "-o", "jsonl", stdin="Cy\n", env=env
     )
     assert jsonl.returncode == 0, jsonl.stderr
     assert jsonl.stdout == '"Hi, Cy!"\n'
-    as_json = run_cli("stream", "hello", "welcome", "--input", "json", stdin='"Di"\n', env=env)
+    as_json = run_cli("stream", "hello", "stream", "--input", "json", stdin='"Di"\n', env=env)
     assert as_json.stdout == "Hello, Di!\n"
 
 
@@ -143,9 +143,9 @@ def test_cli_stream_refuses_bad_input_clearly(hello_stack: Stack) -> None:
     env = _cli_env(hello_stack)
     unary = run_cli("stream", "hello", "predict", stdin="x\n", env=env)
     assert unary.returncode == 2 and "edge-runner predict hello" in unary.stderr
-    not_json = run_cli("stream", "hello", "welcome", "--input", "json", stdin='"a"\n{\n', env=env)
+    not_json = run_cli("stream", "hello", "stream", "--input", "json", stdin='"a"\n{\n', env=env)
     assert not_json.returncode == 2 and "line 2" in not_json.stderr
-    unknown = run_cli("stream", "hello", "welcome", "--colour", "red", stdin="x\n", env=env)
+    unknown = run_cli("stream", "hello", "stream", "--colour", "red", stdin="x\n", env=env)
     assert unknown.returncode == 2 and "colour" in unknown.stderr
     assert "Traceback" not in unary.stderr + not_json.stderr + unknown.stderr
     wait_for(lambda: _idle(hello_stack), "every call to end and free its slot")

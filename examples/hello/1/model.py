@@ -25,7 +25,7 @@ class HelloModel(ModelClass):
             yield f"{i}: Hello, {text}!\n"
 
     @ModelClass.method
-    def welcome(self, names: Iterator[str], greeting: str = "Hello") -> Iterator[str]:
+    def stream(self, names: Iterator[str], greeting: str = "Hello") -> Iterator[str]:
         """Greet each name of an input stream as it arrives (a stream-in method)."""
         for name in names:
             yield f"{greeting}, {name}!"
