@@ -64,6 +64,7 @@ def test_hello_example_loads_with_expected_signatures() -> None:
         MethodKind.SERVER_STREAM,
         MethodKind.SERVER_STREAM,
         MethodKind.UNARY,
+        MethodKind.BIDI,
     ]
     assert all(s.description for s in folder.signatures)
 
