@@ -1,4 +1,4 @@
-"""``edge-runner stream MODEL METHOD < lines``: call a stream-in method from the shell.
+"""``edge-runner stream MODEL [METHOD] < lines``: call a stream-in method from the shell.
 
 Each line of stdin is one input item, read as the model takes them (so a person typing, or
 ``tail -f``, feeds the model live): the line's text when the stream's items are text (``str``,
@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json '{...}'.",
     )
     p.add_argument("model", help="model id")
-    p.add_argument("method", help="the stream-in method")
+    p.add_argument(
+        "method", nargs="?", default="stream", help="the stream-in method (default: stream)"
+    )
     p.add_argument("--json", dest="json_args", help="the other arguments as one JSON object")
     p.add_argument(
         "--input",
