@@ -164,9 +164,7 @@ class ControlPlane:
             server_header=False,
             timeout_graceful_shutdown=2,
             timeout_keep_alive=30,
-            # Tunnel frames, and one stream-in item (its route refuses a message over
-            # max_body_bytes with an error message; the stream as a whole has no cap).
-            ws_max_size=max(MAX_FRAME_BYTES, settings.max_body_bytes),
+            ws_max_size=MAX_FRAME_BYTES,
             ws_ping_interval=None,  # tunnel heartbeats do this job, on both transports
             ssl_certfile=str(settings.tls_cert) if settings.tls else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls else None,

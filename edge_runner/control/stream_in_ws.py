@@ -39,7 +39,8 @@ for the item before it (protocol 1.3), so a model slower than its input holds th
 through TCP (uvicorn's WebSocket protocol stops reading the socket while a message waits for
 the app). Outputs are sent as they come, each counted as read once sent, so a client that
 reads nothing pauses the model as a stream-out reader does. One message is at most
-``--max-body-bytes``; the stream as a whole has no size cap. While the server waits for the
+``--max-body-bytes`` (and at most what fits in one tunnel frame, 64 MiB); the stream as a whole
+has no size cap. While the server waits for the
 client's next item, a pause longer than ``--body-idle-timeout`` fails the call
 (``BODY_TIMEOUT``); after ``end`` the model's own stream limits apply.
 """
@@ -60,6 +61,7 @@ from edge_runner.control.stream_in import StreamInCall
 from edge_runner.control.tasks import TaskDone, TaskFailedEvent, TaskOutput
 from edge_runner.errors import ApiProblem, ErrorCode, InvalidArgument
 from edge_runner.models.signatures import MethodKind, MethodSignature
+from edge_runner.protocol.codec import MAX_FRAME_BYTES
 from edge_runner.views import JSONObject
 
 if TYPE_CHECKING:
@@ -76,6 +78,9 @@ logger = logging.getLogger(__name__)
 #: (:data:`~.http_gate.TOKEN_IN_MESSAGE`): the token may come in the first message
 STREAM_IN_WS_PATH = "/v2/models/{model_id}/{method}/ws"
 _TYPES = ("start", "input", "end", "cancel")
+#: An item travels to the runner in one tunnel frame; uvicorn's ``ws_max_size`` (the tunnel's
+#: frame cap, for the WebSocket tunnel) is the hard limit on any message before it gets here.
+_MAX_MESSAGE_BYTES = MAX_FRAME_BYTES - 64 * 1024
 
 #: the WebSocket close code (RFC 6455) after an error the client caused; 1000 for the others
 CLOSE_CODES: dict[str, int] = {
@@ -188,7 +193,7 @@ class _StreamInSocket:
             )
         if signature.kind is not MethodKind.BIDI:
             raise _Refusal(
-                ErrorCode.METHOD_NOT_ALLOWED,
+                ErrorCode.BAD_REQUEST,
                 f"{self.model_id}.{self.method} takes no input stream: call it with "
                 f"POST /v2/models/{self.model_id}/{self.method} (this WebSocket route is for "
                 "methods that take an Iterator)",
@@ -305,12 +310,12 @@ class _StreamInSocket:
             raise _Refusal(
                 ErrorCode.INVALID_BODY, "messages must be text (one JSON object), got binary"
             )
-        limit = self.state.settings.max_body_bytes
+        limit = min(self.state.settings.max_body_bytes, _MAX_MESSAGE_BYTES)
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
             raise _Refusal(
                 ErrorCode.BODY_TOO_LARGE,
-                f"a message of {len(text.encode())} bytes, over the {limit}-byte limit "
-                "(raise it with `edge-runner control --max-body-bytes`)",
+                f"a message of {len(text.encode())} bytes, over the {limit}-byte limit of one "
+                "message (the control plane's --max-body-bytes)",
             )
         try:
             value = parse_json(text.encode())

@@ -6,6 +6,7 @@ cancel from either side; a lost runner, an old runner and a silent client."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -285,7 +286,7 @@ BAD = [
     ("echo", [_item("a"), "{"], "INVALID_JSON", 1007, "not valid JSON", True),
     ("echo", [_item("y" * 5000)], "BODY_TOO_LARGE", 1009, "--max-body-bytes", False),
     ("nothing", [], "UNKNOWN_METHOD", 1000, "its methods: echo, ping, repeat, slow", False),
-    ("ping", [], "METHOD_NOT_ALLOWED", 1000, "POST /v2/models/flow/ping", False),
+    ("ping", [], "BAD_REQUEST", 1000, "POST /v2/models/flow/ping", False),
 ]
 
 
@@ -456,9 +457,15 @@ def test_an_old_runner_refuses_stream_in_calls_only(
 
 def test_the_input_idle_limit_is_per_item_not_per_call(stack: Stack, model: Path) -> None:
     """Items that keep coming within --body-idle-timeout may take longer than it in all; a
-    client silent for longer fails BODY_TIMEOUT and its slot comes back."""
+    client silent for longer fails BODY_TIMEOUT and its slot comes back. One that sends no
+    token at all gets the header timeout."""
     idle = 300 * MS
-    running = _serve(stack, model, body_idle_timeout=idle)
+    running = _serve(stack, model, body_idle_timeout=idle, header_timeout=idle)
+    with _open(stack, "echo", token=None) as ws:
+        messages = _rest(ws)
+        assert ws.close_code == 1008
+    assert _error(messages)["code"] == "UNAUTHENTICATED"
+    assert "no start message with a token" in _error(messages)["message"]
     with _open(stack, "echo") as ws:
         for i in range(4):
             _send(ws, {"type": "input", "data": str(i)})
@@ -475,3 +482,21 @@ def test_the_input_idle_limit_is_per_item_not_per_call(stack: Stack, model: Path
     assert (error["code"], error["task_id"]) == ("BODY_TIMEOUT", started["task_id"])
     assert "--body-idle-timeout" in error["message"]
     wait_for(lambda: _busy(running) == 0, "the slot to come back")
+
+
+def test_a_stopping_control_plane_ends_open_streams(
+    stack: Stack, flow: RunningRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping the control plane with a stream-in call open: the client gets UNAVAILABLE
+    (or the going-away close), and uvicorn logs no error."""
+    caplog.set_level(logging.ERROR)
+    with _open(stack, "echo") as ws:
+        _send(ws, {"type": "input", "data": "a"})
+        assert json.loads(ws.recv(timeout=10_000 * MS))["type"] == "started"
+        assert json.loads(ws.recv(timeout=10_000 * MS))["data"] == "a"
+        stack.stop_control()
+        messages = _rest(ws)
+        assert ws.close_code in (1000, 1012), (ws.close_code, messages)
+    if messages:
+        assert _error(messages)["code"] == "UNAVAILABLE"
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
