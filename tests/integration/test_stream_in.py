@@ -354,6 +354,9 @@ def test_a_model_slower_than_its_input_holds_the_client_back(
             assert inputs - model.taken <= WINDOW + 1, (inputs, model.taken)
             wait_for(lambda t=model.taken: model.taken > t, "the model to take one more")
         assert sent < total and feeder.is_alive()  # held back through TCP
+        tasks = httpx.get(f"{stack.api_base}/v2/tasks", headers=stack.headers).json()["tasks"]
+        (live,) = [t for t in tasks if t["task_id"] == task.task_id]
+        assert live["status"] == "running" and live["inputs"] >= 10 and live["outputs"] == 0
         # The items in the sockets are behind a close from this side, not behind a DELETE.
         r = httpx.delete(f"{stack.api_base}/v2/tasks/{task.task_id}", headers=stack.headers)
         assert r.status_code == 200
