@@ -119,14 +119,15 @@ class _StreamInSocket:
         self.ws = ws
         self.model_id: str = ws.path_params["model_id"]
         self.method: str = ws.path_params["method"]
+        self.caller: TokenInfo | None = ws.scope.get(TOKEN_KEY)  # None: a token must come
         self.call: StreamInCall | None = None
 
     async def serve(self) -> None:
         """Authenticate, start the task, then move input and output until either ends."""
         settings = self.state.settings
-        caller: TokenInfo | None = self.ws.scope.get(TOKEN_KEY)
         await self.ws.accept()
         try:
+            caller = self.caller
             signature = self._signature(caller) if caller is not None else None
             # Until a token is known the first message waits as long as a request head may.
             wait = settings.body_idle_timeout if caller is not None else settings.header_timeout
@@ -134,7 +135,7 @@ class _StreamInSocket:
             if first is None:
                 return
             if caller is None:
-                caller = self._authenticate(first)
+                caller = self.caller = self._authenticate(first)
                 signature = self._signature(caller)
             assert signature is not None
             call = self.call = StreamInCall(self.state, caller, self.model_id, signature)
@@ -293,10 +294,17 @@ class _StreamInSocket:
             async with asyncio.timeout(idle):
                 message = await self.ws.receive()
         except TimeoutError as exc:
-            if self.call is None:
+            if self.caller is None:
                 raise _Refusal(
                     ErrorCode.UNAUTHENTICATED,
-                    f"no start message with a token arrived within {idle:g} s",
+                    f"no start message with a token arrived within {idle:g} s (the control "
+                    "plane's --header-timeout)",
+                ) from exc
+            if self.call is None:
+                raise _Refusal(
+                    ErrorCode.BODY_TIMEOUT,
+                    f"the client sent no first message for {idle:g} s (the control plane's "
+                    "--body-idle-timeout)",
                 ) from exc
             raise _Refusal(
                 ErrorCode.BODY_TIMEOUT,

@@ -470,6 +470,10 @@ def test_the_input_idle_limit_is_per_item_not_per_call(stack: Stack, model: Path
     assert _error(messages)["code"] == "UNAUTHENTICATED"
     assert "no start message with a token" in _error(messages)["message"]
     with _open(stack, "echo") as ws:
+        messages = _rest(ws)
+        assert ws.close_code == 1000
+    assert _error(messages)["code"] == "BODY_TIMEOUT" and "task_id" not in _error(messages)
+    with _open(stack, "echo") as ws:
         for i in range(4):
             _send(ws, {"type": "input", "data": str(i)})
             threading.Event().wait(idle / 3)
