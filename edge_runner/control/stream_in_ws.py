@@ -263,7 +263,7 @@ class _StreamInSocket:
         async with contextlib.aclosing(call.outputs()) as events:
             async for event in events:
                 if isinstance(event, TaskOutput):
-                    data = (event.payload or b"null").decode()
+                    data = (event.payload or b"null").decode(errors="replace")
                     text = f'{{"type":"output","index":{index},"data":{data}}}'
                     if not await self._send_text(text):
                         return  # closing the generator cancels the task
