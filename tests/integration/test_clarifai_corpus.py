@@ -79,6 +79,18 @@ def test_hello_world_with_param(stack: Stack) -> None:
     assert predict["params"][1]["default"] == "Hello World"
 
 
+def test_hello_world_stream_in(stack: Stack) -> None:
+    """Clarifai's hello-world ``stream(input_iterator: Iterator[str])``, unchanged: each input
+    item is answered as it comes, through the control plane and the tunnel."""
+    serve(stack, "hello-world")
+    with stack.client() as client:
+        model = client.model("my-uploaded-model")
+        out = list(client.stream("my-uploaded-model", "stream", ["a", "b", "c"]))
+    stream = next(m for m in model["methods"] if m["name"] == "stream")
+    assert stream["kind"] == "bidi"
+    assert out == [f"{x}Stream Hello World {i}" for i, x in enumerate("abc")]
+
+
 @needs_data_types
 def test_streaming_generate(stack: Stack) -> None:
     """A generate of Text with Param defaults streams each Text."""

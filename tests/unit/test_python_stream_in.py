@@ -13,6 +13,7 @@ import pytest
 
 from edge_runner.backends.base import CancelEvent, StreamReply
 from edge_runner.backends.python_model import PythonModelBackend
+from edge_runner.compat.clarifai.convert import to_real
 from edge_runner.errors import BackendError, ErrorCode, InvalidArgument
 from edge_runner.models.signatures import MethodKind, input_stream_param, validate_arguments
 from edge_runner.runner.input_feed import InputFeed
@@ -192,3 +193,31 @@ def test_the_echo_backend_streams_one_answer_per_input_item() -> None:
         backend.call("echo", "chat", b"{}", threading.Event())
     with pytest.raises(BackendError):
         backend.call("echo", "predict", b'{"text": "x"}', threading.Event(), _items("a"))
+
+
+def test_a_clarifai_adapted_method_gets_its_input_stream_lazily() -> None:
+    """The Clarifai adapter converts a stream-in argument item by item as it is read, never
+    draining the stream up front."""
+    read: list[int] = []
+
+    def source() -> Iterator[int]:
+        for n in range(3):
+            read.append(n)
+            yield n
+
+    converted = to_real(source())
+    assert isinstance(converted, Iterator) and read == []
+    assert next(converted) == 0 and read == [0]
+    assert list(converted) == [1, 2]
+
+
+def test_clarifais_hello_world_stream_method_runs_as_a_stream_in_method() -> None:
+    """The reference system's bidirectional ``stream(input_iterator)`` (Clarifai's hello-world
+    folder, loaded through the compat shim) answers each input item as it is read."""
+    corpus = Path(__file__).resolve().parent.parent / "clarifai_corpus" / "hello-world"
+    backend = PythonModelBackend(corpus)
+    backend.load()
+    assert backend.methods["stream"].kind is MethodKind.BIDI
+    reply = backend.call(backend.model_id, "stream", b"", threading.Event(), _items("a", "b"))
+    assert isinstance(reply, StreamReply)
+    assert list(reply.chunks) == [b'"aStream Hello World 0"', b'"bStream Hello World 1"']
