@@ -288,7 +288,7 @@ BAD = [
     ("echo", [_start({"nope": 1})], "INVALID_ARGUMENT", 1007, "'nope'", False),
     ("echo", [_start({"prefix": 5})], "INVALID_ARGUMENT", 1007, "prefix", False),
     ("echo", [_start(["x"])], "INVALID_BODY", 1007, "args", False),
-    ("echo", [_start({"items": ["a"]})], "INVALID_ARGUMENT", 1007, "one by one", False),
+    ("echo", [_start({"items": ["a"]})], "INVALID_ARGUMENT", 1007, "input stream", False),
     ("echo", [_item(5)], "INVALID_ARGUMENT", 1007, "input item 0 of 'items'", True),
     ("total", [_item(1), _item("two")], "INVALID_ARGUMENT", 1007, "item 1 of 'numbers'", True),
     ("echo", ['{"type": "input"}'], "INVALID_BODY", 1007, '"data"', True),
