@@ -16,7 +16,15 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
@@ -24,6 +32,7 @@ from urllib.parse import quote
 import httpx
 
 from edge_runner._http import describe_http_error, map_httpx_errors
+from edge_runner._stream_in import astream_in, stream_in, ws_url
 from edge_runner.errors import (
     ApiError,
     BadRequest,
@@ -256,6 +265,9 @@ class _Base:
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=ca_file) if ca_file else True
         )
+        self._token = token
+        self._timeout = timeout
+        self._ca_file = ca_file
         self._http_options: _HttpOptions = {
             "base_url": self.api_base,
             "headers": {"Authorization": f"Bearer {token}"},
@@ -281,6 +293,13 @@ class _Base:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.api_base!r})"
+
+    def _stream_target(self, model_id: str, method: str) -> tuple[str, ssl.SSLContext | None]:
+        """The WebSocket URL of a stream-in call, and the TLS context for ``wss://``."""
+        url = ws_url(self.api_base, f"/v2/models/{_seg(model_id)}/{_seg(method)}/ws")
+        if not url.startswith("wss://"):
+            return url, None
+        return url, ssl.create_default_context(cafile=self._ca_file)
 
     def _unreachable(self, exc: httpx.HTTPError) -> ConnectionFailed:
         """What an httpx error means here: the control plane could not be reached (any more)."""
@@ -437,6 +456,26 @@ class Client(_Base):
                     return
                 yield item
 
+    def stream(
+        self, model_id: str, method: str, inputs: Iterable[object], /, **kwargs: object
+    ) -> Iterator[JSONValue]:
+        """Call a stream-in method (``def m(self, items: Iterator[T], ...) -> Iterator[U]``).
+
+        ``inputs`` is read as the model takes its items (a generator may produce them live),
+        ``kwargs`` are the method's other arguments; yields outputs as they arrive. Stopping
+        early (closing the iterator) cancels the call. Runs over the control plane's
+        WebSocket route; ``timeout`` bounds the wait for each next output.
+        """
+        url, context = self._stream_target(model_id, method)
+        return stream_in(
+            url,
+            self._token,
+            inputs,
+            _arguments(kwargs),
+            ssl_context=context,
+            idle_timeout=self._timeout,
+        )
+
     def chat(
         self, model_id: str, messages: Sequence[Mapping[str, object]], /, **options: object
     ) -> ChatCompletionView:
@@ -556,3 +595,22 @@ class AsyncClient(_Base):
                     if parsed[0] == "done":
                         return
                     yield item
+
+    def stream(
+        self,
+        model_id: str,
+        method: str,
+        inputs: Iterable[object] | AsyncIterable[object],
+        /,
+        **kwargs: object,
+    ) -> AsyncIterator[JSONValue]:
+        """Call a stream-in method (see :meth:`Client.stream`); ``inputs`` may be async."""
+        url, context = self._stream_target(model_id, method)
+        return astream_in(
+            url,
+            self._token,
+            inputs,
+            _arguments(kwargs),
+            ssl_context=context,
+            idle_timeout=self._timeout,
+        )

@@ -103,6 +103,12 @@ def render_banner(
     if stream is not None:
         method = "" if stream.name == "generate" else f" --method {stream.name}"
         lines.append(f"  edge-runner generate {model_id}{method} {_cli_args(stream)}".rstrip())
+    stream_in = _pick(sigs, MethodKind.BIDI, "stream")
+    if stream_in is not None:
+        method = "" if stream_in.name == "stream" else f" {stream_in.name}"
+        lines.append(
+            f"  printf 'Ada\\nBob\\n' | edge-runner stream {model_id}{method}   # a line each"
+        )
     if runner.get("chat"):
         lines.append(f"  edge-runner chat {model_id}                # /bye to leave")
     target = unary or stream

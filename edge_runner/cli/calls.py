@@ -22,7 +22,7 @@ from edge_runner.models.signatures import MethodSignature, parse_cli_value
 from edge_runner.telemetry.gpu import gpu_share
 from edge_runner.views import JSONObject, JSONValue, ModelView, RunnerGpuView
 
-__all__ = ["parse_method_args", "register"]
+__all__ = ["method_signature", "parse_method_args", "register"]
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +117,8 @@ def parse_method_args(
     return args
 
 
-def _signature(client: Client, model_id: str, method: str) -> MethodSignature:
+def method_signature(client: Client, model_id: str, method: str) -> MethodSignature:
+    """The signature of ``model_id``'s ``method``, as the control plane lists it."""
     model = client.model(model_id)
     for doc in model.get("methods", []):
         if doc.get("name") == method:
@@ -128,7 +129,7 @@ def _signature(client: Client, model_id: str, method: str) -> MethodSignature:
 
 def _predict(args: argparse.Namespace) -> int:
     with Client.from_context(args.context, timeout=None) as client:
-        signature = _signature(client, args.model, args.method)
+        signature = method_signature(client, args.model, args.method)
         kwargs = parse_method_args(signature, args.extra, args.json_args)
         if args.batch is not None:
             return _predict_batch(client, args, signature, kwargs)
@@ -231,7 +232,7 @@ class _StreamPrinter:
 
 def _generate(args: argparse.Namespace) -> int:
     with Client.from_context(args.context, timeout=None) as client:
-        signature = _signature(client, args.model, args.method)
+        signature = method_signature(client, args.model, args.method)
         kwargs = parse_method_args(signature, args.extra, args.json_args)
         printer = _StreamPrinter(args.output, args.save)
         if signature.kind.value == "unary":

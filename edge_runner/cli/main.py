@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         model_cmd,
         serve,
         service_cmd,
+        stream_cmd,
         token_cmd,
         up,
     )
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)  # control, runner
     up.register(sub)
     calls.register(sub)
+    stream_cmd.register(sub)
     chat_cmd.register(sub)
     gpus_cmd.register(sub)
     dashboard_cmd.register(sub)

@@ -88,10 +88,11 @@ def _runner(i: int, status: str = "connected") -> dict[str, Any]:
 
 def _task(i: int, status: str) -> dict[str, Any]:
     done = status not in ("queued", "running")
-    return {
+    stream_in = i % 3 == 0  # a stream-in call: its input items and output chunks so far
+    doc = {
         "task_id": f"{i:08x}" + "c0ffee" * 4,
         "model": "llama3" if i % 2 else "hello",
-        "method": "chat" if i % 2 else "predict",
+        "method": "transcribe" if stream_in else "chat" if i % 2 else "predict",
         "status": status,
         "code": "MODEL_ERROR" if status == "failed" else "",
         "runner_id": "runner-000000000001",
@@ -99,8 +100,11 @@ def _task(i: int, status: str) -> dict[str, Any]:
         "queue_wait_s": 0.002 * i,
         "run_time_s": 0.25 * i if done else None,
         "age_s": 10.0 * i,
-        "tokens_per_s": 41.5 if i % 2 and done else None,
+        "tokens_per_s": 41.5 if i % 2 and done and not stream_in else None,
     }
+    if stream_in:
+        doc.update(inputs=40 * i, outputs=40 * i - (0 if done else 3))
+    return doc
 
 
 def _log(i: int) -> dict[str, Any]:

@@ -58,11 +58,13 @@ def test_hello_example_loads_with_expected_signatures() -> None:
         " -> Iterator[str]",
         "generate(text: str, n: int = 5) -> Iterator[str]",
         "predict(text: str) -> str",
+        "stream(names: Iterator[str], greeting: str = 'Hello') -> Iterator[str]",
     ]
     assert [s.kind for s in folder.signatures] == [
         MethodKind.SERVER_STREAM,
         MethodKind.SERVER_STREAM,
         MethodKind.UNARY,
+        MethodKind.BIDI,
     ]
     assert all(s.description for s in folder.signatures)
 

@@ -23,6 +23,13 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def _in_out(task: TaskView) -> str:
+    """``120/117``: a stream-in task's input items and output chunks; ``-`` for others."""
+    if "inputs" not in task:
+        return "-"
+    return f"{task['inputs']}/{task.get('outputs', 0)}"
+
+
 class TasksView(Widget):
     """The tasks table."""
 
@@ -35,7 +42,7 @@ class TasksView(Widget):
     def compose(self) -> ComposeResult:
         yield Static("c: cancel a queued or running task   s: sort", classes="hint")
         yield LiveTable(
-            ("TASK", "MODEL", "METHOD", "STATUS", "QUEUED", "RUN", "TOK/S", "AGE"),
+            ("TASK", "MODEL", "METHOD", "STATUS", "QUEUED", "RUN", "TOK/S", "IN/OUT", "AGE"),
             id="tasks-table",
         )
 
@@ -59,6 +66,7 @@ class TasksView(Widget):
                         _ms(t.get("queue_wait_s")),
                         _ms(run),
                         t.get("tokens_per_s") or "-",
+                        _in_out(t),
                         ago(now - float(t.get("created_at", now))),
                     ),
                 )

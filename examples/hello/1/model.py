@@ -25,6 +25,12 @@ class HelloModel(ModelClass):
             yield f"{i}: Hello, {text}!\n"
 
     @ModelClass.method
+    def stream(self, names: Iterator[str], greeting: str = "Hello") -> Iterator[str]:
+        """Greet each name of an input stream as it arrives (a stream-in method)."""
+        for name in names:
+            yield f"{greeting}, {name}!"
+
+    @ModelClass.method
     def chat(
         self, messages: list[dict], max_tokens: int = 256, temperature: float = 1.0
     ) -> Iterator[str]:
