@@ -459,7 +459,10 @@ class LocalModelView(TypedDict):
 
 
 class LocalTaskView(TypedDict):
-    """A task the runner holds; ``finished``: done, its outcome not yet delivered."""
+    """A task the runner holds; ``finished``: done, its outcome not yet delivered.
+
+    A stream-in task also has ``inputs`` (items received) and ``outputs`` (chunks produced).
+    """
 
     task_id: str
     attempt: int
@@ -468,6 +471,8 @@ class LocalTaskView(TypedDict):
     age_s: float
     queue_wait_s: float
     finished: bool
+    inputs: NotRequired[int]
+    outputs: NotRequired[int]
 
 
 class RunnerSnapshot(TypedDict):

@@ -25,6 +25,7 @@ __all__ = [
     "StatusListener",
     "StreamReply",
     "json_arguments",
+    "no_input_stream",
 ]
 
 READY = pb.READY
@@ -162,15 +163,25 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def call(
-        self, model_id: str, method: str, payload: bytes, cancel: threading.Event
+        self,
+        model_id: str,
+        method: str,
+        payload: bytes,
+        cancel: threading.Event,
+        inputs: Iterator[bytes] | None = None,
     ) -> Reply | StreamReply:
         """Run one task in the calling worker thread.
 
         Args:
             model_id: which model.
             method: the method name, or ``openai.chat.completions`` for the OpenAI adapter.
-            payload: the JSON body (keyword arguments, or the OpenAI request).
+            payload: the JSON body (keyword arguments, or the OpenAI request); for a stream-in
+                method, the arguments other than the input stream.
             cancel: set when the task is cancelled; long work should check it.
+            inputs: a stream-in task's input items, each the JSON of one element of the
+                method's ``Iterator[...]`` parameter; ``next()`` blocks for the next one and
+                the iterator ends at the input's end or when the task is cancelled. None for
+                every other task.
 
         Raises:
             BackendError: the task failed in a way the client should see by code.
@@ -206,6 +217,19 @@ def json_arguments(payload: bytes) -> JSONObject:
     if not isinstance(args, dict):
         raise BackendError(ErrorCode.INVALID_ARGUMENT, "task payload must be a JSON object")
     return args
+
+
+def no_input_stream(inputs: Iterator[bytes] | None, model_id: str, method: str) -> None:
+    """Refuse an input stream sent to a backend whose methods take none.
+
+    Raises:
+        BackendError: ``INVALID_ARGUMENT`` when ``inputs`` is not None.
+    """
+    if inputs is not None:
+        raise BackendError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{model_id}.{method} takes no input stream; call it without one",
+        )
 
 
 def _copy(status: pb.ModelStatus) -> pb.ModelStatus:

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from edge_runner.backends.base import (
     Reply,
     StreamReply,
     json_arguments,
+    no_input_stream,
 )
 from edge_runner.errors import BackendError, ErrorCode, ModelFolderError
 from edge_runner.models.loader import ModelFolder, load_model_folder
@@ -123,9 +125,15 @@ class MCPBackend(Backend):
         return [model_spec(self.model_id, (), backend=self.name, chat=False, model_type_id="mcp")]
 
     def call(
-        self, model_id: str, method: str, payload: bytes, cancel: threading.Event
+        self,
+        model_id: str,
+        method: str,
+        payload: bytes,
+        cancel: threading.Event,
+        inputs: Iterator[bytes] | None = None,
     ) -> Reply | StreamReply:
         """Answer one HTTP exchange (``mcp.http``) with the hosted app."""
+        no_input_stream(inputs, model_id, method)
         if model_id != self.model_id:
             raise BackendError(ErrorCode.NOT_FOUND, f"this runner does not serve {model_id!r}")
         if method != MCP_HTTP_METHOD:

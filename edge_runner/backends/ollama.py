@@ -35,6 +35,7 @@ from edge_runner.backends.base import (
     Reply,
     StreamReply,
     json_arguments,
+    no_input_stream,
 )
 from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
 from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
@@ -187,9 +188,15 @@ class OllamaBackend(Backend):
     # -- calls (worker threads) -------------------------------------------------------------
 
     def call(
-        self, model_id: str, method: str, payload: bytes, cancel: threading.Event
+        self,
+        model_id: str,
+        method: str,
+        payload: bytes,
+        cancel: threading.Event,
+        inputs: Iterator[bytes] | None = None,
     ) -> Reply | StreamReply:
         """Run one task against Ollama."""
+        no_input_stream(inputs, model_id, method)
         name = self._serving(model_id)
         args = json_arguments(payload)
         handler = self._handlers.get(method)

@@ -25,7 +25,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from edge_runner._http import describe_http_error
-from edge_runner.backends.base import Backend, Reply, StreamReply, json_arguments
+from edge_runner.backends.base import (
+    Backend,
+    Reply,
+    StreamReply,
+    json_arguments,
+    no_input_stream,
+)
 from edge_runner.backends.http_cancel import PerThread, cancel_scope, client_options
 from edge_runner.backends.llm_methods import LLM_SIGNATURES, collect
 from edge_runner.backends.openai_format import (
@@ -195,9 +201,15 @@ class OpenAIUpstreamBackend(Backend):
     # -- calls (worker threads) -------------------------------------------------------------
 
     def call(
-        self, model_id: str, method: str, payload: bytes, cancel: threading.Event
+        self,
+        model_id: str,
+        method: str,
+        payload: bytes,
+        cancel: threading.Event,
+        inputs: Iterator[bytes] | None = None,
     ) -> Reply | StreamReply:
         """Run one task against the upstream."""
+        no_input_stream(inputs, model_id, method)
         name = self.names.get(model_id)
         if name is None:
             raise BackendError(ErrorCode.NOT_FOUND, f"this runner does not serve {model_id!r}")

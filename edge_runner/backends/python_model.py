@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge_runner.backends.base import Backend, Reply, StreamReply
+from edge_runner.backends.base import Backend, Reply, StreamReply, no_input_stream
 from edge_runner.backends.openai_adapter import CHAT_METHOD, chat_completion
 from edge_runner.backends.url_fetch import UrlFetcher
 from edge_runner.errors import BackendError, ErrorCode, InvalidArgument, TypeMismatch
@@ -20,14 +20,20 @@ from edge_runner.models.codec import (
     url_only,
 )
 from edge_runner.models.data_types import Text
-from edge_runner.models.json_types import TypeSpec, parse_spec
+from edge_runner.models.json_types import TypeSpec, check_value, parse_spec
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.model_class import (
     ModelClass,
     iterate_with_cancel_event,
     run_with_cancel_event,
 )
-from edge_runner.models.signatures import MethodKind, MethodSignature, validate_arguments
+from edge_runner.models.signatures import (
+    MethodKind,
+    MethodSignature,
+    Param,
+    input_stream_param,
+    validate_arguments,
+)
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.views import JSONObject
@@ -115,9 +121,19 @@ class PythonModelBackend(Backend):
         return self.folder.config.num_threads or None
 
     def call(
-        self, model_id: str, method: str, payload: bytes, cancel: threading.Event
+        self,
+        model_id: str,
+        method: str,
+        payload: bytes,
+        cancel: threading.Event,
+        inputs: Iterator[bytes] | None = None,
     ) -> Reply | StreamReply:
-        """Run ``method`` with the JSON keyword arguments in ``payload``."""
+        """Run ``method`` with the JSON keyword arguments in ``payload``.
+
+        A stream-in (``BIDI``) method gets ``inputs`` as its stream parameter, each item
+        decoded to the element type as it is read; a bad item fails the task with
+        ``INVALID_ARGUMENT`` naming the parameter and the item's index.
+        """
         instance = self._instance
         if instance is None:
             raise BackendError(ErrorCode.UNAVAILABLE, f"model {self.model_id} is not loaded yet")
@@ -131,6 +147,7 @@ class PythonModelBackend(Backend):
             chat = self.chat_signature
             if chat is None:
                 raise BackendError(ErrorCode.NOT_FOUND, f"model {self.model_id} has no chat method")
+            no_input_stream(inputs, model_id, method)
             return chat_completion(instance, chat, args, cancel, model_id=self.model_id)
         sig = self.methods.get(method)
         if sig is None:
@@ -139,13 +156,22 @@ class PythonModelBackend(Backend):
                 f"model {self.model_id} has no method {method!r}; "
                 f"its methods: {', '.join(sorted(self.methods))}",
             )
-        if sig.kind is MethodKind.BIDI:
-            raise BackendError(ErrorCode.NOT_IMPLEMENTED, f"{method} takes an input stream")
+        streamed = input_stream_param(sig)
+        if streamed is None:
+            no_input_stream(inputs, model_id, method)
+        elif inputs is None:
+            raise BackendError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{self.model_id}.{method} takes its argument '{streamed.name}' as an input "
+                "stream; call it as a stream (one input item per message)",
+            )
         try:
-            args = self._decoded(sig, validate_arguments(sig, args))
+            args = self._decoded(sig, validate_arguments(sig, args, input_stream=True))
         except InvalidArgument as exc:
             raise BackendError(ErrorCode.INVALID_ARGUMENT, str(exc)) from exc
         self._fetch_urls(args, cancel)
+        if streamed is not None and inputs is not None:
+            args[streamed.name] = self._input_items(streamed, inputs, cancel)
         fn = getattr(instance, method)
         where = f"{self.model_id}.{method}()"
         returns = None if sig.returns == "None" else parse_spec(sig.returns)
@@ -161,6 +187,8 @@ class PythonModelBackend(Backend):
         """The checked JSON arguments as the method's hints promise them (Image, bytes, ...)."""
         out: dict[str, object] = {}
         for p in sig.params:
+            if p.name not in args:  # the input stream, which comes apart
+                continue
             try:
                 out[p.name] = decode_value(
                     p.spec,
@@ -175,6 +203,38 @@ class PythonModelBackend(Backend):
                     argument=p.name,
                 ) from exc
         return out
+
+    def _input_items(
+        self, param: Param, inputs: Iterator[bytes], cancel: threading.Event
+    ) -> Iterator[object]:
+        """Decode a stream-in task's raw input items, as the model reads them, like arguments.
+
+        Raises:
+            BackendError: ``INVALID_ARGUMENT`` for an item that is not JSON or not of the
+                element type (raised inside the model's read, so it ends the task).
+        """
+        element = param.spec.args[0]  # signatures_of only admits Iterator[X]
+        for index, raw in enumerate(inputs):
+            where = f"input item {index} of '{param.name}'"
+            try:
+                value = decode_value(
+                    element,
+                    check_value(element, json.loads(raw)),
+                    max_media_bytes=self.max_media_bytes,
+                )
+            except ValueError as exc:  # json.JSONDecodeError, and a bad UTF-8 byte
+                raise BackendError(
+                    ErrorCode.INVALID_ARGUMENT, f"{where} is not JSON: {exc}"
+                ) from exc
+            except TypeMismatch as exc:
+                at = f" at {exc.where}" if exc.where else ""
+                detail = f": {exc.detail}" if exc.detail else ""
+                raise BackendError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"{where} must be {element}, got {exc.got}{at}{detail}",
+                ) from exc
+            self._fetch_urls({f"{param.name}[{index}]": value}, cancel)
+            yield value
 
     def _fetch_urls(self, args: dict[str, object], cancel: threading.Event) -> None:
         """Fill in the content of URL-only inputs, or refuse them when fetching is off."""

@@ -36,6 +36,7 @@ __all__ = [
     "MethodKind",
     "MethodSignature",
     "Param",
+    "input_stream_param",
     "parse_cli_value",
     "signature_hash",
     "signature_of",
@@ -412,16 +413,28 @@ def signature_hash(sigs: Iterable[MethodSignature]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def validate_arguments(sig: MethodSignature, args: JSONValue) -> JSONObject:
+def input_stream_param(sig: MethodSignature) -> Param | None:
+    """The parameter a stream-in (``BIDI``) method takes its input stream by, or None."""
+    if sig.kind is not MethodKind.BIDI:
+        return None
+    return next((p for p in sig.params if p.base_type == "Iterator"), None)
+
+
+def validate_arguments(
+    sig: MethodSignature, args: JSONValue, *, input_stream: bool = False
+) -> JSONObject:
     """Check request arguments against a signature and fill in defaults.
 
     Args:
         sig: the method's signature.
         args: keyword arguments decoded from a JSON request body.
+        input_stream: the call's input stream comes apart from ``args`` (a stream-in task):
+            the method's stream parameter (:func:`input_stream_param`) must not be in ``args``
+            and is left out of the result.
 
     Returns:
-        A new dict with every parameter: ints widened to floats where floats go, defaults
-        (fresh copies) for the ones not passed.
+        A new dict with every parameter (but the input stream's): ints widened to floats
+        where floats go, defaults (fresh copies) for the ones not passed.
 
     Raises:
         InvalidArgument: the body is not an object, or an argument is unknown, missing or of
@@ -442,8 +455,17 @@ def validate_arguments(sig: MethodSignature, args: JSONValue) -> JSONObject:
                 f"{sig.name}() got an unknown argument '{name}'; it accepts: {accepted}",
                 argument=str(name),
             )
+    streamed = input_stream_param(sig) if input_stream else None
+    if streamed is not None and streamed.name in args:
+        raise InvalidArgument(
+            f"argument '{streamed.name}' of {sig.name}() is its input stream; send its items "
+            "as the stream, not among the other arguments",
+            argument=streamed.name,
+        )
     out: JSONObject = {}
     for p in sig.params:
+        if p is streamed:
+            continue
         if p.name in args:
             out[p.name] = _checked(p, args[p.name])
         elif p.required:

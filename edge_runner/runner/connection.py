@@ -135,9 +135,11 @@ class TunnelOwner(Protocol):
         """The control plane registered the runner on ``session``."""
 
     def received(
-        self, session: RunnerSession, event: pb.Task | pb.Cancel | pb.StreamCredit
+        self,
+        session: RunnerSession,
+        event: pb.Task | pb.Cancel | pb.StreamCredit | pb.InputChunk | pb.InputEnd,
     ) -> None:
-        """A task, or a cancel or stream credit for one."""
+        """A task, or a cancel, stream credit, input item or input end for one."""
 
     def heartbeat(self, session: RunnerSession) -> None:
         """Queue a heartbeat on ``session``."""
@@ -344,7 +346,7 @@ class Connection:
     def _handle(self, session: RunnerSession, event: object) -> float | None:
         """Act on one event; returns a reconnect hint in seconds for a Goodbye that gives one."""
         match event:
-            case pb.Task() | pb.Cancel() | pb.StreamCredit():
+            case pb.Task() | pb.Cancel() | pb.StreamCredit() | pb.InputChunk() | pb.InputEnd():
                 self._owner.received(session, event)
             case pb.Welcome():
                 self._welcomed(session, event)

@@ -12,7 +12,9 @@ the spirit of websockets' ``serve``::
 
 Tasks outlive tunnels: a task running when the tunnel drops keeps running, its output is held,
 and the next ``Hello`` lists it in ``inflight``. The control plane answers with the tasks it
-still wants (``Welcome.adopted``): their held output is sent; the others are cancelled.
+still wants (``Welcome.adopted``): their held output is sent; the others are cancelled. A
+stream-in task is the exception: its input cannot follow it to another tunnel, so it is
+cancelled as soon as its tunnel is gone.
 
 Stop signals are staged: the first drains (``Draining`` at once, no new tasks, in-flight ones
 finish within the grace period), the second cancels in-flight tasks, the third stops at once:
@@ -333,6 +335,13 @@ class Runner(TaskSink):
             key, stopped_error(code, message, retryable, cancelling=self.stop_level >= 2)
         )
 
+    def input_credit(self, key: TaskKey, upto: int) -> None:
+        """Let the control plane send a stream-in task's input items numbered below ``upto``,
+        if the current session holds the task (a credit for a gone tunnel has no reader)."""
+        session = self.connection.session
+        if session is not None and session.send_input_credit(key[0], key[1], upto):
+            self.connection.flush()
+
     # -- TunnelOwner (called on the loop by the connection) ---------------------------------
 
     def hello(self) -> pb.Hello:
@@ -378,9 +387,12 @@ class Runner(TaskSink):
             callback(self)
 
     def received(
-        self, session: RunnerSession, event: pb.Task | pb.Cancel | pb.StreamCredit
+        self,
+        session: RunnerSession,
+        event: pb.Task | pb.Cancel | pb.StreamCredit | pb.InputChunk | pb.InputEnd,
     ) -> None:
-        """Start a task (or refuse it while draining), cancel one, or credit its stream."""
+        """Start a task (or refuse it while draining), cancel one, credit its stream, or feed
+        a stream-in task its input."""
         executor = self._executor
         assert executor is not None
         match event:
@@ -401,6 +413,14 @@ class Runner(TaskSink):
                 executor.cancel((event.task_id, event.attempt))
             case pb.StreamCredit():
                 executor.grant((event.task_id, event.attempt), event.upto_seq)
+            case pb.InputChunk():
+                key = (event.task_id, event.attempt)
+                receiving = self.ledger.get(key)
+                if receiving is not None:
+                    receiving.inputs += 1
+                executor.feed(key, event.payload)
+            case pb.InputEnd():
+                executor.end_input((event.task_id, event.attempt))
 
     def heartbeat(self, session: RunnerSession) -> None:
         """Queue a heartbeat: busy slots and the machine's GPUs."""
@@ -408,7 +428,17 @@ class Runner(TaskSink):
         session.send_heartbeat(self.busy, gpus, note)
 
     def tunnel_changed(self) -> None:
-        """Tell watchers the tunnel's new state."""
+        """Tell watchers the tunnel's new state; a lost tunnel cancels its stream-in tasks."""
+        executor = self._executor
+        if not self.connection.connected and executor is not None:
+            dropped = self.ledger.drop_input_streams()
+            for key in dropped:
+                executor.cancel(key)
+            if dropped:
+                logger.info(
+                    "cancelled %d stream-in task(s): their input cannot outlive the tunnel",
+                    len(dropped),
+                )
         views.publish_status(self)
 
     # -- internals --------------------------------------------------------------------------

@@ -7,6 +7,10 @@ A streaming task's worker asks its :class:`StreamGate` before it pulls each next
 model's generator: with no stream credit left (the client reads slowly) it waits there, so the
 generator is paused, not buffered; a credit from the control plane or a cancel wakes it.
 
+A stream-in task also gets an :class:`~edge_runner.runner.input_feed.InputFeed`, which the daemon
+fills on the loop (:meth:`Executor.feed`, :meth:`Executor.end_input`) and the model reads on the
+worker; the feed's credit grants reach the tunnel through :meth:`TaskSink.input_credit`.
+
 Workers are daemon threads: a model that ignores its cancel event cannot hold the process once
 the runner has given up on it (after the grace period, or at a third stop signal).
 """
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from edge_runner.backends.base import Backend, CancelEvent, Reply
 from edge_runner.errors import BackendError, ErrorCode
 from edge_runner.proto import tunnel_pb2 as pb
+from edge_runner.runner.input_feed import DEFAULT_INPUT_WINDOW, InputFeed
 
 __all__ = ["Executor", "StreamGate", "TaskSink"]
 
@@ -45,6 +50,10 @@ class TaskSink:
 
     def error(self, key: TaskKey, code: str, message: str, retryable: bool = False) -> None:
         """The task failed or was cancelled; ``retryable`` when it may run again."""
+        raise NotImplementedError
+
+    def input_credit(self, key: TaskKey, upto: int) -> None:
+        """A stream-in task may be sent input items numbered below ``upto`` (absolute)."""
         raise NotImplementedError
 
 
@@ -146,6 +155,7 @@ class Executor:
         self._pool = _DaemonPool(pool_size, "edge-runner-worker")
         self._cancel: dict[TaskKey, threading.Event] = {}
         self._gates: dict[TaskKey, StreamGate] = {}
+        self._feeds: dict[TaskKey, InputFeed] = {}
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -158,16 +168,30 @@ class Executor:
         """Start a task on a worker thread (the caller guarantees a free slot).
 
         ``stream_window``: chunks it may stream before its first credit (0: no flow control).
+        A stream-in task (``task.input_stream``) gets an input feed of that many items too
+        (:data:`~edge_runner.runner.input_feed.DEFAULT_INPUT_WINDOW` when 0), and its first
+        input credit goes to the sink at once.
         """
         key = (task.task_id, task.attempt)
         event = CancelEvent()
         gate = StreamGate(stream_window or None)
         event.on_set(gate.wake)
+        feed = None
+        if task.input_stream:
+            feed = InputFeed(
+                stream_window or DEFAULT_INPUT_WINDOW, event, functools.partial(self._grant, key)
+            )
+            event.on_set(feed.wake)
+            self._feeds[key] = feed
         self._cancel[key] = event
         self._gates[key] = gate
         self.idle.clear()
+        if feed is not None:
+            self._sink.input_credit(key, feed.granted)
         self._pool.submit(
-            functools.partial(self._run, key, task.model_id, task.method, task.payload, event, gate)
+            functools.partial(
+                self._run, key, task.model_id, task.method, task.payload, event, gate, feed
+            )
         )
 
     def grant(self, key: TaskKey, upto: int) -> None:
@@ -175,6 +199,22 @@ class Executor:
         gate = self._gates.get(key)
         if gate is not None:
             gate.grant(upto)
+
+    def feed(self, key: TaskKey, payload: bytes) -> None:
+        """Hand a stream-in task its next input item (no-op for a task that is gone)."""
+        feed = self._feeds.get(key)
+        if feed is not None:
+            feed.put(payload)
+
+    def end_input(self, key: TaskKey) -> None:
+        """End a stream-in task's input (no-op for a task that is gone)."""
+        feed = self._feeds.get(key)
+        if feed is not None:
+            feed.end()
+
+    def input_feed(self, key: TaskKey) -> InputFeed | None:
+        """A running stream-in task's input feed (for its counts), or None."""
+        return self._feeds.get(key)
 
     def cancel(self, key: TaskKey) -> bool:
         """Set a task's cancel event; returns whether the task was running."""
@@ -193,6 +233,7 @@ class Executor:
         """Forget a task once its terminal message went out (on the loop)."""
         self._cancel.pop(key, None)
         self._gates.pop(key, None)
+        self._feeds.pop(key, None)
         if not self._cancel:
             self.idle.set()
 
@@ -202,6 +243,11 @@ class Executor:
 
     # -- worker thread ----------------------------------------------------------------------
 
+    def _grant(self, key: TaskKey, upto: int) -> None:
+        """An input feed's credit grew (on its worker): hand it to the sink on the loop."""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the runner stopped
+            self._loop.call_soon_threadsafe(self._sink.input_credit, key, upto)
+
     def _run(
         self,
         key: TaskKey,
@@ -210,11 +256,12 @@ class Executor:
         payload: bytes,
         cancel: threading.Event,
         gate: StreamGate,
+        inputs: InputFeed | None,
     ) -> None:
         post: Callable[..., object] = self._loop.call_soon_threadsafe
         sink = self._sink
         try:
-            outcome = self._backend.call(model_id, method, payload, cancel)
+            outcome = self._backend.call(model_id, method, payload, cancel, inputs=inputs)
             if isinstance(outcome, Reply):
                 if cancel.is_set():  # whatever it returned after a cancel is not wanted
                     post(sink.error, key, ErrorCode.CANCELLED, "the task was cancelled")

@@ -8,6 +8,11 @@ the number it was produced with. After a reconnect the control plane lists in
 on the new session and names the others for the caller to cancel. A chunk lost with the old
 tunnel leaves a gap that the control plane reports to the client as ``RUNNER_LOST``.
 
+A stream-in task cannot outlive its tunnel: its input came on that tunnel and no other will
+carry the rest, so the control plane fails it with ``RUNNER_LOST`` and never adopts it. When
+the tunnel goes, :meth:`TaskLedger.drop_input_streams` gives such tasks up at once, so the
+caller cancels them instead of leaving them waiting for input that cannot come.
+
 The caller hands in the :class:`~edge_runner.protocol.RunnerSession` (itself sans-I/O) or
 ``None`` while there is none, and moves the frames the session queued.
 """
@@ -76,6 +81,8 @@ class HeldTask:
         finished: its last message is in ``pending``.
         unwanted: the control plane gave it up; its output is dropped.
         timed: its run time was recorded (once).
+        input_stream: a stream-in task (bound to the tunnel it came on).
+        inputs: the input items it received so far (a stream-in task).
     """
 
     model_id: str
@@ -87,6 +94,8 @@ class HeldTask:
     finished: bool = False
     unwanted: bool = False
     timed: bool = False
+    input_stream: bool = False
+    inputs: int = 0
 
 
 class Disposal(enum.Enum):
@@ -156,7 +165,13 @@ class TaskLedger:
 
     def take(self, task: pb.Task) -> HeldTask:
         """Hold a task that just arrived."""
-        held = HeldTask(task.model_id, task.method, task.queued_ms / 1000, started=self._clock())
+        held = HeldTask(
+            task.model_id,
+            task.method,
+            task.queued_ms / 1000,
+            started=self._clock(),
+            input_stream=task.input_stream,
+        )
         self._held[(task.task_id, task.attempt)] = held
         return held
 
@@ -201,13 +216,14 @@ class TaskLedger:
 
         Adopted tasks are held on ``session`` again from their next chunk number; a finished
         one is forgotten once its output is out. A finished task the control plane did not
-        adopt is forgotten; a running one is marked unwanted and named for cancelling.
+        adopt is forgotten; a running one is marked unwanted and named for cancelling. A
+        stream-in task is never resumed, even if listed (its input is gone with its tunnel).
         """
         cancel: list[TaskKey] = []
         for key, held in list(self._held.items()):
             if held.unwanted:
                 continue
-            if key in adopted:
+            if key in adopted and not held.input_stream:
                 session.adopt(key[0], key[1], held.model_id, held.next_seq)
                 for outcome in held.pending:
                     send(session, key, outcome)
@@ -221,6 +237,17 @@ class TaskLedger:
                 held.pending.clear()
                 cancel.append(key)
         return Resumed(len(adopted), cancel)
+
+    def drop_input_streams(self) -> list[TaskKey]:
+        """The tunnel is gone: give up the running stream-in tasks and name them for
+        cancelling (their output is dropped, their slots free once they stop)."""
+        cancel: list[TaskKey] = []
+        for key, held in self._held.items():
+            if held.input_stream and not held.unwanted and not held.finished:
+                held.unwanted = True
+                held.pending.clear()
+                cancel.append(key)
+        return cancel
 
 
 def send(session: RunnerSession, key: TaskKey, outcome: Outcome) -> None:

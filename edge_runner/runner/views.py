@@ -69,19 +69,23 @@ def snapshot(runner: Runner) -> RunnerSnapshot:
                 "progress": round(status.progress, 4) if status else 0.0,
             }
         )
-    tasks: list[LocalTaskView] = [
-        {
-            "task_id": task_id,
-            "attempt": attempt,
+    tasks: list[LocalTaskView] = []
+    for key, held in runner.ledger.items():
+        if held.unwanted:
+            continue
+        task: LocalTaskView = {
+            "task_id": key[0],
+            "attempt": key[1],
             "model": held.model_id,
             "method": held.method,
             "age_s": round(now - held.started, 3),
             "queue_wait_s": round(held.queue_wait, 6),
             "finished": held.finished,
         }
-        for (task_id, attempt), held in runner.ledger.items()
-        if not held.unwanted
-    ]
+        if held.input_stream:
+            task["inputs"] = held.inputs
+            task["outputs"] = held.next_seq
+        tasks.append(task)
     connection = runner.connection
     sample = runner.sampler.latest.to_dict() if runner.sampler is not None else None
     return {

@@ -16,7 +16,8 @@ Test a model folder end to end, through the real control plane and tunnel::
   :func:`wait_for` polls a condition against a deadline in :data:`MS`.
 - :func:`spawn_ready`, :func:`stop_process`, :func:`stop_all`, :func:`daemon_env`: daemons as
   child processes that report ready on a pipe, stopped the way SIGTERM stops them.
-- :data:`ECHO_MODEL`: a model folder with ``predict(text)`` and a streaming ``generate``;
+- :data:`ECHO_MODEL`: a model folder with ``predict(text)``, a streaming ``generate`` and a
+  stream-in ``chat(messages, prefix)``;
   :class:`EchoBackend`, the same as a backend written in code (no folder, records its calls);
   :func:`write_model` writes a folder from a class body.
 - :func:`transport_pair`, :func:`memory_dialer`: a tunnel in memory, for unit tests of the

@@ -41,8 +41,9 @@ __all__ = [
     "wait_for",
 ]
 
-#: a model folder whose ``predict(text)`` returns the text and ``generate(text, n)`` streams it
-#: ``n`` times: no weights, no dependencies
+#: a model folder whose ``predict(text)`` returns the text, ``generate(text, n)`` streams it
+#: ``n`` times and stream-in ``chat(messages, prefix)`` answers each input item with
+#: ``prefix + item``: no weights, no dependencies
 ECHO_MODEL = Path(__file__).resolve().parent / "echo_model"
 
 T = TypeVar("T")

@@ -151,3 +151,24 @@ def test_a_cancel_while_the_runner_stops_is_retryable() -> None:
         "CANCELLED", "cancelled", False
     )
     assert stopped_error("MODEL_ERROR", "boom", False, cancelling=True).code == "MODEL_ERROR"
+
+
+def test_a_stream_in_task_never_outlives_its_tunnel() -> None:
+    """When the tunnel goes, running stream-in tasks are given up at once (named for cancelling,
+    output dropped), other tasks stay held; one listed as adopted anyway is not resumed."""
+    ledger = TaskLedger()
+    ledger.take(pb.Task(task_id="in", attempt=1, model_id="m", method="chat", input_stream=True))
+    ledger.take(pb.Task(task_id="out", attempt=1, model_id="m", method="generate"))
+    ledger.take(pb.Task(task_id="in2", attempt=1, model_id="m", method="chat", input_stream=True))
+    assert ledger.drop_input_streams() == [("in", 1), ("in2", 1)]
+    assert ledger.drop_input_streams() == []  # once
+    assert not ledger.chunk(("in", 1), b"x", None)
+    assert ledger.finish(("in", 1), ErrorOut("CANCELLED", "c"), None) is Disposal.RELEASED
+    out = ledger.get(("out", 1))
+    assert out is not None and not out.unwanted
+
+    again = TaskLedger()
+    again.take(pb.Task(task_id="in", attempt=1, model_id="m", method="chat", input_stream=True))
+    runner, _ = _tunnel(again)
+    assert again.resume(runner, {("in", 1)}).cancel == [("in", 1)]
+    assert ("in", 1) not in runner.tasks

@@ -146,7 +146,7 @@ def test_the_echo_backend_checks_arguments_and_stops_a_cancelled_stream() -> Non
     from edge_runner.errors import BackendError, ErrorCode
 
     backend = EchoBackend("e2")
-    assert sorted(m.name for m in backend.specs()[0].methods) == ["generate", "predict"]
+    assert sorted(m.name for m in backend.specs()[0].methods) == ["chat", "generate", "predict"]
     cancel = threading.Event()
     assert backend.call("e2", "predict", b'{"text": "x"}', cancel) == Reply(b'"x"')
     for bad, code in [

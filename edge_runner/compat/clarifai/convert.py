@@ -152,6 +152,8 @@ def to_real(value: object) -> object:
         return tuple(to_real(v) for v in value)
     if isinstance(value, dict):
         return {k: to_real(v) for k, v in value.items()}
+    if isinstance(value, Iterator):  # a stream-in method's input: converted as it is read
+        return _real_items(value)
     if not isinstance(value, ours.MessageData | ours.NamedFields):
         return value
     real = importlib.import_module(_REAL_MODULE)
@@ -182,6 +184,11 @@ def to_real(value: object) -> object:
             index=value.index,
         )
     return value
+
+
+def _real_items(items: Iterator[object]) -> Iterator[object]:
+    for item in items:
+        yield to_real(item)
 
 
 def _converted(items: Iterator[object]) -> Iterator[object]:

@@ -1,4 +1,5 @@
-"""edge_runner.testing's echo model: a unary method and a stream, both without any work."""
+"""edge_runner.testing's echo model: a unary method, a stream out and a stream in and out, all
+without any work."""
 
 from __future__ import annotations
 
@@ -22,3 +23,9 @@ class Echo(ModelClass):
             if self.cancelled():
                 return
             yield text
+
+    @ModelClass.method
+    def chat(self, messages: Iterator[str], prefix: str = "") -> Iterator[str]:
+        """Each input item with ``prefix`` before it, as the items arrive."""
+        for message in messages:
+            yield prefix + message
