@@ -12,7 +12,6 @@ as it runs.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from collections.abc import AsyncGenerator
@@ -23,24 +22,15 @@ from edge_runner.control.state import ControlState
 from edge_runner.control.tasks import Task, TaskEvent, TaskFailedEvent, TaskOutput, TaskState
 from edge_runner.errors import ErrorCode, InvalidArgument, TypeMismatch
 from edge_runner.models.json_types import TypeSpec, check_value
-from edge_runner.models.signatures import MethodKind, MethodSignature, Param, validate_arguments
+from edge_runner.models.signatures import (
+    MethodSignature,
+    input_stream_param,
+    validate_arguments,
+)
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.views import JSONObject, JSONValue
 
-__all__ = ["StreamInCall", "stream_parameter"]
-
-
-def stream_parameter(signature: MethodSignature) -> Param:
-    """The parameter a stream-in method takes its input stream through.
-
-    Raises:
-        ValueError: the method takes no input stream (a caller bug: check ``kind``).
-    """
-    if signature.kind is MethodKind.BIDI:
-        for param in signature.params:
-            if param.base_type == "Iterator":
-                return param
-    raise ValueError(f"{signature.name}() takes no input stream")
+__all__ = ["StreamInCall"]
 
 
 class StreamInCall:
@@ -60,13 +50,12 @@ class StreamInCall:
         self.caller = caller
         self.model_id = model_id
         self.signature = signature
-        self.param = stream_parameter(signature)
+        param = input_stream_param(signature)
+        if param is None:
+            raise ValueError(f"{signature.name}() takes no input stream")
+        self.param = param
         item = self.param.spec.args[0] if self.param.spec.args else None
         self._item_spec: TypeSpec | None = item
-        # the other arguments, checked as a call of a method without the stream parameter
-        self._rest = dataclasses.replace(
-            signature, params=tuple(p for p in signature.params if p is not self.param)
-        )
         self.task: Task | None = None
         #: when the input ended (monotonic), or None while it flows
         self.ended_at: float | None = None
@@ -83,13 +72,7 @@ class StreamInCall:
             InvalidArgument: as for any call; passing the stream parameter itself is refused
                 with a message that says where items go.
         """
-        if isinstance(args, dict) and self.param.name in args:
-            raise InvalidArgument(
-                f"'{self.param.name}' is {self.signature.name}()'s input stream: send its items "
-                "one by one after the start, not as an argument",
-                argument=self.param.name,
-            )
-        return validate_arguments(self._rest, args)
+        return validate_arguments(self.signature, args, input_stream=True)
 
     def check_item(self, value: JSONValue, index: int) -> bytes:
         """Check one input item against the stream's element type; its JSON bytes.

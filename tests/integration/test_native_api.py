@@ -54,7 +54,12 @@ def test_client_predict_generate_models_runners(hello_stack: Stack) -> None:
         models = client.models()
         assert [m["id"] for m in models] == ["hello"]
         assert models[0]["status"] == "online"
-        assert {m["name"] for m in models[0]["methods"]} == {"predict", "generate", "chat"}
+        assert {m["name"] for m in models[0]["methods"]} == {
+            "predict",
+            "generate",
+            "chat",
+            "stream",
+        }
         runners = client.runners()
         assert len(runners) == 1
         assert runners[0]["status"] == "connected"
