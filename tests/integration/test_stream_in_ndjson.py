@@ -283,7 +283,7 @@ def test_outputs_arrive_while_the_body_is_still_open(stack: Stack, calls: list[R
         (NDJSON, [b"\n", b'["a"]\n'], 400, "INVALID_BODY", "line 2"),
         (NDJSON, [b'{"nope": 1}\n'], 400, "INVALID_ARGUMENT", "nope"),
         (NDJSON, [b'{"prefix": 3}\n'], 400, "INVALID_ARGUMENT", "prefix"),
-        (NDJSON, [b'{"messages": ["a"]}\n'], 400, "INVALID_ARGUMENT", "one by one"),
+        (NDJSON, [b'{"messages": ["a"]}\n'], 400, "INVALID_ARGUMENT", "input stream"),
         (NDJSON, [b'{"prefix": "' + b"x" * MAX_LINE + b'"}\n'], 413, "BODY_TOO_LARGE", "line 1"),
         ("application/json", [b'{"messages": ["a"]}'], 415, "UNSUPPORTED_MEDIA_TYPE", "/ws"),
         ("text/plain", [b"{}\n"], 415, "UNSUPPORTED_MEDIA_TYPE", NDJSON),
