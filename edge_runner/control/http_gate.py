@@ -9,7 +9,10 @@ verified :class:`~edge_runner.control.registry.TokenInfo` travels in the ASGI sc
 :data:`TOKEN_KEY` to the routes' ``principal()``, which checks scopes.
 
 Exempt: ``/healthz``, and the WebSocket tunnel ``/v2/tunnel``, which checks its runner token at
-the upgrade (:mod:`.tunnel_ws`).
+the upgrade (:mod:`.tunnel_ws`). A WebSocket to a stream-in method (:mod:`.stream_in_ws`) without
+an ``Authorization`` header passes too, with no token in the scope: a browser cannot set that
+header, so the route takes the token from the first message (an invalid header is still refused
+here, before the upgrade).
 
 The gate is also where an exception no route handled becomes our JSON ``500``, logged once
 with its traceback: that is a bug, as failures caused by input are answered with a 4xx.
@@ -18,6 +21,7 @@ with its traceback: that is a bug, as failures caused by input are answered with
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,7 +34,7 @@ from edge_runner.errors import ApiProblem, ErrorCode
 if TYPE_CHECKING:
     from edge_runner.control.auth import Authenticator
 
-__all__ = ["EXEMPT_PATHS", "TOKEN_KEY", "AuthGate"]
+__all__ = ["EXEMPT_PATHS", "TOKEN_IN_MESSAGE", "TOKEN_KEY", "AuthGate"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,9 @@ logger = logging.getLogger(__name__)
 TOKEN_KEY = "edge_runner.token"
 #: paths that need no token here
 EXEMPT_PATHS = frozenset({"/healthz", TUNNEL_PATH})
+#: WebSocket paths whose route takes the token from the first message when there is no header
+#: (``/v2/models/{model_id}/{method}/ws``, :mod:`.stream_in_ws`)
+TOKEN_IN_MESSAGE = re.compile(r"/v2/models/[^/]+/[^/]+/ws")
 
 _INTERNAL_ERROR = error_body(
     ErrorCode.INTERNAL_ERROR,
@@ -64,6 +71,9 @@ class AuthGate:
             if name == b"authorization":
                 header = value.decode("latin-1")
                 break
+        if header is None and kind == "websocket" and TOKEN_IN_MESSAGE.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
         info = self.auth.verify_header(header)
         if info is None:
             if kind == "websocket":
