@@ -124,7 +124,8 @@ STATUS_HEADERS: dict[int, tuple[str, ...]] = {429: ("Retry-After",), 503: ("Retr
 WEBSOCKET_PATHS: dict[str, str] = {
     "/v2/tunnel": "the runners' tunnel (docs/protocol.md)",
     "/v2/models/{model_id}/{method}/ws": "a stream-in method's call, one JSON message per "
-    "input item and per result (docs/stream-in.md)",
+    "input item and per result; the token in the Authorization header or the first message "
+    "(docs/stream-in.md)",
 }
 
 #: What a route that runs a task may answer once the task is queued.
