@@ -19,7 +19,8 @@ given to uvicorn as ``uvicorn.Config(http=guarded_protocol(limits))``, adds per 
   consumes what it has, or it has a piece the app has not taken yet (below its high-water
   mark), or the request waits behind a pipelined one, or ``100 Continue`` is not sent yet, or
   the app said it holds the body back (:class:`BodyFlow`: a stream-in call whose model is
-  slower than its input). Past it: ``408`` and close.
+  slower than its input). Past it: ``408`` and close; an app that streams its answer and said
+  it can end it with the error (``BodyFlow.answers_stall``) does so instead.
 - **a write stall limit** (``write_stall_timeout``, a little over the stream idle timeout):
   a client that takes none of its answer for that long (uvicorn's writes have been paused on
   it, its socket buffers full) is disconnected. Stream back-pressure has already paused the
@@ -74,13 +75,20 @@ class BodyFlow:
         held: set by the app while it holds the body back on purpose (the body idle clock
             stands still).
         gone: set by the protocol when the connection is lost before the answer ended.
+        answers_stall: set by an app whose answer is a stream it can end with an error: a body
+            that stalls after the answer started is then not cut off at once, but ``stalled``
+            is set and the app's ``receive()`` returns (an empty piece), so it ends the answer
+            with that error (the connection is closed an idle period later if it does not).
+        stalled: the protocol's message when the body stalled, for an app that answers it.
     """
 
-    __slots__ = ("gone", "held")
+    __slots__ = ("answers_stall", "gone", "held", "stalled")
 
     def __init__(self) -> None:
         self.held = False
         self.gone = asyncio.Event()
+        self.answers_stall = False
+        self.stalled: str | None = None
 
 
 @dataclass(frozen=True)
@@ -302,16 +310,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             # purpose; the request waits behind a pipelined one, or 100 Continue is unsent.
             self._body_seen = now
         elif now - self._body_seen >= limits.body_idle_timeout:
+            message = (
+                f"the request body stalled: nothing arrived for {limits.body_idle_timeout:g} s "
+                "(`edge-runner control --body-idle-timeout`)"
+            )
+            flow = _body_flow(cycle.scope)
+            if cycle.response_started and flow.answers_stall and flow.stalled is None:
+                # The app streams its answer and ends it with this error itself (a 408 cannot
+                # follow a started answer); if it has not within another idle period, close.
+                logger.debug("request body of %s idle: the app ends its answer", self.client)
+                flow.stalled = message
+                cycle.message_event.set()  # its receive() returns (an empty piece) and sees it
+                self._body_seen = now
+                return
             logger.debug(
                 "closing %s: request body idle for %g s", self.client, now - self._body_seen
             )
-            self._answer_and_close(
-                408,
-                ErrorCode.BODY_TIMEOUT,
-                f"the request body stalled: nothing arrived for {limits.body_idle_timeout:g} s "
-                "(`edge-runner control --body-idle-timeout`)",
-                current=True,
-            )
+            self._answer_and_close(408, ErrorCode.BODY_TIMEOUT, message, current=True)
 
     def _head_timed_out(self) -> None:
         seconds = self.limits.header_timeout

@@ -53,6 +53,7 @@ _BODY_STATUS: dict[str, int] = {
     ErrorCode.INVALID_JSON: 400,
     ErrorCode.INVALID_BODY: 400,
     ErrorCode.BODY_TOO_LARGE: 413,
+    ErrorCode.BODY_TIMEOUT: 408,
 }
 
 T = TypeVar("T")
@@ -119,6 +120,8 @@ class _Lines:
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 raise _ClientGone
+            if self.flow.stalled is not None:
+                raise _BadBody(ErrorCode.BODY_TIMEOUT, self.flow.stalled)
             del self._buffer[: self._start]  # cheap: a bytearray drops its head in place
             self._scanned -= self._start
             self._start = 0
@@ -227,6 +230,7 @@ class _NdjsonAnswer(Response):
         self.call = call
         self.task = task
         self.lines = lines
+        lines.flow.answers_stall = True  # a body that stalls ends the stream with an error event
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Feed and answer until the task's terminal event."""

@@ -429,8 +429,9 @@ def test_a_client_waiting_on_a_slow_model_is_not_timed_out(
 def test_a_client_that_stops_sending_is_cut_off_by_the_body_idle_limit(
     stack: Stack, calls: list[RawCall]
 ) -> None:
-    """A body that pauses longer than --body-idle-timeout: the connection closes and the task
-    is cancelled."""
+    """A body that pauses longer than --body-idle-timeout: the stream ends with a
+    BODY_TIMEOUT error event, the connection closes and the task is cancelled; before the
+    answer started, the pause is a 408."""
     call = RawCall(stack, "echo", "chat")
     calls.append(call)
     call.send(b'"a"\n')
@@ -440,7 +441,16 @@ def test_a_client_that_stops_sending_is_cut_off_by_the_body_idle_limit(
     assert head is not None
     wait_for(call.closed.is_set, "the body idle limit to close the connection")
     assert time.monotonic() - start >= BODY_S * 0.8
+    error = call.events()[1]
+    assert error[0] == "error" and error[1]["code"] == "BODY_TIMEOUT", error
+    assert "--body-idle-timeout" in error[1]["message"]
     assert _task_view(stack, head[1]["x-task-id"])["status"] == "cancelled"
+
+    early = RawCall(stack, "echo", "chat", b"")  # headers only: no line, no answer yet
+    calls.append(early)
+    wait_for(early.closed.is_set, "the body idle limit to close the connection")
+    assert early.head() is not None and early.head()[0] == 408
+    assert json.loads(early.body())["error"]["code"] == "BODY_TIMEOUT"
 
 
 @pytest.mark.parametrize("model_waits", [False, True], ids=["reading-body", "holding-items"])
