@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -309,6 +310,25 @@ def test_a_bad_start_is_refused_with_its_status(
     error = answer.json()["error"]
     assert error["code"] == code and words in error["message"], error
     _works(stack)
+
+
+def test_runners_too_old_for_input_streams_are_a_501(
+    loop_thread: LoopThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runners before protocol 1.3 only: RUNNER_TOO_OLD naming both versions, before any
+    answer; their other methods still serve."""
+    monkeypatch.setattr("edge_runner.protocol.session.PROTOCOL_VERSION", (1, 2))
+    with Stack(tmp_path / "control", loop_thread, model=ECHO_MODEL) as old:
+        old.start_runner(ECHO_MODEL)
+        answer = _post(old, "chat", [b"{}\n", b'"a"\n'])
+        assert answer.status_code == 501, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "RUNNER_TOO_OLD", error
+        assert "1.2" in error["message"] and "1.3" in error["message"]
+        predict = httpx.post(
+            f"{old.api_base}/v2/models/echo/predict", headers=old.headers, json={"text": "a"}
+        )
+        assert predict.json()["output"] == "a"
 
 
 def test_a_bad_item_before_any_output_is_its_status(stack: Stack) -> None:
