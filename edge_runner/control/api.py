@@ -41,6 +41,7 @@ from edge_runner.control.http_errors import (
 )
 from edge_runner.control.http_gate import TOKEN_KEY, AuthGate
 from edge_runner.control.mcp_api import add_mcp_routes
+from edge_runner.control.ndjson_api import call_ndjson
 from edge_runner.control.openai_api import add_openai_routes
 from edge_runner.control.openapi import add_openapi_route
 from edge_runner.control.ops_api import add_ops_routes
@@ -158,12 +159,7 @@ def create_app(state: ControlState) -> FastAPI:
                 f"its methods: {', '.join(sorted(entry.methods))}",
             )
         if signature.kind is MethodKind.BIDI:
-            raise ApiProblem(
-                501,
-                ErrorCode.NOT_IMPLEMENTED,
-                f"{model_id}.{method} takes an input stream, which this control plane "
-                "cannot carry yet",
-            )
+            return await call_ndjson(state, caller, model_id, signature, request)
         body = await read_json(request, settings.max_body_bytes)
         if isinstance(body, list):
             return await call_batch(state, caller, model_id, signature, body, request)

@@ -14,10 +14,13 @@ given to uvicorn as ``uvicorn.Config(http=guarded_protocol(limits))``, adds per 
   byte of each later request on it, to the end of the head. A client that sends nothing is
   closed; one that sent part of a request gets ``408`` first.
 - **a body idle limit** (``body_idle_timeout``): the longest pause between two pieces of a
-  request body, not a deadline for the whole body (bodies may stream). While uvicorn itself
-  holds the body up (it paused reading until the app consumes what it has, the request waits
-  behind a pipelined one, or ``100 Continue`` is not sent yet) the clock stands still. Past
-  it: ``408`` and close.
+  request body, not a deadline for the whole body (bodies may stream). While the server holds
+  the body up, not the client, the clock stands still: uvicorn paused reading until the app
+  consumes what it has, or it has a piece the app has not taken yet (below its high-water
+  mark), or the request waits behind a pipelined one, or ``100 Continue`` is not sent yet, or
+  the app said it holds the body back (:class:`BodyFlow`: a stream-in call whose model is
+  slower than its input). Past it: ``408`` and close; an app that streams its answer and said
+  it can end it with the error (``BodyFlow.answers_stall``) does so instead.
 - **a write stall limit** (``write_stall_timeout``, a little over the stream idle timeout):
   a client that takes none of its answer for that long (uvicorn's writes have been paused on
   it, its socket buffers full) is disconnected. Stream back-pressure has already paused the
@@ -50,9 +53,42 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from edge_runner.control.http_errors import error_body
 from edge_runner.errors import ErrorCode
 
-__all__ = ["GuardedHttpProtocol", "HttpLimits", "guarded_protocol"]
+__all__ = ["BODY_FLOW", "BodyFlow", "GuardedHttpProtocol", "HttpLimits", "guarded_protocol"]
 
 logger = logging.getLogger(__name__)
+
+#: The ASGI scope extension (``scope["extensions"][BODY_FLOW]``) holding a request's
+#: :class:`BodyFlow`.
+BODY_FLOW = "edge_runner.body_flow"
+
+
+class BodyFlow:
+    """What the protocol and an app that consumes a request body as it streams tell each other.
+
+    ASGI gives an app one way to learn that its client left, ``receive()``, which also hands it
+    the next piece of body; an app that must not read further (its consumer has no room) would
+    not notice a disconnect until it had room again. And the protocol cannot tell an app that
+    holds pieces back on purpose from a client that stopped sending. So each request's scope
+    carries one of these.
+
+    Attributes:
+        held: set by the app while it holds the body back on purpose (the body idle clock
+            stands still).
+        gone: set by the protocol when the connection is lost before the answer ended.
+        answers_stall: set by an app whose answer is a stream it can end with an error: a body
+            that stalls after the answer started is then not cut off at once, but ``stalled``
+            is set and the app's ``receive()`` returns (an empty piece), so it ends the answer
+            with that error (the connection is closed an idle period later if it does not).
+        stalled: the protocol's message when the body stalled, for an app that answers it.
+    """
+
+    __slots__ = ("answers_stall", "gone", "held", "stalled")
+
+    def __init__(self) -> None:
+        self.held = False
+        self.gone = asyncio.Event()
+        self.answers_stall = False
+        self.stalled: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +163,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.sweeper.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop watching the clocks."""
+        """Stop watching the clocks; tell an app streaming the body that its client left."""
         self.sweeper.protocols.discard(self)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            _body_flow(cycle.scope).gone.set()
         super().connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -223,6 +262,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 "limit; retry in a moment (raise it with `edge-runner control --max-connections`)",
             )
         self._body_seen = self.loop.time()
+        # ASGI types an extension's value as a dict; ours is an object the app updates.
+        extensions = cast("dict[str, Any]", self.scope.setdefault("extensions", {}))
+        extensions[BODY_FLOW] = BodyFlow()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -256,21 +298,35 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is None or not cycle.more_body or cycle.disconnected:
             return  # no body is arriving
-        if self.flow.read_paused or self.pipeline or cycle.waiting_for_100_continue:
-            # We hold the body up, not the client: uvicorn paused reading until the app takes
-            # what it has, the request waits behind a pipelined one, or 100 Continue is unsent.
+        if (
+            self.flow.read_paused
+            or cycle.body
+            or _body_flow(cycle.scope).held
+            or self.pipeline
+            or cycle.waiting_for_100_continue
+        ):
+            # We hold the body up, not the client: the app has not taken what arrived (uvicorn
+            # paused reading, or the piece is below its high-water mark), or holds it back on
+            # purpose; the request waits behind a pipelined one, or 100 Continue is unsent.
             self._body_seen = now
         elif now - self._body_seen >= limits.body_idle_timeout:
+            message = (
+                f"the request body stalled: nothing arrived for {limits.body_idle_timeout:g} s "
+                "(`edge-runner control --body-idle-timeout`)"
+            )
+            flow = _body_flow(cycle.scope)
+            if cycle.response_started and flow.answers_stall and flow.stalled is None:
+                # The app streams its answer and ends it with this error itself (a 408 cannot
+                # follow a started answer); if it has not within another idle period, close.
+                logger.debug("request body of %s idle: the app ends its answer", self.client)
+                flow.stalled = message
+                cycle.message_event.set()  # its receive() returns (an empty piece) and sees it
+                self._body_seen = now
+                return
             logger.debug(
                 "closing %s: request body idle for %g s", self.client, now - self._body_seen
             )
-            self._answer_and_close(
-                408,
-                ErrorCode.BODY_TIMEOUT,
-                f"the request body stalled: nothing arrived for {limits.body_idle_timeout:g} s "
-                "(`edge-runner control --body-idle-timeout`)",
-                current=True,
-            )
+            self._answer_and_close(408, ErrorCode.BODY_TIMEOUT, message, current=True)
 
     def _head_timed_out(self) -> None:
         seconds = self.limits.header_timeout
@@ -319,6 +375,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         )
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+
+
+def _body_flow(scope: Any) -> BodyFlow:
+    """The request's :class:`BodyFlow` (a request refused before its head completed has a
+    stand-in nobody reads)."""
+    flow = scope.get("extensions", {}).get(BODY_FLOW)
+    return flow if flow is not None else BodyFlow()
 
 
 def _too_large(limit: int) -> tuple[int, str, str]:

@@ -67,10 +67,14 @@ def build_document(version: str) -> dict[str, Any]:
             "description": "Every route of the control plane's HTTP API. Errors share one "
             'shape: `{"error": {"code", "message", "type", "param"?}}` (MCP routes: '
             "JSON-RPC error objects). Streams are Server-Sent Events; the schema of a "
-            "`text/event-stream` answer describes one event. Runners reach the control plane "
-            f"through the tunnel: gRPC, or WebSocket at {WEBSOCKET_PATHS[0]} "
-            "(docs/protocol.md); a stream-in method is called over WebSocket at "
-            f"{WEBSOCKET_PATHS[1]} (docs/stream-in.md). OpenAPI describes neither.",
+            "`text/event-stream` answer describes one event. WebSocket routes, which OpenAPI "
+            "does not describe: "
+            + "; ".join(f"{path}: {what}" for path, what in WEBSOCKET_PATHS.items())
+            + " (also under `x-websockets`).",
+        },
+        "x-websockets": {
+            path: {"description": what, "security": [{"bearer": []}]}
+            for path, what in WEBSOCKET_PATHS.items()
         },
         "security": [{"bearer": []}],
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
@@ -118,7 +122,9 @@ def _operation(op: Operation) -> Schema:
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
-        doc["requestBody"] = {"required": False, "content": {_JSON: {"schema": op.body}}}
+        content = {_JSON: {"schema": op.body}}
+        content |= {media: {"schema": schema} for media, schema in op.other_bodies.items()}
+        doc["requestBody"] = {"required": False, "content": content}
     return doc
 
 

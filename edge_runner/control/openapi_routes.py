@@ -81,7 +81,16 @@ ERRORS: tuple[ErrorDoc, ...] = (
         409, ErrorCode.CANCELLED, "the task was cancelled (DELETE /v2/tasks/{id}) while waiting"
     ),
     ErrorDoc(400, ErrorCode.CLIENT_DISCONNECTED, "the client left before its whole body arrived"),
-    ErrorDoc(413, ErrorCode.BODY_TOO_LARGE, "the body is over the control plane's limit"),
+    ErrorDoc(
+        413,
+        ErrorCode.BODY_TOO_LARGE,
+        "the body (an NDJSON body: one line of it) is over the control plane's limit",
+    ),
+    ErrorDoc(
+        415,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        "a stream-in method's body is not NDJSON (`Content-Type: application/x-ndjson`)",
+    ),
     ErrorDoc(413, ErrorCode.BATCH_TOO_LARGE, "the batch has more items than --max-batch"),
     ErrorDoc(429, ErrorCode.QUEUE_FULL, "the model's queue is full; retry after `Retry-After`"),
     ErrorDoc(429, ErrorCode.SLOW_READER, "the stream's reader fell too far behind; read faster"),
@@ -111,9 +120,13 @@ ERRORS: tuple[ErrorDoc, ...] = (
 #: Response headers that come with a status.
 STATUS_HEADERS: dict[int, tuple[str, ...]] = {429: ("Retry-After",), 503: ("Retry-After",)}
 
-#: Routes that are WebSocket endpoints, which OpenAPI cannot describe: the runners' tunnel
-#: (docs/protocol.md), then stream-in calls (docs/stream-in.md).
-WEBSOCKET_PATHS = ("/v2/tunnel", "/v2/models/{model_id}/{method}/ws")
+#: Routes that are WebSocket endpoints, which OpenAPI cannot describe, and what they are.
+WEBSOCKET_PATHS: dict[str, str] = {
+    "/v2/tunnel": "the runners' tunnel (docs/protocol.md)",
+    "/v2/models/{model_id}/{method}/ws": "a stream-in method's call, one JSON message per "
+    "input item and per result; the token in the Authorization header or the first message "
+    "(docs/stream-in.md)",
+}
 
 #: What a route that runs a task may answer once the task is queued.
 TASK_CODES = (
@@ -166,6 +179,7 @@ class Operation:
             ``X-Task-Id``; each result names its task).
         jsonrpc: whether its own errors have the JSON-RPC shape (MCP).
         body: the schema of its JSON body, if it reads one.
+        other_bodies: bodies of other media types it takes: media type to schema.
         query: its query parameters.
         extra: more success statuses (a pass-through route), status to description.
         links: OpenAPI links from its 200 answer: name to (operation id, parameters).
@@ -186,6 +200,7 @@ class Operation:
     batch: bool = False
     jsonrpc: bool = False
     body: Schema | None = None
+    other_bodies: dict[str, Schema] = field(default_factory=dict)
     query: tuple[Query, ...] = ()
     extra: dict[int, str] = field(default_factory=dict)
     links: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
@@ -317,18 +332,27 @@ OPERATIONS: tuple[Operation, ...] = (
             ErrorCode.UNKNOWN_METHOD,
             ErrorCode.INVALID_ARGUMENT,
             ErrorCode.BATCH_TOO_LARGE,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.RUNNER_TOO_OLD,
             *_BODY_CODES,
         ),
         task=True,
         batch=True,
         body={"anyOf": [ref("Arguments"), ref("BatchArguments")]},
+        other_bodies={"application/x-ndjson": ref("NdjsonArguments")},
         links={"cancel": ("cancelTask", {"task_id": "$response.header.X-Task-Id"})},
         description="A unary method answers JSON; a streaming one answers Server-Sent Events: "
         "`chunk` events, then `done` or `error`. Errors before the first event have their "
         "status; a stream that fails later ends with an `error` event. A JSON array of "
         "argument objects on a unary method is a batch (at most `--max-batch` items, each "
         "counted against `--max-queue`): its items run in parallel and the answer lists one "
-        "result per item, in order, a failed item with its error in its place.",
+        "result per item, in order, a failed item with its error in its place. A stream-in "
+        "method (an `Iterator[...]` parameter) takes an NDJSON body instead "
+        "(`application/x-ndjson` or `application/jsonl`; a JSON body is 415): its answer is "
+        "the stream's events, `done` with the counts of `inputs` and `outputs`; it starts with "
+        "the task's first event, and a line that fails after that (its number in the "
+        "message) ends the stream with an `error` event and cancels the task. Its other route "
+        "is the WebSocket /v2/models/{model_id}/{method}/ws (docs/stream-in.md).",
     ),
     Operation(
         "GET",

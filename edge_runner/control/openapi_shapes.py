@@ -57,6 +57,7 @@ _INT: Schema = {"type": "integer"}
 _NUM: Schema = {"type": "number"}
 _BOOL: Schema = {"type": "boolean"}
 _ANY: Schema = {}
+_COUNT: Schema = {"type": "integer", "minimum": 0}
 _STRS: Schema = {"type": "array", "items": _STR}
 _TIME: Schema = {"type": "number", "description": "seconds since the Unix epoch"}
 _NULLABLE_NUM: Schema = {"type": ["number", "null"]}
@@ -193,6 +194,16 @@ SCHEMAS: dict[str, Schema] = {
         "them (docs/data-types.md)",
         "examples": [{"text": "world"}, {"image": {"base64": "iVBORw0KGgo="}}],
     },
+    "NdjsonArguments": {
+        "type": "string",
+        "description": "a stream-in method's call (a method with an `Iterator[...]` parameter): "
+        "NDJSON, one JSON text per line. Line 1 is a JSON object of the other keyword "
+        "arguments (`{}` for none); each later line is one item of the input stream, checked "
+        "against the stream's element type; blank lines are ignored; the body's end is the end "
+        "of the input. Send it as it comes (`Transfer-Encoding: chunked`) and read the answer "
+        "meanwhile. No size cap on the whole body; each line has `--max-body-bytes`.",
+        "examples": ['{"prefix": "> "}\n"a"\n"b"\n'],
+    },
     "PredictAnswer": obj({"task_id": _STR, "output": _ANY}, {"usage": ref("Usage")}, closed=True),
     "BatchArguments": {
         "type": "array",
@@ -228,7 +239,15 @@ SCHEMAS: dict[str, Schema] = {
         closed=True,
     ),
     "NativeChunk": obj({"index": {"type": "integer", "minimum": 0}, "output": _ANY}, closed=True),
-    "NativeDone": obj({"task_id": _STR}, {"usage": ref("Usage")}, closed=True),
+    "NativeDone": obj(
+        {"task_id": _STR},
+        {
+            "usage": ref("Usage"),
+            "inputs": {**_COUNT, "description": "input items the task took (stream-in)"},
+            "outputs": {**_COUNT, "description": "chunks it sent (stream-in)"},
+        },
+        closed=True,
+    ),
     "StreamError": obj({"code": _STR, "message": _STR}, closed=True),
     "Info": obj(
         {

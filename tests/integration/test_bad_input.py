@@ -143,8 +143,9 @@ def test_unknown_route_is_json_404(stack: Stack) -> None:
     assert _error(r)["code"] == "NOT_FOUND"
 
 
-def test_bidi_method_is_501(stack: Stack, tmp_path: Path) -> None:
-    """A method that takes an input stream is registered but answers 501 for now."""
+def test_a_json_body_for_a_stream_in_method_is_415(stack: Stack, tmp_path: Path) -> None:
+    """A method that takes an input stream wants an NDJSON body (or the WebSocket route): a
+    JSON one is 415, and the message says how to send."""
     folder = write_model(
         tmp_path,
         "duplex",
@@ -157,8 +158,10 @@ def test_bidi_method_is_501(stack: Stack, tmp_path: Path) -> None:
     model = httpx.get(f"{stack.api_base}/v2/models/duplex", headers=stack.headers).json()
     assert model["methods"][0]["kind"] == "bidi"
     r = _post(stack, "/v2/models/duplex/stream", json={"items": ["a"]})
-    assert r.status_code == 501
-    assert _error(r)["code"] == "NOT_IMPLEMENTED"
+    assert r.status_code == 415
+    assert _error(r)["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert "application/x-ndjson" in _error(r)["message"]
+    assert "/v2/models/duplex/stream/ws" in _error(r)["message"]
 
 
 def test_deadline_is_504_and_frees_the_slot(stack: Stack, tmp_path: Path) -> None:

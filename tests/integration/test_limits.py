@@ -7,6 +7,7 @@ subprocess where a test reads its memory).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -21,11 +22,22 @@ import grpc
 import httpx
 import psutil
 import pytest
+import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
+from edge_runner.control.http_guard import HttpLimits, guarded_protocol
 from edge_runner.runner.transport import CONNECT_METHOD
-from tests.conftest import MS, SLOW_MODEL, Stack, spawn_ready, stop_process, wait_for, write_model
+from tests.conftest import (
+    MS,
+    SLOW_MODEL,
+    LoopThread,
+    Stack,
+    spawn_ready,
+    stop_process,
+    wait_for,
+    write_model,
+)
 
 HEADER_S = 500 * MS
 BODY_S = 500 * MS
@@ -340,6 +352,77 @@ def test_the_body_clock_stops_while_the_server_holds_the_body_up(
     sock.sendall(second[half:])
     answer = _read_until(sock, b'"output":"done"}', 10_000 * MS)
     assert answer.startswith(b"HTTP/1.1 200")
+
+
+class _PausingApp:
+    """An ASGI app that takes its body's first piece, then takes no more until ``resume`` is
+    set (as an app whose consumer is slower than the body), then answers the body's size."""
+
+    def __init__(self) -> None:
+        self.first_piece = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        size, more, pieces = 0, True, 0
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+            pieces += 1
+            if pieces == 1:
+                self.first_piece.set()
+                await self.resume.wait()
+        body = b"%d" % size
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def pausing_server(loop_thread: LoopThread) -> Iterator[tuple[_PausingApp, int]]:
+    """uvicorn with the guarded protocol (a short body idle limit) serving :class:`_PausingApp`."""
+    app = _PausingApp()
+    limits = HttpLimits(header_timeout=HEADER_S, body_idle_timeout=BODY_S)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        http=guarded_protocol(limits),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    serving = loop_thread.submit(server.serve())
+    wait_for(lambda: server.started, "uvicorn to listen")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield app, port
+    loop_thread.call(app.resume.set)  # a test that failed leaves the app waiting
+    server.should_exit = True
+    serving.result(10_000 * MS)
+
+
+def test_the_body_clock_stops_while_the_app_has_not_taken_a_piece(
+    pausing_server: tuple[_PausingApp, int], loop_thread: LoopThread, request: pytest.FixtureRequest
+) -> None:
+    """A piece below uvicorn's high-water mark that the app has not taken yet means the app
+    holds the body up: no 408 however long it waits, and the body is whole afterwards."""
+    app, port = pausing_server
+    sock = _connect(port)
+    request.addfinalizer(sock.close)
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789")
+    loop_thread.run(asyncio.wait_for(app.first_piece.wait(), 10_000 * MS))
+    sock.sendall(b"abcde")  # waits in uvicorn's buffer: the app is not reading
+    sock.settimeout(BODY_S * 3)
+    with pytest.raises(TimeoutError):  # three idle limits: the connection stays open
+        sock.recv(1)
+    loop_thread.call(app.resume.set)
+    sock.sendall(b"fghij")
+    assert _read_until(sock, b"\r\n\r\n20", 5000 * MS).startswith(b"HTTP/1.1 200")
 
 
 # -- connection cap ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ more cases per operation.
 from __future__ import annotations
 
 import collections
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import hypothesis
 import pytest
 import schemathesis
 from hypothesis import strategies as st
+from schemathesis import SerializationContext
 from schemathesis.config import SchemathesisConfig
 
 from edge_runner.backends.mcp_server import MCPBackend
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.fuzz
 DEEP = os.environ.get("EDGE_RUNNER_FUZZ") == "deep"
 #: the suite's run is the same every time: a new random case never breaks main
 SEED = 20_260_101
+NDJSON = "application/x-ndjson"
 #: cases per operation (Schemathesis adds its examples and coverage cases on top)
 EXAMPLES = int(os.environ.get("EDGE_RUNNER_FUZZ_EXAMPLES", 500 if DEEP else 50))
 
@@ -53,6 +56,12 @@ ARGUMENTS = {
     ("hello", "predict"): st.fixed_dictionaries({"text": _TEXT}),
     ("hello", "generate"): st.fixed_dictionaries(
         {"text": _TEXT}, optional={"n": st.integers(-2, 30)}
+    ),
+    # a stream-in method: an NDJSON body, its other arguments on line 1, then the items
+    ("hello", "stream"): st.builds(
+        lambda args, names: "".join(json.dumps(v) + "\n" for v in [args, *names]),
+        st.fixed_dictionaries({}, optional={"greeting": _TEXT}),
+        st.lists(_TEXT, max_size=4),
     ),
     ("hello", "chat"): st.fixed_dictionaries(
         {"messages": _MESSAGES},
@@ -160,11 +169,17 @@ def _bias_towards_real_models(schema: Any) -> None:
 OPENAI_MODELS = {m for models in OPENAI.values() for m in models}
 
 
-def _with_body(case: Any, body: dict[str, Any]) -> Any:
+def _with_body(case: Any, body: dict[str, Any] | str) -> Any:
     copy = case.derive(keep_auth=True)
     copy.body = body
-    copy.media_type = "application/json"
+    copy.media_type = NDJSON if isinstance(body, str) else "application/json"
     return copy
+
+
+@schemathesis.serializer(NDJSON)
+def _ndjson(context: SerializationContext, value: Any) -> bytes:
+    """An NDJSON body as generated (the document types it as a string)."""
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
 def documented_server_errors(ctx: Any, response: Any, case: Any) -> None:
