@@ -166,6 +166,10 @@ class ControlPlane:
             timeout_keep_alive=30,
             ws_max_size=MAX_FRAME_BYTES,
             ws_ping_interval=None,  # tunnel heartbeats do this job, on both transports
+            # No permessage-deflate: one socket read of compressed messages would be inflated
+            # whole before the app takes the first (a few KiB could become GiB, from a client
+            # that has not shown its token yet), and on loopback and LANs it only costs CPU.
+            ws_per_message_deflate=False,
             ssl_certfile=str(settings.tls_cert) if settings.tls else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls else None,
         )

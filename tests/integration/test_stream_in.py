@@ -219,6 +219,19 @@ def _token(stack: Stack, *scopes: str) -> str:
     return str(r.json()["token"])
 
 
+def test_the_server_declines_compression(stack: Stack, flow: RunningRunner) -> None:
+    """A client that offers permessage-deflate gets plain messages: the server would inflate a
+    whole socket read of compressed messages before the route takes the first one."""
+    url = stack.api_base.replace("http", "ws", 1) + "/v2/models/flow/echo/ws"
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    with connect(url, additional_headers=headers, compression="deflate") as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        _send(ws, {"type": "input", "data": "a"})
+        _send(ws, {"type": "end"})
+        assert [m["type"] for m in _rest(ws)] == ["started", "output", "done"]
+
+
 def test_the_token_may_come_in_the_first_message(stack: Stack, flow: RunningRunner) -> None:
     """Without a header the start message carries the token; none, a wrong one, or a first
     message that is not a start is UNAUTHENTICATED (1008); a wrong header is refused at the
