@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import queue
+import signal
 import statistics
 import sys
 import tempfile
@@ -123,6 +124,8 @@ def main() -> int:
     parser.add_argument("--transport", choices=("grpc", "ws"), default="grpc")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
+    # `timeout` or Ctrl-C: unwind through the finally below, which stops the daemons.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         env = bench_env(tmp)
         procs = []

@@ -3,11 +3,11 @@
 :meth:`edge_runner.client.Client.stream` and :meth:`~edge_runner.client.AsyncClient.stream`
 use these. One WebSocket carries the call both ways: the client sends a start message with the
 other arguments, then one ``input`` message per item and an ``end``; the server answers
-``started``, one ``output`` message per output and ``done`` (or ``error``). A sender (a thread,
-or an asyncio task) feeds the inputs while the caller reads the outputs, so neither direction
-waits for the other; the server reads an input only when the model has room for it, so a
-model slower than its input holds the sender back. Errors are translated at this boundary
-into the :mod:`edge_runner.errors` tree, as the HTTP client does.
+``started``, one ``output`` message per output and ``done`` (or ``error``). A sender task feeds
+the inputs while the outputs are read, so neither direction waits for the other (the blocking
+client runs the same coroutine in a thread of its own); the server reads an input only when
+the model has room for it, so a model slower than its input holds the sender back. Errors are
+translated at this boundary into the :mod:`edge_runner.errors` tree, as the HTTP client does.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
 import ssl
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any, cast
 
 import websockets
 from websockets.asyncio.client import connect as aconnect
-from websockets.sync.client import connect
 
 from edge_runner.errors import (
     ApiError,
@@ -78,6 +78,12 @@ _STATUS_CLASS: dict[int, type[ApiError]] = {
 
 #: the largest message the client accepts from the server (an output: an image, say)
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+#: outputs the blocking client holds for a caller that has not taken them yet
+_SYNC_BUFFER = 64
+#: how often a full hand-off queue is looked at again (the caller is reading slowly)
+_HANDOFF_POLL_S = 0.005
+#: input items a reading thread takes from the caller's iterable before they are sent
+_READ_AHEAD = 16
 
 
 def ws_url(api_base: str, path: str) -> str:
@@ -164,60 +170,110 @@ def stream_in(
 ) -> Iterator[JSONValue]:
     """Run a stream-in call; yields outputs as they arrive (see the module docstring).
 
+    The call runs on :func:`astream_in` in an event loop of its own thread: websockets' blocking
+    client holds one lock while a send waits for the socket, and its reader needs that lock, so
+    a sender held back by the model (back-pressure) would stop the outputs that free it.
+    Outputs reach the caller through a queue of :data:`_SYNC_BUFFER`; a caller that reads
+    slowly holds the loop's reading back, and with it the server.
+
     Raises:
         ApiError: the call failed (the subclass follows the error code).
         ConnectionFailed: the control plane could not be reached, or the connection broke.
     """
-    try:
-        ws = connect(
-            url,
-            ssl=ssl_context if url.startswith("wss://") else None,
-            additional_headers={"Authorization": f"Bearer {token}"},
-            max_size=_MAX_MESSAGE_BYTES,
-            open_timeout=10 if idle_timeout is None else min(10.0, idle_timeout),
-            close_timeout=2,
+    handoff: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=_SYNC_BUFFER)
+    gone = threading.Event()  # the caller stopped reading
+
+    async def put(kind: str, value: object) -> None:
+        while not gone.is_set():
+            try:
+                handoff.put_nowait((kind, value))
+                return
+            except queue.Full:
+                await asyncio.sleep(_HANDOFF_POLL_S)
+
+    async def pump() -> None:
+        outputs = astream_in(
+            url, token, inputs, args, ssl_context=ssl_context, idle_timeout=idle_timeout
         )
-    except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-        raise _refused(exc, url) from exc
-    failure: list[BaseException] = []
-
-    def send_all() -> None:
         try:
-            ws.send(_start(args))
-            for value in inputs:
-                ws.send(_item(value))
-            ws.send('{"type":"end"}')
-        except websockets.ConnectionClosed:
-            pass  # the call ended (an error, or the caller stopped reading): nothing to send
-        except BaseException as exc:  # the caller's iterable failed: the call is off
-            failure.append(exc)
-            with contextlib.suppress(websockets.WebSocketException, OSError):
-                ws.send('{"type":"cancel"}')
-
-    sender = threading.Thread(target=send_all, name="edge-runner-stream-in", daemon=True)
-    with ws:
-        sender.start()
-        try:
-            while True:
-                try:
-                    raw = ws.recv(timeout=idle_timeout)
-                except TimeoutError as exc:
-                    raise TaskFailed(
-                        504, ErrorCode.DEADLINE_EXCEEDED, f"nothing arrived for {idle_timeout:g} s"
-                    ) from exc
-                except websockets.ConnectionClosed as exc:
-                    if failure:
-                        raise failure[0] from exc
-                    raise ConnectionFailed(
-                        f"the stream-in call at {url} closed before it ended ({exc})"
-                    ) from exc
-                kind, data = _checked(raw, failure)
-                if kind == "output":
-                    yield data
-                elif kind == "done":
+            async for item in outputs:
+                await put("output", item)
+                if gone.is_set():
                     return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            await put("error", exc)
+        else:
+            await put("end", None)
         finally:
-            ws.close()  # a caller that stops reading early cancels the call
+            await outputs.aclose()
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(pump())
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(task,), name="edge-runner-stream-in", daemon=True
+    )
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "output":
+                yield cast(JSONValue, value)
+            elif kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            else:
+                return
+    finally:
+        gone.set()  # a caller that stops reading early cancels the call
+        loop.call_soon_threadsafe(task.cancel)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
+
+
+async def _items(inputs: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[object]:
+    """The caller's inputs, without blocking the loop: a list or tuple as it is, an async
+    iterable awaited, any other iterable (a generator reading stdin, a microphone) read by a
+    thread of its own that stays at most :data:`_READ_AHEAD` items ahead of the sending."""
+    if isinstance(inputs, AsyncIterable):
+        async for value in inputs:
+            yield value
+        return
+    if isinstance(inputs, list | tuple):
+        for value in inputs:
+            yield value
+        return
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[tuple[bool, object]] = asyncio.Queue()
+    room = threading.Semaphore(_READ_AHEAD)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for value in inputs:
+                room.acquire()
+                if stop.is_set():
+                    return
+                loop.call_soon_threadsafe(ready.put_nowait, (True, value))
+        except BaseException as exc:  # noqa: BLE001 - the caller's iterable failed: hand it over
+            loop.call_soon_threadsafe(ready.put_nowait, (False, exc))
+            return
+        loop.call_soon_threadsafe(ready.put_nowait, (False, None))
+
+    reader = threading.Thread(target=read, name="edge-runner-stream-in-input", daemon=True)
+    reader.start()
+    try:
+        while True:
+            more, value = await ready.get()
+            if not more:
+                if isinstance(value, BaseException):
+                    raise value
+                return
+            room.release()
+            yield value
+    finally:
+        stop.set()
+        room.release()  # a reader waiting for room sees the stop
 
 
 async def astream_in(
@@ -228,7 +284,7 @@ async def astream_in(
     *,
     ssl_context: ssl.SSLContext | None,
     idle_timeout: float | None,
-) -> AsyncIterator[JSONValue]:
+) -> AsyncGenerator[JSONValue, None]:
     """:func:`stream_in` for asyncio; ``inputs`` may be an async iterable."""
     try:
         ws = await aconnect(
@@ -246,12 +302,8 @@ async def astream_in(
     async def send_all() -> None:
         try:
             await ws.send(_start(args))
-            if isinstance(inputs, AsyncIterable):
-                async for value in inputs:
-                    await ws.send(_item(value))
-            else:
-                for value in inputs:
-                    await ws.send(_item(value))
+            async for value in _items(inputs):
+                await ws.send(_item(value))
             await ws.send('{"type":"end"}')
         except websockets.ConnectionClosed:
             pass

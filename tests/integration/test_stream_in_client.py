@@ -54,6 +54,26 @@ def test_inputs_are_read_as_the_model_takes_them(hello_stack: Stack) -> None:
     assert out == ["Hello, Ada!", "Hello, Bob!"]
 
 
+def test_a_caller_that_pauses_with_both_directions_full_still_gets_everything(
+    hello_stack: Stack,
+) -> None:
+    """The caller stops reading until the model waits for it and no input can go: the sender
+    is then blocked on a full socket while outputs wait. The blocking client must still read
+    them (websockets' own blocking client cannot: a blocked send holds the lock its reader
+    needs, and the call would hang)."""
+    assert hello_stack.plane is not None and hello_stack.plane.state is not None
+    dispatcher = hello_stack.plane.state.dispatcher
+    name = "x" * 65536  # 1000 of them: more than every buffer on the way can hold
+    with Client(hello_stack.api_base, hello_stack.token, timeout=10_000 * MS) as client:
+        outputs = client.stream("hello", "stream", (name for _ in range(1000)))
+        assert next(outputs) == f"Hello, {name}!"
+        wait_for(lambda: len(dispatcher.paused) == 1, "the model to wait for the caller")
+        (task,) = dispatcher.paused.values()
+        wait_for(lambda: dispatcher.input_room(task) == 0, "the input to be held back")
+        count = 1 + sum(1 for out in outputs if out == f"Hello, {name}!")
+    assert count == 1000
+
+
 def test_async_stream_takes_sync_and_async_inputs(hello_stack: Stack) -> None:
     """AsyncClient.stream: the same call with a list and with an async generator."""
 
