@@ -282,7 +282,7 @@ def test_a_runner_before_stream_credit_still_streams(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A runner speaking protocol 1.1 streams without credit; the control plane says so once."""
-    monkeypatch.setattr("edge_runner.protocol.session.PROTOCOL_VERSION", (1, 1))
+    monkeypatch.setattr("edge_runner.protocol.runner_session.PROTOCOL_VERSION", (1, 1))
     caplog.set_level(logging.WARNING, "edge_runner.control.state")
     running = stack.start_runner(write_model(tmp_path, "burst", BURST_MODEL), pool_size=2)
     session = running.runner.connection.session

@@ -469,7 +469,7 @@ def test_an_old_runner_refuses_stream_in_calls_only(
 ) -> None:
     """A runner before protocol 1.3: a stream-in call gets RUNNER_TOO_OLD naming both
     versions; its unary methods still answer."""
-    monkeypatch.setattr("edge_runner.protocol.session.PROTOCOL_VERSION", (1, 2))
+    monkeypatch.setattr("edge_runner.protocol.runner_session.PROTOCOL_VERSION", (1, 2))
     running = stack.start_runner(model)
     with _open(stack, "echo") as ws:
         _send(ws, {"type": "input", "data": "a"})

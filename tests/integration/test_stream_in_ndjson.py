@@ -317,7 +317,7 @@ def test_runners_too_old_for_input_streams_are_a_501(
 ) -> None:
     """Runners before protocol 1.3 only: RUNNER_TOO_OLD naming both versions, before any
     answer; their other methods still serve."""
-    monkeypatch.setattr("edge_runner.protocol.session.PROTOCOL_VERSION", (1, 2))
+    monkeypatch.setattr("edge_runner.protocol.runner_session.PROTOCOL_VERSION", (1, 2))
     with Stack(tmp_path / "control", loop_thread, model=ECHO_MODEL) as old:
         old.start_runner(ECHO_MODEL)
         answer = _post(old, "chat", [b"{}\n", b'"a"\n'])
