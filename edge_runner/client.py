@@ -32,6 +32,7 @@ from urllib.parse import quote
 import httpx
 
 from edge_runner._http import describe_http_error, map_httpx_errors
+from edge_runner._sse import SSEParser, parse_sse, stream_item
 from edge_runner._stream_in import astream_in, stream_in, ws_url
 from edge_runner.errors import (
     ApiError,
@@ -169,58 +170,6 @@ def _batch_results(doc: _Answer) -> list[BatchResult]:
         failure = cls(status, str(error.get("code")), str(error.get("message")))
         results.append(BatchResult(item["index"], None, failure, item.get("task_id")))
     return results
-
-
-class SSEParser:
-    """Incremental Server-Sent Events parser: feed text lines, get ``(event, data)`` pairs."""
-
-    def __init__(self) -> None:
-        self._event = "message"
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> tuple[str, str] | None:
-        """Consume one line; returns a complete event at a blank line."""
-        if not line:
-            if not self._data:
-                return None
-            event, data = self._event, "\n".join(self._data)
-            self._event, self._data = "message", []
-            return event, data
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        return None
-
-    def end(self) -> tuple[str, str] | None:
-        """Flush an event not followed by a blank line."""
-        return self.feed("")
-
-
-def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    """Parse Server-Sent Events from text lines into ``(event, data)`` pairs."""
-    parser = SSEParser()
-    for line in lines:
-        item = parser.feed(line)
-        if item is not None:
-            yield item
-    last = parser.end()
-    if last is not None:
-        yield last
-
-
-def _stream_item(event: str, data: str) -> JSONValue:
-    """Turn one native SSE event into an output, None at the end, or an error."""
-    doc = json.loads(data)
-    if event == "chunk":
-        return doc["output"]
-    if event == "error":
-        raise TaskFailed(0, str(doc.get("code")), str(doc.get("message")))
-    return None
 
 
 _Self = TypeVar("_Self", bound="_Base")
@@ -451,7 +400,7 @@ class Client(_Base):
             if response.status_code >= 400:
                 raise _api_error(response, response.read())
             for event, data in parse_sse(response.iter_lines()):
-                item = _stream_item(event, data)
+                item = stream_item(event, data)
                 if event == "done":
                     return
                 yield item
@@ -591,7 +540,7 @@ class AsyncClient(_Base):
                     parsed = parser.feed(line)
                     if parsed is None:
                         continue
-                    item = _stream_item(*parsed)
+                    item = stream_item(*parsed)
                     if parsed[0] == "done":
                         return
                     yield item
