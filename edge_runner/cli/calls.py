@@ -117,12 +117,25 @@ def parse_method_args(
     return args
 
 
-def method_signature(client: Client, model_id: str, method: str) -> MethodSignature:
-    """The signature of ``model_id``'s ``method``, as the control plane lists it."""
+def method_signature(
+    client: Client, model_id: str, method: str, *, stream_in: bool = False
+) -> MethodSignature:
+    """The signature of ``model_id``'s ``method``, as the control plane lists it.
+
+    Raises:
+        ConfigError: no such method; or one that takes an input stream, unless ``stream_in``
+            (then only ``edge-runner stream`` can call it, and the message says so).
+    """
     model = client.model(model_id)
     for doc in model.get("methods", []):
         if doc.get("name") == method:
-            return MethodSignature.from_dict(doc)
+            signature = MethodSignature.from_dict(doc)
+            if signature.kind.value == "bidi" and not stream_in:
+                raise ConfigError(
+                    f"{model_id}.{method} takes an input stream; call it with "
+                    f"`edge-runner stream {model_id} {method} < lines` (one input a line)"
+                )
+            return signature
     names = ", ".join(m.get("name", "?") for m in model.get("methods", []))
     raise ConfigError(f"model {model_id!r} has no method {method!r}; its methods: {names}")
 

@@ -103,7 +103,7 @@ def read_items(lines: TextIO, as_text: bool, where: str = "stdin") -> Iterator[J
 
 def _stream(args: argparse.Namespace) -> int:
     with Client.from_context(args.context, timeout=None) as client:
-        signature = method_signature(client, args.model, args.method)
+        signature = method_signature(client, args.model, args.method, stream_in=True)
         if signature.kind is not MethodKind.BIDI:
             command = "predict" if signature.kind is MethodKind.UNARY else "generate"
             raise ConfigError(

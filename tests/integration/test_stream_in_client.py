@@ -167,5 +167,7 @@ def test_cli_stream_refuses_bad_input_clearly(hello_stack: Stack) -> None:
     assert not_json.returncode == 2 and "line 2" in not_json.stderr
     unknown = run_cli("stream", "hello", "stream", "--colour", "red", stdin="x\n", env=env)
     assert unknown.returncode == 2 and "colour" in unknown.stderr
-    assert "Traceback" not in unary.stderr + not_json.stderr + unknown.stderr
+    predict = run_cli("predict", "hello", "--method", "stream", env=env)
+    assert predict.returncode == 2 and "edge-runner stream hello stream" in predict.stderr
+    assert "Traceback" not in unary.stderr + not_json.stderr + unknown.stderr + predict.stderr
     wait_for(lambda: _idle(hello_stack), "every call to end and free its slot")
