@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up dashboard test test-torch test-clarifai lint unit integration fuzz bench proto screenshots clean
+.PHONY: up dashboard test test-torch test-clarifai test-engines lint unit integration fuzz bench proto screenshots clean
 
 # The CPU build of torch: on these machines this exact version is a wheel already on disk.
 # Elsewhere pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (the default torch on PyPI is
@@ -41,6 +41,22 @@ test: $(VENV)/.installed-dev lint
 test-torch: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install -q '$(TORCH)' numpy $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pytest -m torch
+
+# Real inference engines (tests/engines/): llama.cpp's server (llama-cpp-python, built from its
+# source package with cmake: ~4.5 min on 2 cores the first time, then from pip's wheel cache) on
+# a tiny model the tests generate. Installed into .venv with every installed package pinned, so
+# its extras cannot move our fastapi/pydantic/uvicorn; a missing or broken engine fails here.
+ENGINES      ?= llama-cpp-python[server]==0.3.36 gguf==0.19.0
+
+$(VENV)/.installed-engines: $(VENV)/.installed-dev
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/engine-constraints.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q \
+		--constraint $(VENV)/engine-constraints.txt $(foreach p,$(ENGINES),'$(p)')
+	$(BIN)/python -m pip check
+	touch $@
+
+test-engines: $(VENV)/.installed-engines
+	EDGE_RUNNER_REQUIRE_ENGINES=1 $(BIN)/python -m pytest -p no:cacheprovider tests/engines
 
 # The Clarifai corpus (tests/clarifai_corpus/) with the real clarifai package installed, in a
 # venv of its own (the package brings ~55 dependencies that the main venv should not carry):
