@@ -14,6 +14,7 @@ shuts its socket down (see :mod:`.http_cancel`), which ends the generation upstr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -118,12 +119,16 @@ class OpenAIUpstreamBackend(Backend):
             httpx.Client.close,
         )
         self._probe_http = httpx.Client(base_url=self.base_url, headers=headers, timeout=2.0)
+        #: calls waiting on the upstream now (the watcher does not probe while there are any)
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._watcher = Watcher(
             f"the OpenAI-compatible server at {self.base_url}",
             probe_interval,
             prepare=self._mark_ready,
             probe=self._listed,
             went_down=self._went_down,
+            busy=lambda: self._in_flight > 0,
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -300,7 +305,21 @@ class OpenAIUpstreamBackend(Backend):
 
     # -- the translation boundary -----------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _call_in_flight(self) -> Iterator[None]:
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
     def _post(self, path: str, body: JSONObject, cancel: threading.Event) -> dict[str, Any]:
+        with self._call_in_flight():
+            return self._post_now(path, body, cancel)
+
+    def _post_now(self, path: str, body: JSONObject, cancel: threading.Event) -> dict[str, Any]:
         try:
             with cancel_scope(cancel):
                 response = self._http.get().post(path, json=body)
@@ -322,7 +341,17 @@ class OpenAIUpstreamBackend(Backend):
     def _events(
         self, path: str, body: JSONObject, cancel: threading.Event
     ) -> Iterator[dict[str, Any]]:
-        """The JSON documents of an upstream SSE stream, until ``[DONE]``."""
+        """The JSON documents of an upstream SSE stream, until ``[DONE]``.
+
+        A stream that ends without ``[DONE]`` was cut (the server died mid-answer, or a proxy
+        closed the connection): that is an error, not a short answer.
+        """
+        with self._call_in_flight():
+            yield from self._events_now(path, body, cancel)
+
+    def _events_now(
+        self, path: str, body: JSONObject, cancel: threading.Event
+    ) -> Iterator[dict[str, Any]]:
         try:
             with cancel_scope(cancel), self._http.get().stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
@@ -340,6 +369,13 @@ class OpenAIUpstreamBackend(Backend):
                         raise BackendError(ErrorCode.MODEL_ERROR, f"upstream: {_message(doc)}")
                     if isinstance(doc, dict):
                         yield doc
+            if not cancel.is_set():
+                self._watcher.wake()
+                raise BackendError(
+                    ErrorCode.BACKEND_UNAVAILABLE,
+                    f"{self.base_url} ended its answer without [DONE]: the stream was cut "
+                    "(the server stopped, or something between closed the connection)",
+                )
         except httpx.HTTPError as exc:
             if cancel.is_set():
                 return

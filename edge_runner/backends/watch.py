@@ -6,6 +6,11 @@ seconds. The first failed probe calls ``went_down`` (the backend marks its model
 the first probe that answers after that calls ``came_back`` (it prepares them again). A call
 that could not reach the server calls :meth:`Watcher.wake`, so the outage is confirmed at once
 instead of at the next tick. An outage is logged once when it starts and once when it ends.
+
+A backend may say it is ``busy`` (calls in flight): then the periodic probe is skipped, since
+those calls show the server answering, and a probe can hurt (llama.cpp's Python server stops
+the answer it is generating whenever another request arrives). A call that fails still wakes
+the watcher, and that probe always runs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class Watcher:
             finds the server gone.
         probe: raises (anything) when the server does not answer.
         went_down: called with the reason when an outage starts.
+        busy: whether calls are in flight now (the periodic probe is skipped then).
     """
 
     def __init__(
@@ -42,12 +48,14 @@ class Watcher:
         prepare: Callable[[], None],
         probe: Callable[[], object],
         went_down: Callable[[str], None],
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self.what = what
         self.interval = interval
         self._prepare = prepare
         self._probe = probe
         self._went_down = went_down
+        self._busy = busy
         self._down_since: float | None = None
         self._wake = threading.Event()
         self.stopped = threading.Event()
@@ -85,10 +93,12 @@ class Watcher:
     def _run(self) -> None:
         self._prepare()
         while not self.stopped.is_set():
-            self._wake.wait(self.interval)
+            woken = self._wake.wait(self.interval)
             self._wake.clear()
             if self.stopped.is_set():
                 return
+            if not woken and self._down_since is None and self._busy():
+                continue  # calls in flight show it answering; a probe could interrupt them
             try:
                 self._probe()
             except Exception as exc:  # whatever the probe raised, the server is not usable
