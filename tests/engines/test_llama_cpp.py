@@ -7,6 +7,8 @@ Assertions are about what any OpenAI-compatible engine must do, not about the fa
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import openai
 import pytest
@@ -16,6 +18,7 @@ from edge_runner.client import Client
 from tests.conftest import MS, Stack
 from tests.engines.conftest import Engine
 from tests.engines.tiny_gguf import CONTEXT
+from tests.integration.test_cli import run_cli
 
 USER = [{"role": "user", "content": "hi there"}]
 
@@ -102,3 +105,11 @@ def test_a_prompt_longer_than_the_context_is_a_clear_400(proxied: Stack, llama: 
     )
     assert response.status_code == 400, response.text
     assert "context" in response.json()["error"]["message"].lower()
+
+
+def test_edge_runner_chat_talks_to_the_engine(proxied: Stack, llama: Engine) -> None:
+    """`edge-runner chat MODEL` with a piped line: one answer from the engine, exit 0."""
+    env = dict(os.environ, EDGE_RUNNER_API_BASE=proxied.api_base, EDGE_RUNNER_PAT=proxied.token)
+    done = run_cli("chat", llama.model, "--max-tokens", "8", stdin="hi\n", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
