@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--alias", default="tiny", help="the model id the server answers to")
     parser.add_argument("--n-ctx", type=int, default=256)
     parser.add_argument("--embedding", action="store_true", help="serve /v1/embeddings too")
+    parser.add_argument("--port", type=int, default=0, help="0: one the OS picks (the default)")
     args = parser.parse_args()
     app = create_app(
         server_settings=ServerSettings(host="127.0.0.1", port=0),
@@ -39,7 +40,8 @@ def main() -> None:
         ],
     )
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart on its old port
+    sock.bind(("127.0.0.1", args.port))
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     print(f"PORT {sock.getsockname()[1]}", flush=True)

@@ -8,6 +8,7 @@ is suppressed (``logit_bias``) so the answer does not stop early by chance.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import openai
 import pytest
 
 from edge_runner.backends.openai_upstream import OpenAIUpstreamBackend
+from edge_runner.client import Client
 from tests.conftest import MS, RunningRunner, Stack, wait_for
 from tests.engines.conftest import Engine, start_llama, stop_engine
 
@@ -44,7 +46,7 @@ def proxy(stack: Stack, engine: Engine) -> RunningRunner:
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 10 ms
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _busy_share(pid: int, window: float = 300 * MS) -> float:
@@ -95,12 +97,46 @@ def test_a_client_that_cancels_mid_stream_stops_the_engine(
             "POST", f"{stack.api_base}/v1/chat/completions", headers=stack.headers, json=body
         ) as response,
     ):
-        lines = response.iter_lines()
-        assert next(line for line in lines if line.startswith("data:"))
-        assert _busy_share(engine.proc.pid) > 0.3  # it is generating
+        data = (line for line in response.iter_lines() if line.startswith("data:"))
+        next(data)
+        # Read 20 tokens as they come (no back-pressure): the engine is generating meanwhile.
+        before, started = _cpu_seconds(engine.proc.pid), time.monotonic()
+        for _ in range(20):
+            next(data)
+        share = (_cpu_seconds(engine.proc.pid) - before) / (time.monotonic() - started)
+        assert share > 0.3, f"the engine used {share:.0%} of a core while it answered"
     started = time.monotonic()
     wait_for(lambda: _busy_share(engine.proc.pid) < 0.1, "the engine to stop generating")
     assert time.monotonic() - started < 5  # an answer of 400 tokens takes ~10 s here
     executor = proxy.runner._executor
     assert executor is not None
     wait_for(lambda: executor.busy == 0, "the runner slot to come back")
+
+
+def test_an_engine_outage_is_503_then_heals(
+    stack: Stack, engine: Engine, proxy: RunningRunner, tiny_gguf: Path
+) -> None:
+    """The engine gone: its model is unavailable (503 MODEL_UNAVAILABLE, the runner stays up);
+    started again on the same port, it serves again."""
+    port = int(engine.base_url.rsplit(":", 1)[1].split("/")[0])
+    stop_engine(engine)
+
+    def status() -> str:
+        with Client(stack.api_base, stack.token) as client:
+            return str(client.model(engine.model)["status"])
+
+    wait_for(lambda: status() == "unavailable", "the model to be unavailable")
+    response = httpx.post(
+        f"{stack.api_base}/v2/models/{engine.model}/predict",
+        headers=stack.headers,
+        json={"prompt": "x", "max_tokens": 2},
+    )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "MODEL_UNAVAILABLE"
+    again = start_llama(tiny_gguf, "--port", str(port))
+    try:
+        wait_for(lambda: status() == "online", "the model to be back")
+        with Client(stack.api_base, stack.token) as client:
+            assert isinstance(client.predict(engine.model, prompt="y", max_tokens=2), str)
+    finally:
+        stop_engine(again)
