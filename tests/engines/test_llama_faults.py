@@ -49,13 +49,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def _busy_share(pid: int, window: float = 300 * MS) -> float:
-    """The share of one core ``pid`` used over ``window`` seconds."""
-    before = _cpu_seconds(pid)
-    time.sleep(window)  # a measurement window, not a wait for a condition
-    return (_cpu_seconds(pid) - before) / window
-
-
 def test_an_engine_killed_mid_stream_ends_the_answer_clearly(
     stack: Stack, engine: Engine, proxy: RunningRunner
 ) -> None:
@@ -83,8 +76,10 @@ def test_an_engine_killed_mid_stream_ends_the_answer_clearly(
 def test_a_client_that_cancels_mid_stream_stops_the_engine(
     stack: Stack, engine: Engine, proxy: RunningRunner
 ) -> None:
-    """Hanging up on a streamed answer stops the generation in the engine itself: its process
-    goes back to idle long before the answer would have ended."""
+    """Hanging up on a streamed answer stops the generation in the engine itself. Left alone,
+    the engine would go on until edge-runner's buffers fill (a stream window of tokens and the
+    sockets' buffers: over a second of generating here); after a hang-up it uses next to no
+    CPU over the next 1.5 s, and the runner's slot comes back."""
     body = {
         "model": engine.model,
         "messages": [{"role": "user", "content": "go on"}],
@@ -98,19 +93,16 @@ def test_a_client_that_cancels_mid_stream_stops_the_engine(
         ) as response,
     ):
         data = (line for line in response.iter_lines() if line.startswith("data:"))
-        next(data)
-        # Read 20 tokens as they come (no back-pressure): the engine is generating meanwhile.
-        before, started = _cpu_seconds(engine.proc.pid), time.monotonic()
-        for _ in range(20):
+        for _ in range(10):  # a few tokens, read as they come
             next(data)
-        share = (_cpu_seconds(engine.proc.pid) - before) / (time.monotonic() - started)
-        assert share > 0.3, f"the engine used {share:.0%} of a core while it answered"
-    started = time.monotonic()
-    wait_for(lambda: _busy_share(engine.proc.pid) < 0.1, "the engine to stop generating")
-    assert time.monotonic() - started < 5  # an answer of 400 tokens takes ~10 s here
     executor = proxy.runner._executor
     assert executor is not None
     wait_for(lambda: executor.busy == 0, "the runner slot to come back")
+    # An observation window (that the engine does NOT work can only be seen over time).
+    before = _cpu_seconds(engine.proc.pid)
+    time.sleep(1.5)
+    spent = _cpu_seconds(engine.proc.pid) - before
+    assert spent < 0.3, f"the engine spent {spent:.2f} s of CPU after the client hung up"
 
 
 def test_an_engine_outage_is_503_then_heals(
