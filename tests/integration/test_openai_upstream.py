@@ -7,18 +7,23 @@ The client talks to the first control plane, whose runner proxies through its tu
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from threading import Event
 
 import httpx
 import openai
 import pytest
 
+from edge_runner.backends.base import StreamReply
 from edge_runner.backends.ollama import OllamaBackend
 from edge_runner.backends.openai_upstream import OpenAIUpstreamBackend, normalize_base_url
 from edge_runner.client import Client
-from edge_runner.errors import ConfigError
+from edge_runner.errors import BackendError, ConfigError, ErrorCode
 from tests.conftest import HELLO, MS, LoopThread, Stack, wait_for
 from tests.fakes.ollama import FakeModel, FakeOllama
 
@@ -146,3 +151,47 @@ def test_a_model_the_upstream_lacks_is_refused(upstream: Stack) -> None:
         backend.load()
     assert "hello" in str(caught.value)
     backend.close()
+
+
+class _CutStream(http.server.BaseHTTPRequestHandler):
+    """An upstream that lists one model and cuts every stream before its ``data: [DONE]``."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the handler's API
+        self._send(b'{"object":"list","data":[{"id":"m","object":"model"}]}', "application/json")
+
+    def do_POST(self) -> None:  # noqa: N802 - the handler's API
+        self.rfile.read(int(self.headers["Content-Length"]))
+        chunk = (
+            b'{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"}}]}'
+        )
+        self._send(b"data: " + chunk + b"\n\n", "text/event-stream")
+
+    def _send(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_stream_cut_before_done_is_an_error_not_a_short_answer() -> None:
+    """A stream that ends without ``data: [DONE]`` (a server that died mid-answer) fails the
+    task with BACKEND_UNAVAILABLE, instead of passing for a complete answer."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutStream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    backend = OpenAIUpstreamBackend(f"http://127.0.0.1:{server.server_port}/v1")
+    try:
+        backend.load()
+        body = {"messages": [{"role": "user", "content": "x"}], "stream": True}
+        reply = backend.call("m", "openai.chat.completions", json.dumps(body).encode(), Event())
+        assert isinstance(reply, StreamReply)
+        with pytest.raises(BackendError, match=r"without \[DONE\]") as caught:
+            list(reply.chunks)
+        assert caught.value.code == ErrorCode.BACKEND_UNAVAILABLE
+    finally:
+        backend.close()
+        server.shutdown()
+        server.server_close()
