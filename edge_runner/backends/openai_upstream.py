@@ -364,6 +364,7 @@ class OpenAIUpstreamBackend(Backend):
             with cancel_scope(cancel), self._http.get().stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
                     raise _upstream_error(response.status_code, response.read())
+                finished = False  # a choice said why it ended (finish_reason)
                 for line in response.iter_lines():
                     if cancel.is_set():
                         return
@@ -371,11 +372,14 @@ class OpenAIUpstreamBackend(Backend):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        if not finished:
+                            raise self._cut_short()
                         return
                     doc = json.loads(data)
                     if isinstance(doc, dict) and "error" in doc:
                         raise BackendError(ErrorCode.MODEL_ERROR, f"upstream: {_message(doc)}")
                     if isinstance(doc, dict):
+                        finished = finished or _has_finish_reason(doc)
                         yield doc
             if not cancel.is_set():
                 self._watcher.wake()
@@ -393,6 +397,14 @@ class OpenAIUpstreamBackend(Backend):
                 ErrorCode.MODEL_ERROR, f"the upstream sent a bad stream line: {exc}"
             ) from exc
 
+    def _cut_short(self) -> BackendError:
+        return BackendError(
+            ErrorCode.MODEL_ERROR,
+            f"{self.base_url} ended its answer without saying why (no finish_reason): it was "
+            "cut short. llama-cpp-python's server does that to a running answer whenever "
+            "another request arrives; start it with --interrupt_requests False",
+        )
+
     def _unreachable(self, exc: httpx.HTTPError) -> BackendError:
         self._watcher.wake()
         return BackendError(
@@ -400,6 +412,13 @@ class OpenAIUpstreamBackend(Backend):
             f"{self.base_url} stopped answering ({describe_http_error(exc)}); "
             "the runner marks its models unavailable until it is back",
         )
+
+
+def _has_finish_reason(doc: dict[str, Any]) -> bool:
+    choices = doc.get("choices")
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") for c in choices
+    )
 
 
 def _message(doc: object) -> str:

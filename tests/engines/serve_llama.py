@@ -10,6 +10,7 @@ Usage: ``python tests/engines/serve_llama.py MODEL.gguf [--n-ctx N] [--embedding
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 
@@ -45,7 +46,11 @@ def main() -> None:
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
-    sys.stdout.close()  # the caller reads one line
+    # The caller reads that one line; what the engine prints later (it prints "disconnected"
+    # when a client leaves) goes to /dev/null, not into a pipe nobody reads (or a closed file).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     server.run(sockets=[sock])
 
 

@@ -154,7 +154,10 @@ def test_a_model_the_upstream_lacks_is_refused(upstream: Stack) -> None:
 
 
 class _CutStream(http.server.BaseHTTPRequestHandler):
-    """An upstream that lists one model and cuts every stream before its ``data: [DONE]``."""
+    """An upstream that lists one model and cuts every stream before its ``data: [DONE]``
+    (``ending`` appended: an interrupted answer that says nothing of why it ended)."""
+
+    ending = b""
 
     def log_message(self, *args: object) -> None:
         pass
@@ -167,7 +170,7 @@ class _CutStream(http.server.BaseHTTPRequestHandler):
         chunk = (
             b'{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"}}]}'
         )
-        self._send(b"data: " + chunk + b"\n\n", "text/event-stream")
+        self._send(b"data: " + chunk + b"\n\n" + self.ending, "text/event-stream")
 
     def _send(self, body: bytes, kind: str) -> None:
         self.send_response(200)
@@ -177,10 +180,25 @@ class _CutStream(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def test_a_stream_cut_before_done_is_an_error_not_a_short_answer() -> None:
-    """A stream that ends without ``data: [DONE]`` (a server that died mid-answer) fails the
-    task with BACKEND_UNAVAILABLE, instead of passing for a complete answer."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutStream)
+class _Interrupted(_CutStream):
+    ending = b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize(
+    ("handler", "code", "words"),
+    [
+        (_CutStream, ErrorCode.BACKEND_UNAVAILABLE, r"without \[DONE\]"),
+        (_Interrupted, ErrorCode.MODEL_ERROR, "no finish_reason"),
+    ],
+    ids=["no-done", "no-finish-reason"],
+)
+def test_a_stream_cut_short_is_an_error_not_a_short_answer(
+    handler: type[_CutStream], code: str, words: str
+) -> None:
+    """A stream that ends without ``data: [DONE]`` (a server that died mid-answer), or with it
+    but without any ``finish_reason`` (llama-cpp-python interrupting an answer for another
+    request), fails the task instead of passing for a complete answer."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     backend = OpenAIUpstreamBackend(f"http://127.0.0.1:{server.server_port}/v1")
     try:
@@ -188,9 +206,9 @@ def test_a_stream_cut_before_done_is_an_error_not_a_short_answer() -> None:
         body = {"messages": [{"role": "user", "content": "x"}], "stream": True}
         reply = backend.call("m", "openai.chat.completions", json.dumps(body).encode(), Event())
         assert isinstance(reply, StreamReply)
-        with pytest.raises(BackendError, match=r"without \[DONE\]") as caught:
+        with pytest.raises(BackendError, match=words) as caught:
             list(reply.chunks)
-        assert caught.value.code == ErrorCode.BACKEND_UNAVAILABLE
+        assert caught.value.code == code
     finally:
         backend.close()
         server.shutdown()
