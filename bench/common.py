@@ -6,14 +6,29 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from edge_runner import testing
 from edge_runner.testing import daemon_env as bench_env
 from edge_runner.testing import free_port, stop_all
 
-__all__ = ["CLK_TCK", "bench_env", "cpu_seconds", "free_port", "rss_mib", "spawn_ready", "stop_all"]
+__all__ = [
+    "CLK_TCK",
+    "bench_env",
+    "cpu_seconds",
+    "free_port",
+    "model_online",
+    "percentile",
+    "rss_mib",
+    "spawn_ready",
+    "stop_all",
+    "until",
+]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -36,3 +51,27 @@ def cpu_seconds(pid: int) -> float:
 def rss_mib(pid: int) -> float:
     """Resident memory of process ``pid`` now, in MiB."""
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+
+
+def until(condition: Callable[[], bool], what: str, limit: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; exit naming ``what`` after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def model_online(http: httpx.Client, base: str, model: str) -> bool:
+    """Whether the control plane at ``base`` lists ``model`` as online."""
+    try:
+        models = http.get(f"{base}/v2/models").json()["models"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return False
+    return any(m["id"] == model and m["status"] == "online" for m in models)

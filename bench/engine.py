@@ -61,7 +61,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]  # common.py, tests.engines
-from common import bench_env, cpu_seconds, spawn_ready, stop_all  # noqa: E402 - sibling module
+from common import bench_env, cpu_seconds, model_online, percentile, spawn_ready, stop_all, until  # noqa: E402 - sibling module
 
 PROMPT = "tell me a story about the sea"
 
@@ -189,11 +189,6 @@ def _paths(
     return paths
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the rounds; return the summary."""
     with (
@@ -205,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rounds: list[dict[str, Sample]] = []
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(headers=headers, timeout=60) as http:
-            _until(lambda: _online(http, base))
+            until(lambda: model_online(http, base, "tiny"), "the runner to bring the model online")
             shuffle = random.Random(7).shuffle
             order = list(paths.items())
             for round_ in range(args.warmup + args.rounds):
@@ -254,10 +249,10 @@ def _summary(
         usage = [s.usage_tokens for s in rows if s.usage_tokens is not None]
         cut = [r[name] for r in rounds if r[name].error or r[name].chunks != full[name]]
         summary["paths"][name] = {
-            "ttft_p50_ms": round(_pct(ttft, 0.5), 2),
-            "ttft_p99_ms": round(_pct(ttft, 0.99), 2),
-            "added_ttft_p50_ms": round(_pct(added, 0.5), 2),
-            "added_ttft_p99_ms": round(_pct(added, 0.99), 2),
+            "ttft_p50_ms": round(percentile(ttft, 0.5), 2),
+            "ttft_p99_ms": round(percentile(ttft, 0.99), 2),
+            "added_ttft_p50_ms": round(percentile(added, 0.5), 2),
+            "added_ttft_p99_ms": round(percentile(added, 0.99), 2),
             "chunks_per_s_p50": round(statistics.median(rates)) if rates else 0,
             "content_chunks": full[name],
             "empty_chunks_p50": statistics.median(s.empty for s in rows),
@@ -270,22 +265,6 @@ def _summary(
             },
         }
     return summary
-
-
-def _until(condition: Callable[[], bool], limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out waiting for the runner to bring the engine's model online")
-        time.sleep(0.02)
-
-
-def _online(http: httpx.Client, base: str) -> bool:
-    try:
-        models = http.get(f"{base}/v2/models").json()["models"]
-    except (httpx.HTTPError, ValueError, KeyError):
-        return False
-    return any(m["id"] == "tiny" and m["status"] == "online" for m in models)
 
 
 def main() -> int:

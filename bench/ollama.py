@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import free_port, spawn_ready
+from common import free_port, model_online, percentile, spawn_ready, until
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "llama3.2"
@@ -82,7 +82,7 @@ def _stack(home: Path, token_delay: float) -> Iterator[tuple[str, str, str]]:
         )
     ]
     try:
-        _until(lambda: _answers(ollama_url))
+        until(lambda: _answers(ollama_url), "the Ollama-API fake")
         control, info = spawn_ready(
             ["control", "--port", "0", "--grpc-port", "0", "--data-dir", str(home / "cp")], env
         )
@@ -104,14 +104,6 @@ def _answers(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return True
-
-
-def _until(condition: Callable[[], bool], limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out waiting for the stack")
-        time.sleep(0.02)
 
 
 # -- one request per path: (seconds to the first token, tokens after it, seconds after it) --
@@ -167,11 +159,6 @@ def _measure(request: Any, text: Callable[[str], str]) -> Sample:
     return first - start, tokens - 1, end - first
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the rounds; return the summary."""
     prompt = " ".join(f"w{i}" for i in range(args.words - 1))  # echo: + words = args.words
@@ -187,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         samples: dict[str, list[Sample]] = {name: [] for name in paths}
         with httpx.Client(headers=headers, timeout=60) as http:
-            _until(lambda: _online(http, base))
+            until(lambda: model_online(http, base, MODEL), "the runner to bring the model online")
             shuffle = random.Random(7).shuffle
             order = list(paths.items())
             for round_ in range(args.warmup + args.rounds):
@@ -215,21 +202,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rates = [s[1] / s[2] for s in rows if s[2] > 0]
         added = [(s[0] - d) * 1000 for s, d in zip(rows, direct, strict=True)]
         summary["paths"][name] = {
-            "ttft_p50_ms": round(_pct(ttft, 0.5), 3),
-            "ttft_p90_ms": round(_pct(ttft, 0.9), 3),
-            "ttft_p99_ms": round(_pct(ttft, 0.99), 3),
+            "ttft_p50_ms": round(percentile(ttft, 0.5), 3),
+            "ttft_p90_ms": round(percentile(ttft, 0.9), 3),
+            "ttft_p99_ms": round(percentile(ttft, 0.99), 3),
             "added_ttft_p50_ms": round(statistics.median(added), 3),
             "tokens_per_s_p50": round(statistics.median(rates)) if rates else 0,
         }
     return summary
-
-
-def _online(http: httpx.Client, base: str) -> bool:
-    try:
-        models = http.get(f"{base}/v2/models").json()["models"]
-    except (httpx.HTTPError, ValueError, KeyError):
-        return False
-    return any(m["id"] == MODEL and m["status"] == "online" for m in models)
 
 
 def main() -> int:
