@@ -343,8 +343,6 @@ class Dispatcher:
             raise ProtocolError(f"task {task.task_id} is not on a runner")
         link.session.send_input(task.task_id, task.attempt, payload)
         task.inputs += 1
-        if link.session.input_room(task.task_id, task.attempt) <= 0:
-            task.input_wakeup.clear()
         link.flush()
 
     def end_input(self, task: Task) -> None:
@@ -462,7 +460,7 @@ class Dispatcher:
             self._pump((task.user_id, task.model_id))
         elif isinstance(event, pb.InputCredit):
             task = link.tasks.get((event.task_id, event.attempt))
-            if task is not None:
+            if task is not None and task.input_wakeup is not None:
                 task.input_wakeup.set()
         elif isinstance(event, pb.Credit):
             for model_id in event.grant:
@@ -490,7 +488,8 @@ class Dispatcher:
         if self.paused.pop(task.task_id, None) is not None:
             task.paused_since = None
         task.events.put_nowait(event)
-        task.input_wakeup.set()  # a producer waiting for input credit: there will be none
+        if task.input_wakeup is not None:  # a producer waiting for credit: there will be none
+            task.input_wakeup.set()
         now = time.monotonic()
         if state is TaskState.FAILED:
             self.errors[(task.user_id, task.model_id)] += 1
@@ -567,7 +566,7 @@ class Dispatcher:
         task.runner_id = link.runner_id
         task.started = time.monotonic()
         link.tasks[(task.task_id, task.attempt)] = task
-        if task.input_stream:
+        if task.input_wakeup is not None:
             task.input_wakeup.set()  # on a runner now: its end of input may go
         link.flush()
 

@@ -104,6 +104,7 @@ class StreamInCall:
         payload = json.dumps(args).encode()
         task = self.state.new_task(self.caller, self.model_id, self.signature.name, payload)
         task.input_stream = True
+        task.input_wakeup = asyncio.Event()
         task.deadline_unix_ms = 0  # fed as it runs: idle limits apply, not a whole deadline
         submit_task(self.state, task)
         self.task = task
@@ -119,13 +120,15 @@ class StreamInCall:
         task = self.task
         assert task is not None, "start() first"
         dispatcher = self.state.dispatcher
+        wakeup = task.input_wakeup
+        assert wakeup is not None  # start() made it
         while dispatcher.input_room(task) <= 0:
             if task.finished:
                 return False
-            task.input_wakeup.clear()
+            wakeup.clear()
             if dispatcher.input_room(task) > 0:
                 break
-            await task.input_wakeup.wait()
+            await wakeup.wait()
         dispatcher.send_input(task, payload)
         return True
 
@@ -134,11 +137,13 @@ class StreamInCall:
         still queued gets its end once it reaches a runner (this waits for that)."""
         task = self.task
         assert task is not None, "start() first"
+        wakeup = task.input_wakeup
+        assert wakeup is not None  # start() made it
         while task.link is None and not task.finished:
-            task.input_wakeup.clear()
+            wakeup.clear()
             if task.link is not None:
                 break
-            await task.input_wakeup.wait()
+            await wakeup.wait()
         self.state.dispatcher.end_input(task)
         self.ended_at = time.monotonic()
 

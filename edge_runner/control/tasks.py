@@ -97,8 +97,10 @@ class Task:
     #: input items sent to the runner, and whether the end of input went out
     inputs: int = 0
     input_ended: bool = False
-    #: set when input items may be sent (credit arrived) or never will (the task finished)
-    input_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    #: stream-in tasks only (None for the others, so the hot path allocates nothing): set when
+    #: input items may be sent (credit arrived, or the task reached a runner) or never will
+    #: (the task finished)
+    input_wakeup: asyncio.Event | None = None
 
     @property
     def finished(self) -> bool:
