@@ -20,7 +20,7 @@ from edge_runner.models.codec import (
     url_only,
 )
 from edge_runner.models.data_types import Text
-from edge_runner.models.json_types import TypeSpec, check_value, parse_spec
+from edge_runner.models.json_types import TypeSpec, check_value, mismatch_message, parse_spec
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.model_class import (
     ModelClass,
@@ -196,12 +196,8 @@ class PythonModelBackend(Backend):
                     max_media_bytes=self.max_media_bytes,
                 )
             except TypeMismatch as exc:
-                at = f" at {p.name}{exc.where}" if exc.where else ""
-                detail = f": {exc.detail}" if exc.detail else ""
-                raise InvalidArgument(
-                    f"argument '{p.name}' must be {p.type}, got {exc.got}{at}{detail}",
-                    argument=p.name,
-                ) from exc
+                message = mismatch_message(f"argument '{p.name}'", p.type, exc, at=p.name)
+                raise InvalidArgument(message, argument=p.name) from exc
         return out
 
     def _input_items(
@@ -227,12 +223,8 @@ class PythonModelBackend(Backend):
                     ErrorCode.INVALID_ARGUMENT, f"{where} is not JSON: {exc}"
                 ) from exc
             except TypeMismatch as exc:
-                at = f" at {exc.where}" if exc.where else ""
-                detail = f": {exc.detail}" if exc.detail else ""
-                raise BackendError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where} must be {element}, got {exc.got}{at}{detail}",
-                ) from exc
+                message = mismatch_message(where, str(element), exc)
+                raise BackendError(ErrorCode.INVALID_ARGUMENT, message) from exc
             self._fetch_urls({f"{param.name}[{index}]": value}, cancel)
             yield value
 

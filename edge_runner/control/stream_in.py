@@ -21,7 +21,7 @@ from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
 from edge_runner.control.tasks import Task, TaskEvent, TaskFailedEvent, TaskOutput, TaskState
 from edge_runner.errors import ErrorCode, InvalidArgument, TypeMismatch
-from edge_runner.models.json_types import TypeSpec, check_value
+from edge_runner.models.json_types import TypeSpec, check_value, mismatch_message
 from edge_runner.models.signatures import (
     MethodSignature,
     input_stream_param,
@@ -85,13 +85,9 @@ class StreamInCall:
             try:
                 value = check_value(self._item_spec, value)
             except TypeMismatch as exc:
-                at = f" at {exc.where}" if exc.where else ""
-                detail = f": {exc.detail}" if exc.detail else ""
-                raise InvalidArgument(
-                    f"input item {index} of '{self.param.name}' must be {self.item_type}, got "
-                    f"{exc.got}{at}{detail}",
-                    argument=self.param.name,
-                ) from exc
+                subject = f"input item {index} of '{self.param.name}'"
+                message = mismatch_message(subject, self.item_type, exc)
+                raise InvalidArgument(message, argument=self.param.name) from exc
         return json.dumps(value, separators=(",", ":")).encode()
 
     def start(self, args: JSONObject) -> Task:

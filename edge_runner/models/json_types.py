@@ -38,6 +38,7 @@ __all__ = [
     "check_base64",
     "check_value",
     "json_type_name",
+    "mismatch_message",
     "parse_spec",
     "spec_from_hint",
 ]
@@ -287,6 +288,14 @@ def check_base64(text: str, where: str, max_bytes: int | None = None) -> None:
             "malformed base64",
             "not standard base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4)",
         )
+
+
+def mismatch_message(subject: str, expected: str, exc: TypeMismatch, at: str = "") -> str:
+    """The message for a value that did not fit its type: ``argument 'n' must be int, got str``,
+    then where inside it (after ``at``, the value's name) and why, when the check said."""
+    where = f" at {at}{exc.where}" if exc.where else ""
+    detail = f": {exc.detail}" if exc.detail else ""
+    return f"{subject} must be {expected}, got {exc.got}{where}{detail}"
 
 
 def check_value(spec: TypeSpec, value: JSONValue, where: str = "") -> JSONValue:

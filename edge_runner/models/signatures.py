@@ -25,6 +25,7 @@ from edge_runner.models.json_types import (
     TypeSpec,
     check_value,
     json_type_name,
+    mismatch_message,
     parse_spec,
     spec_from_hint,
 )
@@ -482,11 +483,8 @@ def _checked(p: Param, value: JSONValue) -> JSONValue:
     try:
         checked = check_value(p.spec, value)
     except TypeMismatch as exc:
-        at = f" at {p.name}{exc.where}" if exc.where else ""
-        detail = f": {exc.detail}" if exc.detail else ""
-        raise InvalidArgument(
-            f"argument '{p.name}' must be {p.type}, got {exc.got}{at}{detail}", argument=p.name
-        ) from exc
+        message = mismatch_message(f"argument '{p.name}'", p.type, exc, at=p.name)
+        raise InvalidArgument(message, argument=p.name) from exc
     p.check(checked)
     return checked
 
