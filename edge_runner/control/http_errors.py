@@ -17,6 +17,7 @@ __all__ = [
     "UNAUTHENTICATED_MESSAGE",
     "error_body",
     "error_type",
+    "problem_answer",
     "problem_response",
 ]
 
@@ -71,13 +72,19 @@ def error_body(code: str, message: str, status: int, param: str | None = None) -
     return json.dumps({"error": error}).encode()
 
 
+def problem_answer(problem: ApiProblem, headers: dict[str, str] | None = None) -> Response:
+    """The JSON error answer for ``problem``, with its ``Retry-After`` and ``X-Task-Id``
+    (and ``headers`` besides)."""
+    headers = dict(headers or {})
+    if problem.retry_after is not None:
+        headers["Retry-After"] = str(problem.retry_after)
+    if problem.task_id is not None:
+        headers["X-Task-Id"] = problem.task_id
+    body = error_body(problem.code, problem.message, problem.status, problem.param)
+    return Response(body, problem.status, headers=headers, media_type="application/json")
+
+
 async def problem_response(request: Request, exc: Exception) -> Response:
     """Starlette exception handler for :class:`ApiProblem`."""
     assert isinstance(exc, ApiProblem)
-    headers = {}
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(exc.retry_after)
-    if exc.task_id is not None:
-        headers["X-Task-Id"] = exc.task_id
-    body = error_body(exc.code, exc.message, exc.status, exc.param)
-    return Response(body, exc.status, headers=headers, media_type="application/json")
+    return problem_answer(exc)

@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from edge_runner.control.http_common import SSE_HEADERS, json_kind, parse_json, usage_json
-from edge_runner.control.http_errors import TASK_ERROR_STATUS, error_body
+from edge_runner.control.http_errors import TASK_ERROR_STATUS, error_body, problem_answer
 from edge_runner.control.http_guard import BODY_FLOW, BodyFlow
 from edge_runner.control.registry import TokenInfo
 from edge_runner.control.state import ControlState
@@ -212,13 +212,7 @@ def _arguments(line: bytes | None, number: int) -> JSONValue:
 
 def _refusal(problem: ApiProblem, close: bool) -> Response:
     """The JSON error answer; ``close``: body is left unread (it would keep coming)."""
-    headers = {"Connection": "close"} if close else {}
-    if problem.retry_after is not None:
-        headers["Retry-After"] = str(problem.retry_after)
-    if problem.task_id is not None:
-        headers["X-Task-Id"] = problem.task_id
-    body = error_body(problem.code, problem.message, problem.status, problem.param)
-    return Response(body, problem.status, headers=headers, media_type="application/json")
+    return problem_answer(problem, {"Connection": "close"} if close else None)
 
 
 class _NdjsonAnswer(Response):
