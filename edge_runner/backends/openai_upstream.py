@@ -126,9 +126,10 @@ class OpenAIUpstreamBackend(Backend):
             f"the OpenAI-compatible server at {self.base_url}",
             probe_interval,
             prepare=self._mark_ready,
-            probe=self._probe,
+            probe=self._listed,
             went_down=self._went_down,
             busy=lambda: self._in_flight > 0,
+            guard=self._in_flight_lock,
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -184,14 +185,6 @@ class OpenAIUpstreamBackend(Backend):
             )
             for model_id in sorted(self.names)
         ]
-
-    def _probe(self) -> None:
-        """List the models, unless a call is in flight (it shows the server answering): the
-        lock keeps a call from starting during the probe, since some servers stop the answer
-        they are generating when another request arrives (llama-cpp-python's)."""
-        with self._in_flight_lock:
-            if self._in_flight == 0:
-                self._listed()
 
     def _listed(self) -> list[str]:
         response = self._probe_http.get("/models")

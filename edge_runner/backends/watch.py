@@ -9,16 +9,19 @@ instead of at the next tick. An outage is logged once when it starts and once wh
 
 A backend may say it is ``busy`` (calls in flight): then the periodic probe is skipped, since
 those calls show the server answering, and a probe can hurt (llama.cpp's Python server stops
-the answer it is generating whenever another request arrives). A call that fails still wakes
-the watcher, and that probe always runs.
+the answer it is generating whenever another request arrives). The check and the probe run
+holding the backend's ``guard``, the lock its calls take to count themselves in, so no call
+starts during a probe. A call that fails still wakes the watcher, and that probe always runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from edge_runner._http import describe_http_error
 
@@ -38,6 +41,7 @@ class Watcher:
         probe: raises (anything) when the server does not answer.
         went_down: called with the reason when an outage starts.
         busy: whether calls are in flight now (the periodic probe is skipped then).
+        guard: held while ``busy`` is asked and the probe runs (calls take it to start).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class Watcher:
         probe: Callable[[], object],
         went_down: Callable[[str], None],
         busy: Callable[[], bool] = lambda: False,
+        guard: AbstractContextManager[object] | None = None,
     ) -> None:
         self.what = what
         self.interval = interval
@@ -56,6 +61,7 @@ class Watcher:
         self._probe = probe
         self._went_down = went_down
         self._busy = busy
+        self._guard = guard if guard is not None else contextlib.nullcontext()
         self._down_since: float | None = None
         self._wake = threading.Event()
         self.stopped = threading.Event()
@@ -97,10 +103,11 @@ class Watcher:
             self._wake.clear()
             if self.stopped.is_set():
                 return
-            if not woken and self._down_since is None and self._busy():
-                continue  # calls in flight show it answering; a probe could interrupt them
             try:
-                self._probe()
+                with self._guard:
+                    if not woken and self._down_since is None and self._busy():
+                        continue  # calls in flight show it answering; a probe could cut them
+                    self._probe()
             except Exception as exc:  # whatever the probe raised, the server is not usable
                 self.down(describe_http_error(exc))
                 continue

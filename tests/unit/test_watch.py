@@ -18,9 +18,14 @@ class _Server:
         self.failing = False
         self.downs: list[str] = []
         self.prepared = threading.Event()
+        #: the lock calls take to start; every probe must run holding it
+        self.guard = threading.Lock()
+        self.unguarded = 0
 
     def probe(self) -> None:
         self.probes += 1
+        if not self.guard.locked():
+            self.unguarded += 1
         if self.failing:
             raise ConnectionError("refused")
 
@@ -33,6 +38,7 @@ def _watcher(server: _Server, interval: float) -> Watcher:
         probe=server.probe,
         went_down=server.downs.append,
         busy=lambda: server.busy,
+        guard=server.guard,
     )
     watcher.start()
     return watcher
@@ -47,6 +53,7 @@ def test_it_probes_on_its_interval_when_idle() -> None:
     finally:
         watcher.stop()
     assert server.prepared.is_set() and not server.downs
+    assert server.unguarded == 0  # no call could start during a probe
 
 
 def test_calls_in_flight_hold_the_periodic_probe_but_not_a_wake() -> None:
