@@ -26,14 +26,11 @@ from websockets.asyncio.client import connect as aconnect
 
 from edge_runner.errors import (
     ApiError,
-    BadRequest,
     ConnectionFailed,
     ErrorCode,
-    Forbidden,
-    NotFound,
-    Overloaded,
     TaskFailed,
     Unauthorized,
+    api_error,
 )
 from edge_runner.views import JSONValue
 
@@ -64,17 +61,6 @@ _CODE_STATUS: dict[str, int] = {
     ErrorCode.RUNNER_LOST: 502,
     ErrorCode.DEADLINE_EXCEEDED: 504,
 }
-_STATUS_CLASS: dict[int, type[ApiError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    408: BadRequest,
-    413: BadRequest,
-    501: BadRequest,
-    429: Overloaded,
-    503: Overloaded,
-}
 
 #: the largest message the client accepts from the server (an output: an image, say)
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -96,7 +82,7 @@ def ws_url(api_base: str, path: str) -> str:
 def _error(doc: dict[str, Any]) -> ApiError:
     code = str(doc.get("code") or ErrorCode.HTTP_ERROR)
     status = _CODE_STATUS.get(code, 500)
-    return _STATUS_CLASS.get(status, TaskFailed)(status, code, str(doc.get("message", "")))
+    return api_error(status, code, str(doc.get("message", "")))
 
 
 def _item(value: object) -> str:
@@ -150,7 +136,7 @@ def _refused(exc: Exception, url: str) -> ApiError | ConnectionFailed:
             "the control plane refused the token; log in again (`edge-runner login`)",
         )
     if status is not None:
-        return _STATUS_CLASS.get(status, TaskFailed)(
+        return api_error(
             status, ErrorCode.HTTP_ERROR, f"the WebSocket handshake at {url} got HTTP {status}"
         )
     return ConnectionFailed(

@@ -36,14 +36,10 @@ from edge_runner._sse import SSEParser, parse_sse, stream_item
 from edge_runner._stream_in import astream_in, stream_in, ws_url
 from edge_runner.errors import (
     ApiError,
-    BadRequest,
     ConnectionFailed,
     ErrorCode,
-    Forbidden,
-    NotFound,
-    Overloaded,
     TaskFailed,
-    Unauthorized,
+    api_error,
 )
 from edge_runner.views import (
     ChatCompletionView,
@@ -60,18 +56,6 @@ from edge_runner.views import (
 )
 
 __all__ = ["AsyncClient", "BatchResult", "Client", "ClientOptions", "SSEParser", "parse_sse"]
-
-_STATUS_ERRORS: dict[int, type[ApiError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    413: BadRequest,
-    422: BadRequest,
-    429: Overloaded,
-    501: BadRequest,
-    503: Overloaded,
-}
 
 
 def _arguments(kwargs: dict[str, object]) -> object:
@@ -112,8 +96,7 @@ def _api_error(response: httpx.Response, body: bytes) -> ApiError:
         )
     retry = response.headers.get("retry-after")
     retry_after = float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
-    cls = _STATUS_ERRORS.get(response.status_code, TaskFailed)
-    return cls(response.status_code, code, message, retry_after)
+    return api_error(response.status_code, code, message, retry_after)
 
 
 def _answer(response: httpx.Response) -> Any:
@@ -166,8 +149,7 @@ def _batch_results(doc: _Answer) -> list[BatchResult]:
             )
             continue
         status = int(error.get("status", 0))
-        cls = _STATUS_ERRORS.get(status, TaskFailed)
-        failure = cls(status, str(error.get("code")), str(error.get("message")))
+        failure = api_error(status, str(error.get("code")), str(error.get("message")))
         results.append(BatchResult(item["index"], None, failure, item.get("task_id")))
     return results
 

@@ -49,6 +49,7 @@ import enum
 __all__ = [
     "ApiError",
     "ApiProblem",
+    "api_error",
     "BackendError",
     "BackendUnreachable",
     "BadRequest",
@@ -360,7 +361,7 @@ class NotFound(ApiError):
 
 
 class BadRequest(ApiError):
-    """The request was malformed or its arguments were wrong (400, 413, 422, 501)."""
+    """The request was malformed or its arguments were wrong (400, 408, 413, 422, 501)."""
 
 
 class Overloaded(ApiError):
@@ -369,3 +370,23 @@ class Overloaded(ApiError):
 
 class TaskFailed(ApiError):
     """The model raised, the runner was lost, or the deadline passed (500, 504)."""
+
+
+_ERROR_FOR_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    408: BadRequest,
+    413: BadRequest,
+    422: BadRequest,
+    429: Overloaded,
+    501: BadRequest,
+    503: Overloaded,
+}
+
+
+def api_error(status: int, code: str, message: str, retry_after: float | None = None) -> ApiError:
+    """The :class:`ApiError` for an answer of ``status`` (:class:`TaskFailed` for the others),
+    the one table the HTTP and the WebSocket clients share."""
+    return _ERROR_FOR_STATUS.get(status, TaskFailed)(status, code, message, retry_after)
