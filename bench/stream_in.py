@@ -42,7 +42,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_env, cpu_seconds, spawn_ready, stop_all  # noqa: E402 - sibling module
+from common import (  # noqa: E402 - sibling module
+    bench_env,
+    cpu_seconds,
+    percentile,
+    spawn_ready,
+    stop_all,
+)
 
 from edge_runner.client import Client  # noqa: E402
 
@@ -50,11 +56,10 @@ ECHO_MODEL = Path(__file__).resolve().parent / "echo"
 
 
 def _pcts(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
     return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+        "p50_ms": round(statistics.median(samples) * 1000, 3),
+        "p99_ms": round(percentile(samples, 0.99) * 1000, 3),
+        "mean_ms": round(statistics.fmean(samples) * 1000, 3),
     }
 
 
