@@ -33,7 +33,6 @@ import httpx
 
 from edge_runner._http import describe_http_error, map_httpx_errors
 from edge_runner._sse import SSEParser, parse_sse, stream_item
-from edge_runner._stream_in import astream_in, stream_in, ws_url
 from edge_runner.errors import (
     ApiError,
     ConnectionFailed,
@@ -227,6 +226,8 @@ class _Base:
 
     def _stream_target(self, model_id: str, method: str) -> tuple[str, ssl.SSLContext | None]:
         """The WebSocket URL of a stream-in call, and the TLS context for ``wss://``."""
+        from edge_runner._stream_in import ws_url  # websockets: only stream-in calls need it
+
         url = ws_url(self.api_base, f"/v2/models/{_seg(model_id)}/{_seg(method)}/ws")
         if not url.startswith("wss://"):
             return url, None
@@ -398,6 +399,8 @@ class Client(_Base):
         WebSocket route; ``timeout`` bounds the wait for each next output.
         """
         url, context = self._stream_target(model_id, method)
+        from edge_runner._stream_in import stream_in
+
         return stream_in(
             url,
             self._token,
@@ -537,6 +540,8 @@ class AsyncClient(_Base):
     ) -> AsyncIterator[JSONValue]:
         """Call a stream-in method (see :meth:`Client.stream`); ``inputs`` may be async."""
         url, context = self._stream_target(model_id, method)
+        from edge_runner._stream_in import astream_in
+
         return astream_in(
             url,
             self._token,
