@@ -56,7 +56,7 @@ $(VENV)/.installed-engines: $(VENV)/.installed-dev
 	touch $@
 
 test-engines: $(VENV)/.installed-engines
-	EDGE_RUNNER_REQUIRE_ENGINES=1 $(BIN)/python -m pytest -p no:cacheprovider tests/engines
+	EDGE_RUNNER_REQUIRE_ENGINES=1 $(BIN)/python -m pytest -p no:cacheprovider -m engine
 
 # The Clarifai corpus (tests/clarifai_corpus/) with the real clarifai package installed, in a
 # venv of its own (the package brings ~55 dependencies that the main venv should not carry):

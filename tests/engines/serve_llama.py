@@ -50,7 +50,8 @@ def main() -> None:
     # when a client leaves) goes to /dev/null, not into a pipe nobody reads (or a closed file).
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    os.close(devnull)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - fd 1, now /dev/null, for good
     server.run(sockets=[sock])
 
 

@@ -20,6 +20,8 @@ from tests.engines.conftest import Engine
 from tests.engines.tiny_gguf import CONTEXT
 from tests.integration.test_cli import run_cli
 
+pytestmark = pytest.mark.engine
+
 USER = [{"role": "user", "content": "hi there"}]
 
 

@@ -22,6 +22,8 @@ from edge_runner.client import Client
 from tests.conftest import MS, RunningRunner, Stack, wait_for
 from tests.engines.conftest import Engine, start_llama, stop_engine
 
+pytestmark = pytest.mark.engine
+
 #: a long answer, with the model's end-of-text token (id 2) ruled out
 LONG = {"max_tokens": 400, "logit_bias": {"2": -100}}
 
@@ -29,9 +31,9 @@ LONG = {"max_tokens": 400, "logit_bias": {"2": -100}}
 @pytest.fixture
 def engine(tiny_gguf: Path) -> Iterator[Engine]:
     """An engine of this test's own."""
-    from tests.engines.conftest import _need
+    from tests.engines.conftest import need
 
-    _need("llama_cpp.server")
+    need("llama_cpp")
     started = start_llama(tiny_gguf, "--n-ctx", "1024")
     yield started
     stop_engine(started)
