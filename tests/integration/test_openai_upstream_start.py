@@ -12,12 +12,14 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from edge_runner.backends.openai_upstream import START_HINT, OpenAIUpstreamBackend
+from edge_runner.backends.source import ModelSource, build_backend
 from edge_runner.client import Client
 from edge_runner.errors import ConfigError
 from tests.conftest import MS, Stack, wait_for
@@ -212,3 +214,23 @@ def test_a_comeback_is_checked_against_the_listing(stack: Stack, engine: FakeOpe
     engine.start()
     wait_for(lambda: _status(stack, "other") == "absent", "the unlisted model to be withdrawn")
     wait_for(lambda: _status(stack, "m") == "online", "the listed one to be back")
+
+
+def test_a_model_folder_s_openai_toolkit_waits_as_long_as_the_source_says(
+    stack: Stack, engine: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """--upstream-start-timeout reaches a model folder's openai toolkit (its model is named, so
+    it registers at once, loading), and the folder's model serves once the server answers."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    toolkit = f"{{provider: openai, base_url: '{engine.url}', model: m}}"
+    (folder / "config.yaml").write_text(f"model: {{id: mine}}\ntoolkit: {toolkit}\n")
+    source = ModelSource(model_path=folder, upstream_start_timeout=LONG)
+    backend = build_backend(source, probe_interval=20 * MS, log_progress=False)
+    assert isinstance(backend, OpenAIUpstreamBackend) and backend.start_timeout == LONG
+    stack.start_runner(backend=backend)
+    wait_for(lambda: _status(stack, "mine") == "loading", "the folder's model to be loading")
+    engine.start()
+    engine.loaded.set()
+    wait_for(lambda: _status(stack, "mine") == "online", "the folder's model to be online")
+    assert _predict(stack, "mine").json()["output"] == "echo: hi"

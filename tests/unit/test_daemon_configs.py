@@ -116,6 +116,9 @@ def test_runner_options_become_a_runner_config() -> None:
         (["runner", "--gpus", "x"], "--gpus 'x'"),
         (["runner", "--runner-id", "a b"], "is not valid"),
         (["runner", "--max-media-bytes", "0"], "--max-media-bytes must be positive"),
+        (["runner", "--upstream-start-timeout", "-1"], "--upstream-start-timeout takes seconds"),
+        (["up", "--upstream-start-timeout", "nan"], "0 or more"),
+        (["up", "--upstream-start-timeout", "inf"], "got inf"),
         (["control", "--max-queue", "0"], "--max-queue must be positive"),
         (["control", "--host", "0.0.0.0"], "refusing to serve plain text"),
     ],
@@ -126,6 +129,31 @@ def test_bad_daemon_options_fail_while_making_the_config(argv: list[str], words:
     make = control_config if argv[0] == "control" else runner_config
     with pytest.raises(ConfigError, match=words):
         make(args)
+
+
+def test_an_upstream_start_timeout_that_is_not_a_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Not a number: argparse's usage error (exit 2) naming the flag and what it takes."""
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["runner", "--upstream-start-timeout", "2m"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--upstream-start-timeout" in err and "number of seconds" in err and "'2m'" in err
+
+
+def test_the_upstream_start_timeout_reaches_the_source_and_up_s_runner() -> None:
+    """The flag (default 120 s, 0 allowed) lands in ModelSource and survives `up`'s hand-off."""
+    default = runner_config(build_parser().parse_args(["runner", "--openai-upstream", ":8000"]))
+    assert default.source.upstream_start_timeout == 120.0
+    argv = ["up", "--openai-upstream", ":8000", "--upstream-start-timeout", "0"]
+    config = runner_config(build_parser().parse_args(argv))
+    assert config.source.upstream_start_timeout == 0.0
+    child = runner_config(build_parser().parse_args(runner_argv(config)))
+    assert child.source == config.source
+    argv[-1] = "600"
+    config = runner_config(build_parser().parse_args(argv))
+    assert runner_config(build_parser().parse_args(runner_argv(config))).source == config.source
 
 
 def test_up_hands_its_configs_to_its_children_as_options(tmp_path: Path) -> None:
