@@ -44,8 +44,10 @@ _WAIT_LOG_EVERY_S = 10.0
 class StartWait:
     """How long to wait for a server that has not answered yet, and what to log meanwhile.
 
-    Logged once when the wait starts ("waiting up to 120 s for ... (reason); hint"), then at
-    most every 10 s, so a slow start shows in the log without flooding it.
+    Logged once when the wait starts ("waiting up to 120 s for ... (reason); hint"), as a
+    warning: a person must see it even where only warnings are shown (``up``'s runner, without
+    ``--verbose``), since a server never started looks the same. Then at INFO at most every
+    10 s, so a slow start shows in the log without flooding it.
 
     Args:
         what: the server, for logs.
@@ -79,7 +81,7 @@ class StartWait:
         """The server did not answer (``reason``): log it, once and then every ~10 s."""
         now = time.monotonic()
         if self._logged_at is None:
-            logger.info(
+            logger.warning(
                 "waiting up to %g s for %s (%s); %s", self.timeout, self.what, reason, self.hint
             )
         elif now - self._logged_at >= _WAIT_LOG_EVERY_S:
