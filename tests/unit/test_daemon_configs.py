@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_runner.cli.daemon_args import control_config, model_source, runner_config
-from edge_runner.cli.main import build_parser
+from edge_runner.cli.main import build_parser, main
 from edge_runner.cli.up import control_argv, runner_argv
 from edge_runner.control.config import ControlConfig, effective_config
 from edge_runner.daemons import ModelSource, RunnerConfig
@@ -140,6 +140,17 @@ def test_an_upstream_start_timeout_that_is_not_a_number_is_a_usage_error(
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert "--upstream-start-timeout" in err and "number of seconds" in err and "'2m'" in err
+
+
+def test_a_negative_upstream_start_timeout_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The command itself: exit 2, the flag and the range on stderr, no traceback."""
+    argv = ["runner", "--openai-upstream", ":8000", "--upstream-start-timeout", "-1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--upstream-start-timeout takes seconds, 0 or more" in err and "got -1" in err
+    assert "Traceback" not in err
 
 
 def test_the_upstream_start_timeout_reaches_the_source_and_up_s_runner() -> None:
