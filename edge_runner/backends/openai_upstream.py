@@ -25,9 +25,11 @@ model is loaded) or a 5xx (llama.cpp's ``llama-server``: 503 "Loading model"). W
   ``start_timeout`` passes (a ConfigError, saying how long it waited). A stop of the runner
   ends the wait (:meth:`~OpenAIUpstreamBackend.interrupt_load`).
 
-A 4xx answer (401: a wrong key; 404: not an OpenAI base) is a configuration error at once. The
-same preparation (list, then READY or FAILED) runs at start and whenever the server answers
-again after an outage.
+A server that answers at once is checked at once, as with ``start_timeout`` 0: a wanted model
+it does not list is a ConfigError before anything registers. A 4xx answer (401: a wrong key;
+404: not an OpenAI base) is a configuration error at once, waiting or not. The same
+preparation (list, then READY or FAILED) runs at start and whenever the server answers again
+after an outage.
 """
 
 from __future__ import annotations

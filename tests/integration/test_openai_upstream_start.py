@@ -163,9 +163,11 @@ def test_unknown_names_and_no_answer_within_the_timeout_fail_saying_how_long(
 ) -> None:
     """Serving whatever it lists, with no answer in time: the ConfigError of today, plus the
     wait."""
+    backend = _backend(engine, None, start_timeout=100 * MS)
     started = time.monotonic()
     with pytest.raises(ConfigError, match="no OpenAI-compatible server answers") as caught:
-        _backend(engine, None, start_timeout=100 * MS).load()
+        backend.load()
+    backend.close()
     assert time.monotonic() - started >= 100 * MS
     message = str(caught.value)
     assert re.search(rf"waited \d+\.\d s \(--upstream-start-timeout {100 * MS:g}\)", message)
@@ -181,9 +183,9 @@ def test_a_refused_key_is_a_config_error_at_once(models: list[str] | None) -> No
         started = time.monotonic()
         with pytest.raises(ConfigError, match=r"refused GET /models \(401: Invalid API Key\)") as e:
             backend.load()
+        backend.close()
         assert time.monotonic() - started < 5_000 * MS
         assert "--upstream-api-key-env" in str(e.value)
-        backend.close()
 
 
 def test_a_stop_while_it_waits_for_the_server_is_prompt(
