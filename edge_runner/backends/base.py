@@ -153,9 +153,32 @@ class Backend(abc.ABC):
         status = self.status(model_id)
         return status is None or status.state == pb.READY
 
+    def check_ready(self, model_id: str) -> None:
+        """Refuse a task for a model that is not READY, retryably, with its status message.
+
+        Raises:
+            BackendError: ``MODEL_LOADING`` while it loads (the control plane answers 503
+                with ``Retry-After``), ``BACKEND_UNAVAILABLE`` otherwise.
+        """
+        status = self.status(model_id)
+        if status is None or status.state == pb.READY:
+            return
+        code = (
+            ErrorCode.MODEL_LOADING if status.state == pb.LOADING else ErrorCode.BACKEND_UNAVAILABLE
+        )
+        raise BackendError(code, status.message, retryable=True)
+
     @abc.abstractmethod
     def load(self) -> None:
         """Load models (blocking; called once in a worker thread before registering)."""
+
+    def interrupt_load(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """The runner was told to stop while :meth:`load` runs: make it return soon.
+
+        Called on the event loop, so it must not block. A load that waits (for a server to
+        start) returns early, with nothing to serve; the runner then stops without
+        registering. By default nothing happens: the load runs to its end first.
+        """
 
     @abc.abstractmethod
     def specs(self) -> list[pb.ModelSpec]:

@@ -45,7 +45,8 @@ def backend_for_folder(path: Path, **options: Any) -> Backend:
     """The backend serving the model folder at ``path``.
 
     ``options`` go to the Ollama or upstream backend (``probe_interval``, ``log_progress``);
-    ``max_media_bytes`` and ``allow_url_fetch`` only to a Python model folder's.
+    ``max_media_bytes`` and ``allow_url_fetch`` only to a Python model folder's, and
+    ``upstream_start_timeout`` only to an ``openai`` toolkit's (its ``start_timeout``).
 
     Raises:
         ModelFolderError: the folder or its ``toolkit`` section is malformed (file and field
@@ -53,6 +54,7 @@ def backend_for_folder(path: Path, **options: Any) -> Backend:
     """
     max_media_bytes = options.pop("max_media_bytes", None)
     allow_url_fetch = bool(options.pop("allow_url_fetch", False))
+    start_timeout = float(options.pop("upstream_start_timeout", 0.0))
     config = load_config(existing_folder(path))
     toolkit = config.raw.get("toolkit")
     if toolkit is None and config.model_type_id == "mcp":
@@ -108,7 +110,13 @@ def backend_for_folder(path: Path, **options: Any) -> Backend:
     if key_env and not api_key:
         raise ModelFolderError(f"{where}: toolkit.api_key_env names ${key_env}, which is not set")
     options.pop("log_progress", None)
-    return OpenAIUpstreamBackend(base_url, {config.model_id: name}, api_key=api_key, **options)
+    return OpenAIUpstreamBackend(
+        base_url,
+        {config.model_id: name},
+        api_key=api_key,
+        start_timeout=start_timeout,
+        **options,
+    )
 
 
 def _string(where: Path, toolkit: dict[str, Any], key: str) -> str | None:

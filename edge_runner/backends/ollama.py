@@ -208,14 +208,7 @@ class OllamaBackend(Backend):
         name = self.names.get(model_id)
         if name is None or model_id in self._readiness.failed:
             raise BackendError(ErrorCode.NOT_FOUND, f"this runner does not serve {model_id!r}")
-        status = self.status(model_id)
-        if status is not None and status.state != pb.READY:
-            code = (
-                ErrorCode.MODEL_LOADING
-                if status.state == pb.LOADING
-                else ErrorCode.BACKEND_UNAVAILABLE
-            )
-            raise BackendError(code, status.message, retryable=True)
+        self.check_ready(model_id)
         return name
 
     def _body(self, request: JSONObject, *, chat: bool) -> dict[str, Any]:

@@ -7,9 +7,29 @@ back), streaming included, and offers the native methods too: ``predict``/``gene
 over chat completions and ``embed`` over embeddings, so ``edge-runner predict`` and
 ``edge-runner chat`` work.
 
-Readiness: the models are READY once ``/v1/models`` answers at start; a :class:`Watcher` probes
-it every ``probe_interval`` s and marks them UNAVAILABLE while it does not. A cancelled task
+Readiness: the models are READY once ``/v1/models`` lists them; a :class:`Watcher` probes it
+every ``probe_interval`` s and marks them UNAVAILABLE while it does not answer. A cancelled task
 shuts its socket down (see :mod:`.http_cancel`), which ends the generation upstream.
+
+Cold start: engines take seconds to minutes to load a model, and "not answering" then looks
+like a refused connection or a timeout (vLLM, llama-cpp-python's server: no socket until the
+model is loaded) or a 5xx (llama.cpp's ``llama-server``: 503 "Loading model"). With
+``start_timeout`` > 0 the backend waits for it instead of failing:
+
+- model names known (``models=``): :meth:`~OpenAIUpstreamBackend.load` returns at once and the
+  models are LOADING ("waiting for the OpenAI-compatible server at URL to answer (reason)");
+  calls fail retryably with ``MODEL_LOADING``. When the listing answers, the models it lists
+  become READY and the others FAILED (withdrawn, naming what it lists). When ``start_timeout``
+  passes first, they become UNAVAILABLE with :data:`START_HINT`, and still heal when it answers.
+- names unknown (serve what it lists): ``load`` blocks, polling, until it answers or
+  ``start_timeout`` passes (a ConfigError, saying how long it waited). A stop of the runner
+  ends the wait (:meth:`~OpenAIUpstreamBackend.interrupt_load`).
+
+A server that answers at once is checked at once, as with ``start_timeout`` 0: a wanted model
+it does not list is a ConfigError before anything registers. A 4xx answer (401: a wrong key;
+404: not an OpenAI base) is a configuration error at once, waiting or not. The same
+preparation (list, then READY or FAILED) runs at start and whenever the server answers again
+after an outage.
 """
 
 from __future__ import annotations
@@ -41,14 +61,14 @@ from edge_runner.backends.openai_format import (
     EMBEDDINGS_METHOD,
     OPENAI_METHODS,
 )
-from edge_runner.backends.watch import Watcher
-from edge_runner.errors import BackendError, ConfigError, ErrorCode
+from edge_runner.backends.watch import StartWait, Watcher
+from edge_runner.errors import BackendError, BackendUnreachable, ConfigError, ErrorCode
 from edge_runner.models.config import MODEL_ID_PATTERN
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.views import JSONObject, JSONValue
 
-__all__ = ["OpenAIUpstreamBackend", "normalize_base_url"]
+__all__ = ["START_HINT", "OpenAIUpstreamBackend", "normalize_base_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +115,8 @@ class OpenAIUpstreamBackend(Backend):
             CLI, never from a flag).
         probe_interval: seconds between liveness probes.
         timeout: seconds a call may stay silent before it fails.
+        start_timeout: seconds to wait for a server that does not answer at start (0: fail
+            at once; see the module's docstring for what the wait looks like).
     """
 
     name = "openai"
@@ -107,11 +129,19 @@ class OpenAIUpstreamBackend(Backend):
         api_key: str | None = None,
         probe_interval: float = 5.0,
         timeout: float = 600.0,
+        start_timeout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not start_timeout >= 0:  # (NaN too)
+            raise ValueError(f"start_timeout must be >= 0 seconds, got {start_timeout!r}")
         self.base_url = normalize_base_url(base_url)
+        self.start_timeout = start_timeout
         self._wanted = models
         self.names: dict[str, str] = {}
+        #: ids of the models the server does not list (withdrawn from specs(), for good)
+        self.failed: set[str] = set()
+        #: set by interrupt_load() and close(): a wait for the server ends
+        self._closed = threading.Event()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         options = client_options(httpx.Timeout(timeout, connect=5.0))
         self._http: PerThread[httpx.Client] = PerThread(
@@ -123,57 +153,65 @@ class OpenAIUpstreamBackend(Backend):
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._watcher = Watcher(
-            f"the OpenAI-compatible server at {self.base_url}",
+            self._what,
             probe_interval,
-            prepare=self._mark_ready,
-            probe=self._listed,
+            prepare=self._prepare,
+            probe=self._answers,
             went_down=self._went_down,
             busy=lambda: self._in_flight > 0,
             guard=self._in_flight_lock,
+            waiting=self._waiting,
+            hint=START_HINT,
         )
+
+    @property
+    def _what(self) -> str:
+        return f"the OpenAI-compatible server at {self.base_url}"
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def load(self) -> None:
-        """List the upstream's models and pick the ones to serve.
+        """List the upstream's models and pick the ones to serve; wait for it if it is starting.
+
+        Returns early, with nothing to serve, when :meth:`interrupt_load` ends a wait.
 
         Raises:
-            ConfigError: nothing answers at ``base_url``, or a wanted model is not listed.
+            ConfigError: nothing answers at ``base_url`` (within ``start_timeout``), it
+                refuses the listing (4xx), or it answers without a wanted model.
         """
         try:
             listed = self._listed()
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(
-                f"no OpenAI-compatible server answers GET {self.base_url}/models "
-                f"({describe_http_error(exc)}); {START_HINT}"
-            ) from exc
-        wanted = self._wanted if self._wanted is not None else listed
-        if not isinstance(wanted, Mapping):
-            wanted = {_model_id(name): name for name in wanted}
+        except BackendUnreachable as exc:
+            if self.start_timeout <= 0:
+                raise ConfigError(f"no {self._listing_what} ({exc}); {START_HINT}") from exc
+            if self._wanted is not None:
+                self._cold_start(str(exc))
+                return
+            waited = self._wait_for_listing(exc)
+            if waited is None:
+                return
+            listed = waited
+        wanted = self._wanted_names(listed)
         missing = [m for m in wanted.values() if m not in listed]
         if missing:
-            raise ConfigError(
-                f"{self.base_url} does not serve {', '.join(map(repr, missing))}; "
-                f"it lists: {', '.join(listed) or 'nothing'}"
-            )
-        for model_id, name in wanted.items():
-            if not MODEL_ID_PATTERN.fullmatch(model_id):
-                logger.warning("skipping upstream model %r: no usable model id", name)
-                continue
-            self.names[model_id] = name
-        if not self.names:
-            raise ConfigError(f"{self.base_url} lists no model to serve")
+            raise ConfigError(self._not_served(missing, listed))
+        self._pick(wanted)
         logger.info("serving %s from %s", ", ".join(sorted(self.names.values())), self.base_url)
         self._watcher.start()
 
+    def interrupt_load(self) -> None:
+        """End a wait for the server at start (the runner is stopping)."""
+        self._closed.set()
+
     def close(self) -> None:
-        """Stop probing and close the HTTP clients."""
+        """Stop waiting and probing, and close the HTTP clients."""
+        self._closed.set()
         self._watcher.stop()
         self._http.close()
         self._probe_http.close()
 
     def specs(self) -> list[pb.ModelSpec]:
-        """One spec per upstream model, all alike."""
+        """One spec per upstream model still served (one it does not list is withdrawn)."""
         return [
             model_spec(
                 model_id,
@@ -184,25 +222,168 @@ class OpenAIUpstreamBackend(Backend):
                 openai=tuple(OPENAI_METHODS.values()),
             )
             for model_id in sorted(self.names)
+            if model_id not in self.failed
         ]
 
-    def _listed(self) -> list[str]:
-        response = self._probe_http.get("/models")
-        response.raise_for_status()
-        return [str(m["id"]) for m in response.json()["data"]]
+    # -- start ------------------------------------------------------------------------------
 
-    def _mark_ready(self) -> None:
+    @property
+    def _listing_what(self) -> str:
+        return f"OpenAI-compatible server answers GET {self.base_url}/models"
+
+    def _wanted_names(self, listed: Sequence[str]) -> Mapping[str, str]:
+        wanted = self._wanted if self._wanted is not None else listed
+        if isinstance(wanted, Mapping):
+            return wanted
+        return {_model_id(name): name for name in wanted}
+
+    def _pick(self, wanted: Mapping[str, str]) -> None:
+        for model_id, name in wanted.items():
+            if not MODEL_ID_PATTERN.fullmatch(model_id):
+                logger.warning("skipping upstream model %r: no usable model id", name)
+                continue
+            self.names[model_id] = name
+        if not self.names:
+            raise ConfigError(f"{self.base_url} lists no model to serve")
+
+    def _cold_start(self, reason: str) -> None:
+        """The names are known: register them LOADING and let the watcher wait for the server."""
+        self._pick(self._wanted_names(()))
+        self._waiting(reason)
+        logger.info(
+            "serving %s from %s once it answers",
+            ", ".join(sorted(self.names.values())),
+            self.base_url,
+        )
+        self._watcher.start(wait_up_to=self.start_timeout)
+
+    def _wait_for_listing(self, first: BackendUnreachable) -> list[str] | None:
+        """Poll the listing every probe interval until it answers, ``start_timeout`` passes,
+        or :meth:`interrupt_load` (None then).
+
+        Raises:
+            ConfigError: the time passed; or it answered with a 4xx.
+        """
+        wait = StartWait(self._what, self.start_timeout, START_HINT)
+        reason = str(first)
+        while True:
+            wait.note(reason)
+            if self._closed.wait(min(self._watcher.interval, wait.remaining)):
+                logger.info("stopped waiting for %s", self._what)
+                return None
+            try:
+                listed = self._listed()
+            except BackendUnreachable as exc:
+                reason = str(exc)
+                if wait.over:
+                    raise ConfigError(
+                        f"no {self._listing_what}: waited {wait.elapsed:.1f} s "
+                        f"(--upstream-start-timeout {self.start_timeout:g}); the last try: "
+                        f"{reason}; {START_HINT}"
+                    ) from exc
+                continue
+            logger.info("%s answers, after %.1f s", self._what, wait.elapsed)
+            return listed
+
+    # -- readiness (the watcher's thread) ---------------------------------------------------
+
+    def _listed(self) -> list[str]:
+        """The names ``GET /models`` lists.
+
+        Raises:
+            BackendUnreachable: it does not answer: no connection, a timeout, or a 5xx (a
+                server still loading its model: llama.cpp's ``llama-server`` answers 503).
+            ConfigError: it refuses (4xx), or its answer is not a model list.
+        """
+        try:
+            response = self._probe_http.get("/models")
+        except httpx.HTTPError as exc:
+            raise BackendUnreachable(describe_http_error(exc)) from exc
+        if response.status_code >= 500:
+            raise BackendUnreachable(
+                f"{response.status_code}: {_error_text(response.content) or 'no message'}"
+            )
+        if response.status_code >= 400:
+            raise ConfigError(self._refused(response))
+        try:
+            return [str(m["id"]) for m in response.json()["data"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"GET {self.base_url}/models answered, but not with an OpenAI model list "
+                f"({type(exc).__name__}: {exc}); is --openai-upstream the server's OpenAI base "
+                "(http://HOST:PORT/v1)?"
+            ) from exc
+
+    def _refused(self, response: httpx.Response) -> str:
+        status = response.status_code
+        said = _error_text(response.content)
+        what = f"{self.base_url} refused GET /models ({status}{': ' + said if said else ''})"
+        if status in (401, 403):
+            return (
+                f"{what}: a wrong or missing API key; put the key in an environment variable "
+                "and name it with --upstream-api-key-env (a model folder: toolkit.api_key_env)"
+            )
+        return f"{what}; is --openai-upstream the server's OpenAI base (http://HOST:PORT/v1)?"
+
+    def _not_served(self, missing: Sequence[str], listed: Sequence[str]) -> str:
+        return (
+            f"{self.base_url} does not serve {', '.join(map(repr, missing))}; "
+            f"it lists: {', '.join(listed) or 'nothing'}"
+        )
+
+    def _answers(self) -> None:
+        """The probe: raises while the server does not answer (a 4xx is an answer)."""
+        with contextlib.suppress(ConfigError):
+            self._listed()
+
+    def _prepare(self) -> None:
+        """List, then mark each model READY, or FAILED when the server does not list it (or
+        refuses the listing); at start and after every outage alike."""
+        try:
+            listed = self._listed()
+        except BackendUnreachable as exc:
+            if not self._closed.is_set():
+                self._watcher.down(str(exc))
+            return
+        except ConfigError as exc:
+            self._fail(list(self.names), str(exc))
+            return
+        missing = [m for m, name in self.names.items() if name not in listed]
+        if missing:
+            names = [self.names[m] for m in missing]
+            self._fail(missing, self._not_served(names, listed))
         for model_id in self.names:
-            self.set_status(model_id, pb.READY)
+            if model_id not in self.failed:
+                self.set_status(model_id, pb.READY)
+
+    def _fail(self, model_ids: Sequence[str], message: str) -> None:
+        fresh = [m for m in model_ids if m not in self.failed]
+        if not fresh:
+            return
+        logger.error("%s", message)
+        self.failed.update(fresh)  # before the statuses: the runner asks specs() on FAILED
+        for model_id in fresh:
+            self.set_status(model_id, pb.FAILED, message)
+
+    def _waiting(self, reason: str) -> None:
+        for model_id in self.names:
+            if model_id not in self.failed:
+                self.set_status(
+                    model_id,
+                    pb.LOADING,
+                    f"waiting for {self._what} to answer ({reason})",
+                )
 
     def _went_down(self, reason: str) -> None:
+        hint = "" if self._watcher.answered else f"; {START_HINT}"
         for model_id, name in self.names.items():
-            self.set_status(
-                model_id,
-                pb.UNAVAILABLE,
-                f"{name} is unavailable: {self.base_url} is not answering ({reason}); "
-                f"the runner checks again every {self._watcher.interval:g} s",
-            )
+            if model_id not in self.failed:
+                self.set_status(
+                    model_id,
+                    pb.UNAVAILABLE,
+                    f"{name} is unavailable: {self.base_url} is not answering ({reason}); "
+                    f"the runner checks again every {self._watcher.interval:g} s{hint}",
+                )
 
     # -- calls (worker threads) -------------------------------------------------------------
 
@@ -219,9 +400,13 @@ class OpenAIUpstreamBackend(Backend):
         name = self.names.get(model_id)
         if name is None:
             raise BackendError(ErrorCode.NOT_FOUND, f"this runner does not serve {model_id!r}")
-        status = self.status(model_id)
-        if status is not None and status.state != pb.READY:
-            raise BackendError(ErrorCode.BACKEND_UNAVAILABLE, status.message, retryable=True)
+        if model_id in self.failed:
+            status = self.status(model_id)
+            why = status.message if status is not None else "withdrawn"
+            raise BackendError(
+                ErrorCode.NOT_FOUND, f"this runner no longer serves {model_id!r}: {why}"
+            )
+        self.check_ready(model_id)
         args = json_arguments(payload)
         if method in _PATHS:
             return self._proxy(_PATHS[method], {**args, "model": name}, model_id, cancel)
@@ -419,6 +604,14 @@ def _message(doc: object) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error)
     return str(error if error is not None else doc)
+
+
+def _error_text(body: bytes) -> str:
+    """The message of an error answer's body (OpenAI's ``{"error": {"message": ...}}``)."""
+    try:
+        return _message(json.loads(body))[:300]
+    except ValueError:
+        return body.decode(errors="replace").strip()[:300]
 
 
 def _upstream_error(status: int, body: bytes) -> BackendError:

@@ -9,6 +9,7 @@ variable ``upstream_api_key_env`` names, when the backend is built.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,17 @@ from edge_runner.backends.base import Backend
 from edge_runner.errors import ConfigError
 from edge_runner.models.codec import DEFAULT_MAX_MEDIA_BYTES
 
-__all__ = ["ModelSource", "build_backend"]
+__all__ = ["UPSTREAM_START_TIMEOUT", "ModelSource", "build_backend"]
 
 logger = logging.getLogger(__name__)
+
+#: seconds a runner waits for an OpenAI-compatible server that does not answer yet (it is still
+#: loading its model): vLLM takes about a minute to load a 7-8B model from a warm disk (weights,
+#: then its CUDA graphs) and llama.cpp a few seconds to a minute, so two minutes covers the usual
+#: cold start without leaving a wrong URL unnoticed for long. Bigger models or a cold disk:
+#: raise it with --upstream-start-timeout. Named models keep waiting past it (UNAVAILABLE, then
+#: online when it answers); only a runner serving "whatever it lists" gives up then.
+UPSTREAM_START_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -36,12 +45,15 @@ class ModelSource:
         openai_upstream: proxy the models of this OpenAI-compatible server (``.../v1``).
         upstream_models: only these of its models (default: all it lists).
         upstream_api_key_env: the environment variable holding the upstream's API key.
+        upstream_start_timeout: seconds to wait for an upstream (also a model folder's
+            ``openai`` toolkit) that does not answer at start (0: fail at once).
         max_media_bytes: the most bytes one binary argument of a model folder's method (an
             image, ``bytes``) may hold.
         allow_url_fetch: fetch the URLs of a model folder's media inputs (off: refused).
 
     Raises:
-        ConfigError: more than one thing to serve, or an empty list of names.
+        ConfigError: more than one thing to serve, an empty list of names, or a value out of
+            range.
     """
 
     model_path: Path | None = None
@@ -53,6 +65,7 @@ class ModelSource:
     openai_upstream: str | None = None
     upstream_models: tuple[str, ...] | None = None
     upstream_api_key_env: str | None = None
+    upstream_start_timeout: float = UPSTREAM_START_TIMEOUT
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
     allow_url_fetch: bool = False
 
@@ -70,6 +83,11 @@ class ModelSource:
             raise ConfigError(f"--num-ctx must be positive, got {self.num_ctx}")
         if self.max_media_bytes <= 0:
             raise ConfigError(f"--max-media-bytes must be positive, got {self.max_media_bytes}")
+        if not 0 <= self.upstream_start_timeout < math.inf:  # (NaN fails both)
+            raise ConfigError(
+                "--upstream-start-timeout takes seconds, 0 or more (0: fail at once when the "
+                f"server does not answer), got {self.upstream_start_timeout:g}"
+            )
 
     @property
     def serves_folder(self) -> bool:
@@ -112,7 +130,7 @@ def build_backend(source: ModelSource, *, probe_interval: float, log_progress: b
         ConfigError: a missing API key variable.
         ModelFolderError: a bad model folder.
     """
-    options = {"probe_interval": probe_interval}
+    options: dict[str, float] = {"probe_interval": probe_interval}
     if source.ollama:
         from edge_runner.backends.ollama import OllamaBackend
 
@@ -139,6 +157,7 @@ def build_backend(source: ModelSource, *, probe_interval: float, log_progress: b
             source.openai_upstream,
             list(source.upstream_models) if source.upstream_models is not None else None,
             api_key=api_key,
+            start_timeout=source.upstream_start_timeout,
             **options,
         )
     from edge_runner.backends.factory import backend_for_folder
@@ -148,5 +167,6 @@ def build_backend(source: ModelSource, *, probe_interval: float, log_progress: b
         log_progress=log_progress,
         max_media_bytes=source.max_media_bytes,
         allow_url_fetch=source.allow_url_fetch,
+        upstream_start_timeout=source.upstream_start_timeout,
         **options,
     )

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge_runner.backends.source import ModelSource
+from edge_runner.backends.source import UPSTREAM_START_TIMEOUT, ModelSource
 from edge_runner.config.checks import time_scale_from_env
 from edge_runner.control.config import TUNING, ControlConfig
 from edge_runner.daemons.runner import DEFAULT_POOL_SIZE, RunnerConfig
@@ -283,6 +283,16 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
         metavar="VAR",
         help="environment variable holding the upstream's API key, if it needs one",
     )
+    upstream.add_argument(
+        "--upstream-start-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=UPSTREAM_START_TIMEOUT,
+        help="seconds to wait for the server (or a model folder's openai toolkit) to answer "
+        f"at start while it loads its model (default {UPSTREAM_START_TIMEOUT:g}; 0: fail at "
+        "once). Its models show as loading, then online; named ones (--upstream-models, a "
+        "toolkit's model) still waiting then show as unavailable until it answers",
+    )
     folder = parser.add_argument_group("a model folder")
     folder.add_argument(
         "--max-media-bytes",
@@ -306,6 +316,16 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
         help="show more: the logs of an `ollama serve` the runner starts (and, for `up`, "
         "its children's INFO logs)",
     )
+
+
+def _seconds(value: str) -> float:
+    """An option's number of seconds (the range is the config's to check)."""
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"takes a number of seconds (e.g. 300, or 0 to fail at once), got {value!r}"
+        ) from exc
 
 
 def _names(value: str | None, flag: str) -> tuple[str, ...] | None:
@@ -334,6 +354,7 @@ def model_source(args: argparse.Namespace) -> ModelSource:
         openai_upstream=args.openai_upstream,
         upstream_models=_names(args.upstream_models, "--upstream-models"),
         upstream_api_key_env=args.upstream_api_key_env,
+        upstream_start_timeout=args.upstream_start_timeout,
         max_media_bytes=args.max_media_bytes,
         allow_url_fetch=args.allow_url_fetch,
     )
@@ -356,6 +377,12 @@ def source_argv(source: ModelSource, verbose: bool) -> list[str]:
             ",".join(source.upstream_models) if source.upstream_models is not None else None,
         ),
         ("--upstream-api-key-env", source.upstream_api_key_env),
+        (
+            "--upstream-start-timeout",
+            None
+            if source.upstream_start_timeout == UPSTREAM_START_TIMEOUT
+            else source.upstream_start_timeout,
+        ),
         (
             "--max-media-bytes",
             None if source.max_media_bytes == DEFAULT_MAX_MEDIA_BYTES else source.max_media_bytes,

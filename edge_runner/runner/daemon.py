@@ -17,7 +17,9 @@ stream-in task is the exception: its input cannot follow it to another tunnel, s
 cancelled as soon as its tunnel is gone.
 
 Stop signals are staged: the first drains (``Draining`` at once, no new tasks, in-flight ones
-finish within the grace period), the second cancels in-flight tasks, the third stops at once:
+finish within the grace period; during the backend's load it interrupts a load that waits,
+see :meth:`~edge_runner.backends.base.Backend.interrupt_load`, and the runner stops without
+registering), the second cancels in-flight tasks, the third stops at once:
 tasks that ignore their cancel are abandoned (workers are daemon threads) and the runner raises
 :class:`KeyboardInterrupt` to its caller, as an interrupted ``asyncio.run`` does.
 """
@@ -166,6 +168,15 @@ class Runner(TaskSink):
                 await _in_thread(self.sampler.stop, "edge-runner-stop")
             raise
         self._loading = None
+        if self.stop_level:
+            # A stop came while the backend loaded: nothing runs yet, so nothing to drain, and
+            # registering only to say goodbye would flash the models online for a moment.
+            logger.info("stopped before serving: the stop came while the backend loaded")
+            await _in_thread(self.backend.close, "edge-runner-close")
+            if self.sampler is not None:
+                await _in_thread(self.sampler.stop, "edge-runner-stop")
+            self._serving = asyncio.create_task(asyncio.sleep(0), name="edge-runner-stopped")
+            return self
         self._shares = self._split_pool()
         threads = max(self.settings.pool_size, sum(self._shares.values()))
         self._executor = Executor(threads, self.backend, self, loop)
@@ -246,6 +257,8 @@ class Runner(TaskSink):
         executor = self._executor
         busy = self.busy
         if self.stop_level == 1:
+            if self._loading is not None:
+                self.backend.interrupt_load()  # a load that waits (for a server) ends now
             if busy:
                 logger.info(
                     "draining: finishing %d in-flight task(s) within %g s; "

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_runner.cli.daemon_args import control_config, model_source, runner_config
-from edge_runner.cli.main import build_parser
+from edge_runner.cli.main import build_parser, main
 from edge_runner.cli.up import control_argv, runner_argv
 from edge_runner.control.config import ControlConfig, effective_config
 from edge_runner.daemons import ModelSource, RunnerConfig
@@ -116,6 +116,9 @@ def test_runner_options_become_a_runner_config() -> None:
         (["runner", "--gpus", "x"], "--gpus 'x'"),
         (["runner", "--runner-id", "a b"], "is not valid"),
         (["runner", "--max-media-bytes", "0"], "--max-media-bytes must be positive"),
+        (["runner", "--upstream-start-timeout", "-1"], "--upstream-start-timeout takes seconds"),
+        (["up", "--upstream-start-timeout", "nan"], "0 or more"),
+        (["up", "--upstream-start-timeout", "inf"], "got inf"),
         (["control", "--max-queue", "0"], "--max-queue must be positive"),
         (["control", "--host", "0.0.0.0"], "refusing to serve plain text"),
     ],
@@ -126,6 +129,42 @@ def test_bad_daemon_options_fail_while_making_the_config(argv: list[str], words:
     make = control_config if argv[0] == "control" else runner_config
     with pytest.raises(ConfigError, match=words):
         make(args)
+
+
+def test_an_upstream_start_timeout_that_is_not_a_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Not a number: argparse's usage error (exit 2) naming the flag and what it takes."""
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["runner", "--upstream-start-timeout", "2m"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--upstream-start-timeout" in err and "number of seconds" in err and "'2m'" in err
+
+
+def test_a_negative_upstream_start_timeout_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The command itself: exit 2, the flag and the range on stderr, no traceback."""
+    argv = ["runner", "--openai-upstream", ":8000", "--upstream-start-timeout", "-1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--upstream-start-timeout takes seconds, 0 or more" in err and "got -1" in err
+    assert "Traceback" not in err
+
+
+def test_the_upstream_start_timeout_reaches_the_source_and_up_s_runner() -> None:
+    """The flag (default 120 s, 0 allowed) lands in ModelSource and survives `up`'s hand-off."""
+    default = runner_config(build_parser().parse_args(["runner", "--openai-upstream", ":8000"]))
+    assert default.source.upstream_start_timeout == 120.0
+    argv = ["up", "--openai-upstream", ":8000", "--upstream-start-timeout", "0"]
+    config = runner_config(build_parser().parse_args(argv))
+    assert config.source.upstream_start_timeout == 0.0
+    child = runner_config(build_parser().parse_args(runner_argv(config)))
+    assert child.source == config.source
+    argv[-1] = "600"
+    config = runner_config(build_parser().parse_args(argv))
+    assert runner_config(build_parser().parse_args(runner_argv(config))).source == config.source
 
 
 def test_up_hands_its_configs_to_its_children_as_options(tmp_path: Path) -> None:

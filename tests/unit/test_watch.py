@@ -80,3 +80,71 @@ def test_calls_in_flight_hold_the_periodic_probe_but_not_a_wake() -> None:
         wait_for(lambda: not watcher.is_down, "the server to be seen again")
     finally:
         watcher.stop()
+
+
+def test_a_cold_start_waits_then_becomes_an_outage_then_heals() -> None:
+    """Started with wait_up_to: a server that does not answer is starting (``waiting``), not
+    down, until the time is up; then the outage starts (``went_down``); the first answer after
+    that prepares the models as any comeback does."""
+    server = _Server()
+    server.failing = True
+    waits: list[str] = []
+    prepares: list[bool] = []
+
+    def prepare() -> None:  # the backend's prepare finds the server gone and says so
+        prepares.append(server.failing)
+        if server.failing:
+            watcher.down("refused")
+
+    watcher = Watcher(
+        "the test server",
+        5 * MS,
+        prepare=prepare,
+        probe=server.probe,
+        went_down=server.downs.append,
+        waiting=waits.append,
+    )
+    watcher.start(wait_up_to=100 * MS)
+    try:
+        wait_for(lambda: bool(waits), "the wait to be reported")
+        assert watcher.is_starting and not watcher.answered and not server.downs
+        wait_for(lambda: bool(server.downs), "the outage once the start time is over")
+        assert not watcher.is_starting and not watcher.answered
+        server.failing = False
+        wait_for(lambda: watcher.answered, "the first answer")
+        wait_for(lambda: prepares[-1:] == [False], "the models prepared")
+        assert not watcher.is_down
+    finally:
+        watcher.stop()
+
+
+def test_a_cold_start_that_answers_in_time_never_goes_down() -> None:
+    """The server answers within wait_up_to: no outage at all, only the wait, then prepare."""
+    server = _Server()
+    server.failing = True
+    waits: list[str] = []
+    prepared = threading.Event()
+
+    def prepare() -> None:
+        if server.failing:
+            watcher.down("loading")
+        else:
+            prepared.set()
+
+    watcher = Watcher(
+        "the test server",
+        5 * MS,
+        prepare=prepare,
+        probe=server.probe,
+        went_down=server.downs.append,
+        waiting=waits.append,
+    )
+    watcher.start(wait_up_to=60_000 * MS)
+    try:
+        wait_for(lambda: server.probes >= 2, "probes while it starts")
+        server.failing = False
+        wait_for(prepared.is_set, "the models prepared")
+        assert watcher.answered and not watcher.is_starting and not server.downs
+        assert waits and waits[0] == "loading"
+    finally:
+        watcher.stop()
