@@ -41,3 +41,22 @@ def test_a_prompt_longer_than_the_context_is_a_clear_400(proxied: Stack, llama: 
     )
     assert response.status_code == 400, response.text
     assert "context" in response.json()["error"]["message"].lower()
+
+
+def test_a_streamed_prompt_longer_than_the_context_is_an_error(
+    proxied: Stack, llama: Engine
+) -> None:
+    """Streamed, the same prompt is an error too, never an empty answer. llama-cpp-python
+    answers it with 200 and an empty event stream (no chunk, no ``[DONE]``; OpenAI refuses with
+    the 400 before streaming), which edge-runner can only report as a stream cut short."""
+    long_prompt = "a " * (CONTEXT * 2)
+    body = {
+        "model": llama.model,
+        "messages": [{"role": "user", "content": long_prompt}],
+        "stream": True,
+    }
+    response = httpx.post(
+        f"{proxied.api_base}/v1/chat/completions", headers=proxied.headers, json=body, timeout=30
+    )
+    assert response.status_code >= 500, response.text
+    assert response.json()["error"]["message"]
