@@ -38,11 +38,13 @@ def need(module: str) -> None:
 
 @dataclass
 class Engine:
-    """A running engine: its OpenAI base URL (``…/v1``), the model id, its process."""
+    """A running engine: its OpenAI base URL (``…/v1``), the model id, its process, and the
+    API key it requires (None: none)."""
 
     base_url: str
     model: str
     proc: subprocess.Popen[bytes]
+    api_key: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -50,10 +52,14 @@ class Engine:
         return self.proc.poll() is None
 
 
-def start_llama(model_path: Path, *extra: str) -> Engine:
-    """Start llama.cpp's server on a port the OS picks; return once it answers /v1/models."""
+def start_llama(model_path: Path, *extra: str, api_key: str | None = None) -> Engine:
+    """Start llama.cpp's server on a port the OS picks; return once it answers /v1/models.
+
+    ``api_key``: the server requires it as a bearer token.
+    """
+    keyed = ["--api-key", api_key] if api_key else []
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "serve_llama.py"), str(model_path), *extra],
+        [sys.executable, str(HERE / "serve_llama.py"), str(model_path), *extra, *keyed],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
@@ -62,11 +68,13 @@ def start_llama(model_path: Path, *extra: str) -> Engine:
     if not line.startswith("PORT "):
         proc.kill()
         pytest.fail(f"llama.cpp's server did not start (it printed {line!r})")
-    engine = Engine(f"http://127.0.0.1:{int(line.split()[1])}/v1", "tiny", proc)
+    engine = Engine(f"http://127.0.0.1:{int(line.split()[1])}/v1", "tiny", proc, api_key)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def answers() -> bool:
         try:
-            return httpx.get(f"{engine.base_url}/models", timeout=1).status_code == 200
+            response = httpx.get(f"{engine.base_url}/models", headers=headers, timeout=1)
+            return response.status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -4,7 +4,7 @@ picks, and print ``PORT <n>`` on stdout once it listens.
 ``python -m llama_cpp.server`` takes a port number and cannot report the one port 0 got; this
 binds the socket first and hands it to uvicorn, so the tests never race for a port.
 
-Usage: ``python tests/engines/serve_llama.py MODEL.gguf [--n-ctx N] [--embedding]``
+Usage: ``python tests/engines/serve_llama.py MODEL.gguf [--n-ctx N] [--embedding] [--api-key K]``
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=256)
     parser.add_argument("--embedding", action="store_true", help="serve /v1/embeddings too")
     parser.add_argument("--port", type=int, default=0, help="0: one the OS picks (the default)")
+    parser.add_argument("--api-key", help="the bearer token the server requires (default: none)")
     args = parser.parse_args()
     app = create_app(
-        server_settings=ServerSettings(host="127.0.0.1", port=0),
+        server_settings=ServerSettings(host="127.0.0.1", port=0, api_key=args.api_key),
         model_settings=[
             ModelSettings(
                 model=args.model,

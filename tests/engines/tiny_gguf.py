@@ -48,6 +48,10 @@ def write_tiny_gguf(out: Path, seed: int = 0) -> Path:
     writer.add_head_count_kv(_HEADS)
     writer.add_rope_dimension_count(_DIM // _HEADS)
     writer.add_layer_norm_rms_eps(1e-5)
+    # Mean pooling, as embedding models declare: with embeddings on, /v1/embeddings answers one
+    # vector per input (without it, llama.cpp pools nothing and answers a vector per token, a
+    # list of lists no OpenAI client expects). Generation does not use it.
+    writer.add_pooling_type(gguf.PoolingType.MEAN)
     writer.add_file_type(0)  # all tensors f32
     writer.add_tokenizer_model("llama")
     writer.add_token_list([t.encode() for t in tokens])

@@ -632,7 +632,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer chat or generate with the echo of ``text``, streamed unless told not to."""
         words = f"echo: {text}".split()
         limit = (body.get("options") or {}).get("num_predict")
-        truncated = isinstance(limit, int) and 0 <= limit < len(words)
+        # As Ollama's runner: only a positive num_predict limits the answer (0, -1: no limit).
+        truncated = isinstance(limit, int) and 0 < limit < len(words)
         if truncated:
             words = words[:limit]
         pieces = [w if i == 0 else f" {w}" for i, w in enumerate(words)]

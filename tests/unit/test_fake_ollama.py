@@ -123,7 +123,8 @@ def test_chat_streams_word_chunks_then_a_final_summary(
 
 
 def test_chat_without_streaming_and_num_predict(client: httpx.Client) -> None:
-    """With stream false one object holds the message; num_predict caps words, reason length."""
+    """With stream false one object holds the message; a positive num_predict caps words (reason
+    length), 0 or less does not."""
     whole = client.post("/api/chat", json=_chat("a b c", stream=False)).json()
     assert whole["message"] == {"role": "assistant", "content": "echo: a b c"}
     assert whole["done"] is True and whole["done_reason"] == "stop"
@@ -131,6 +132,9 @@ def test_chat_without_streaming_and_num_predict(client: httpx.Client) -> None:
     capped = client.post("/api/chat", json=body).json()
     assert capped["message"]["content"] == "echo: a"
     assert capped["done_reason"] == "length" and capped["eval_count"] == 2
+    for unlimited in (0, -1):  # Ollama's runner limits only on a positive num_predict
+        body = _chat("a b c", stream=False, options={"num_predict": unlimited})
+        assert client.post("/api/chat", json=body).json()["message"]["content"] == "echo: a b c"
 
 
 def test_chat_with_a_model_not_pulled_is_404(client: httpx.Client) -> None:
