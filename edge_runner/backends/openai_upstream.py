@@ -451,7 +451,13 @@ class OpenAIUpstreamBackend(Backend):
             if not isinstance(args.get("prompt"), str):
                 raise BackendError(ErrorCode.INVALID_ARGUMENT, "`prompt` must be a string")
             messages = [{"role": "user", "content": args["prompt"]}]
-        body = {**self._chat_body(name, args, messages), "stream": True}
+        # Usage in the stream's last chunk (servers that ignore the option, such as
+        # llama-cpp-python 0.3, send none: the answer then has no usage, as they gave none).
+        body: JSONObject = {
+            **self._chat_body(name, args, messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         reply = StreamReply(iter(()))
 
         def pieces() -> Iterator[bytes]:
@@ -543,6 +549,7 @@ class OpenAIUpstreamBackend(Backend):
                 if response.status_code >= 400:
                     raise _upstream_error(response.status_code, response.read())
                 finished = False  # a choice said why it ended (finish_reason)
+                events = 0
                 for line in response.iter_lines():
                     if cancel.is_set():
                         return
@@ -557,8 +564,18 @@ class OpenAIUpstreamBackend(Backend):
                     if isinstance(doc, dict) and "error" in doc:
                         raise BackendError(ErrorCode.MODEL_ERROR, f"upstream: {_message(doc)}")
                     if isinstance(doc, dict):
+                        events += 1
                         finished = finished or _has_finish_reason(doc)
                         yield doc
+            if not cancel.is_set() and events == 0:
+                # The HTTP answer ended in good order (a cut one raises above), so the server
+                # is up: it refused this request without saying why.
+                raise BackendError(
+                    ErrorCode.MODEL_ERROR,
+                    f"{self.base_url} answered with an empty event stream (no chunk, no error, "
+                    "no [DONE]); llama-cpp-python's server answers a streamed prompt longer "
+                    "than its context that way",
+                )
             if not cancel.is_set():
                 self._watcher.wake()
                 raise BackendError(
@@ -606,19 +623,21 @@ def _message(doc: object) -> str:
     return str(error if error is not None else doc)
 
 
-def _error_text(body: bytes) -> str:
-    """The message of an error answer's body (OpenAI's ``{"error": {"message": ...}}``)."""
-    try:
-        return _message(json.loads(body))[:300]
-    except ValueError:
-        return body.decode(errors="replace").strip()[:300]
-
-
-def _upstream_error(status: int, body: bytes) -> BackendError:
+def _error_text(body: bytes, limit: int = 300) -> str:
+    """The message of an error answer's body (OpenAI's ``{"error": {"message": ...}}``), up
+    to ``limit`` characters and without a traceback: llama-cpp-python puts its own in the
+    message of a 500, and the server's file paths are not the client's business."""
     try:
         message = _message(json.loads(body))
     except ValueError:
-        message = body.decode(errors="replace")[:300]
+        message = body.decode(errors="replace")
+    for marker in ("Traceback (most recent call last)", '\n  File "'):
+        message = message.split(marker, 1)[0]
+    return message.strip()[:limit]
+
+
+def _upstream_error(status: int, body: bytes) -> BackendError:
+    message = _error_text(body, 2000) or "no message"
     return BackendError(
         _STATUS_CODES.get(status, ErrorCode.MODEL_ERROR), f"upstream ({status}): {message}"
     )

@@ -48,7 +48,8 @@ def test_a_streamed_prompt_longer_than_the_context_is_an_error(
 ) -> None:
     """Streamed, the same prompt is an error too, never an empty answer. llama-cpp-python
     answers it with 200 and an empty event stream (no chunk, no ``[DONE]``; OpenAI refuses with
-    the 400 before streaming), which edge-runner can only report as a stream cut short."""
+    the 400 before streaming): edge-runner reports the request failed (not the engine gone,
+    which a client would retry), saying what the engine did."""
     long_prompt = "a " * (CONTEXT * 2)
     body = {
         "model": llama.model,
@@ -58,5 +59,5 @@ def test_a_streamed_prompt_longer_than_the_context_is_an_error(
     response = httpx.post(
         f"{proxied.api_base}/v1/chat/completions", headers=proxied.headers, json=body, timeout=30
     )
-    assert response.status_code >= 500, response.text
-    assert response.json()["error"]["message"]
+    assert response.status_code == 500, response.text
+    assert "empty event stream" in response.json()["error"]["message"]

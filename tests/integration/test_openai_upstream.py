@@ -180,6 +180,19 @@ def test_the_native_api_and_the_python_client(proxied: Stack, upstream: Upstream
         model=upstream.embedding_model, input=["q"], encoding_format="float"
     )
     assert vector == pytest.approx(expected.data[0].embedding)
+    native = httpx.post(
+        f"{proxied.api_base}/v2/models/{upstream.chat_model}/predict",
+        headers=proxied.headers,
+        json={"prompt": "hi there", **SAMPLING},
+        timeout=30,
+    ).json()
+    if upstream.name == "llama":
+        # llama-cpp-python 0.3.36 ignores stream_options.include_usage, which the runner asks
+        # for on the native methods' streams: no counts to pass on.
+        assert "usage" not in native
+    else:
+        assert native["usage"]["prompt_tokens"] > 0
+        _check_completion_tokens(upstream, native["usage"]["completion_tokens"])
 
 
 def test_errors_keep_their_status(proxied: Stack, upstream: Upstream) -> None:
@@ -315,20 +328,45 @@ class _Interrupted(_CutStream):
     ending = b"data: [DONE]\n\n"
 
 
+class _Empty(_CutStream):
+    """llama-cpp-python's answer to a streamed prompt longer than its context: 200, an event
+    stream, and nothing in it."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the handler's API
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._send(b"", "text/event-stream")
+
+
+class _Crashes(_CutStream):
+    """llama-cpp-python's 500: the message, then its traceback with the server's paths."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the handler's API
+        self.rfile.read(int(self.headers["Content-Length"]))
+        message = 'bad role\n\n  File "/srv/llama_cpp/server/app.py", line 376, in create\n'
+        body = json.dumps({"error": {"message": message, "type": "internal_server_error"}})
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+
 @pytest.mark.parametrize(
     ("handler", "code", "words"),
     [
         (_CutStream, ErrorCode.BACKEND_UNAVAILABLE, r"without \[DONE\]"),
         (_Interrupted, ErrorCode.MODEL_ERROR, "no finish_reason"),
+        (_Empty, ErrorCode.MODEL_ERROR, "empty event stream"),
     ],
-    ids=["no-done", "no-finish-reason"],
+    ids=["no-done", "no-finish-reason", "empty"],
 )
 def test_a_stream_cut_short_is_an_error_not_a_short_answer(
     handler: type[_CutStream], code: str, words: str
 ) -> None:
     """A stream that ends without ``data: [DONE]`` (a server that died mid-answer), or with it
     but without any ``finish_reason`` (llama-cpp-python interrupting an answer for another
-    request), fails the task instead of passing for a complete answer."""
+    request), fails the task instead of passing for a complete answer; so does an empty one,
+    but as the request's failure, not as the server gone (it answered in good order)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     backend = OpenAIUpstreamBackend(f"http://127.0.0.1:{server.server_port}/v1")
@@ -340,6 +378,25 @@ def test_a_stream_cut_short_is_an_error_not_a_short_answer(
         with pytest.raises(BackendError, match=words) as caught:
             list(reply.chunks)
         assert caught.value.code == code
+    finally:
+        backend.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_upstream_crash_reports_its_message_without_its_traceback() -> None:
+    """A 500 whose message carries the server's traceback: the client gets the message, not
+    the server's file paths."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Crashes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    backend = OpenAIUpstreamBackend(f"http://127.0.0.1:{server.server_port}/v1")
+    try:
+        backend.load()
+        body = {"messages": [{"role": "user", "content": "x"}]}
+        with pytest.raises(BackendError) as caught:
+            backend.call("m", "openai.chat.completions", json.dumps(body).encode(), Event())
+        assert caught.value.code == ErrorCode.MODEL_ERROR
+        assert str(caught.value) == "upstream (500): bad role"
     finally:
         backend.close()
         server.shutdown()
