@@ -12,8 +12,9 @@ HTTP exchange on. The app is each framework's own front door, so everything a cl
 (tool errors, structured output, resource templates, prompts, a tool's ``Context``) is the
 framework's behaviour, not a translation of ours.
 
-fastmcp before 4 is built on ``mcp<2`` (fastmcp 3.x pins ``mcp>=1.24,<2``), which cannot be
-installed beside edge-runner's ``mcp>=2.3``; :func:`fastmcp_problem` turns the failures that
+fastmcp before 4 is built on ``mcp<2`` (2.14.x and 3.x pin ``mcp>=1.24,<2``; 4.0 needs
+``mcp>=2,<3`` and 4.1 on ``mcp>=2.3,<3``), which cannot be installed beside edge-runner's
+``mcp>=2.3``; :func:`fastmcp_problem` turns the failures that
 leads to into one message naming the installed version and the supported range.
 """
 
@@ -226,21 +227,32 @@ def _raised_in_fastmcp(tb: TracebackType | None) -> bool:
     return False
 
 
-def sdk_missing(path: Path) -> str:
+def sdk_missing(path: Path, installed: tuple[str | None, str | None] | None = None) -> str:
     """The message for an MCP folder where ``mcp.server.mcpserver`` (mcp>=2.3) cannot be imported.
 
-    An old fastmcp is the usual reason: installing it moves ``mcp`` back to 1.x.
+    An old fastmcp is the usual reason: installing it (pip resolving its ``mcp<2``) moves
+    ``mcp`` back to 1.x.
+
+    Args:
+        path: the model folder.
+        installed: the installed (mcp, fastmcp) versions, None for not installed; looked up
+            when not given.
     """
+    mcp, fastmcp = installed if installed is not None else (_mcp_version(), fastmcp_version())
     message = f"{path} is an MCP model folder, which needs the MCP SDK (mcp>=2.3)"
-    try:
-        installed = importlib.metadata.version("mcp")
-    except importlib.metadata.PackageNotFoundError:
+    if mcp is None:
         return f"{message}: pip install 'edge-runner[mcp]'"
-    fastmcp = fastmcp_version()
     why = ""
     if fastmcp is not None and unsupported_fastmcp(fastmcp) is not None:
         why = f" (fastmcp {fastmcp}, installed here, needs mcp<2)"
     return (
-        f"{message}; mcp {installed} is installed{why}. edge-runner hosts MCPServer servers "
+        f"{message}; mcp {mcp} is installed{why}. edge-runner hosts MCPServer servers "
         f"and fastmcp{FASTMCP_SUPPORTED}: pip install 'mcp>=2.3' 'fastmcp{FASTMCP_SUPPORTED}'"
     )
+
+
+def _mcp_version() -> str | None:
+    try:
+        return importlib.metadata.version("mcp")
+    except importlib.metadata.PackageNotFoundError:
+        return None

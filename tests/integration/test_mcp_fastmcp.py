@@ -22,7 +22,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from edge_runner.backends.factory import backend_for_folder
-from edge_runner.backends.mcp_apps import FASTMCP_SUPPORTED, fastmcp_version, unsupported_fastmcp
+from edge_runner.backends.mcp_apps import (
+    FASTMCP_SUPPORTED,
+    fastmcp_version,
+    sdk_missing,
+    unsupported_fastmcp,
+)
 from edge_runner.backends.mcp_server import MCPBackend
 from edge_runner.errors import ModelFolderError
 from edge_runner.testing import LoopThread
@@ -244,7 +249,7 @@ def test_the_fastmcp_version_is_the_installed_one() -> None:
 
 @pytest.mark.parametrize(
     ("version", "supported"),
-    [("2.14.1", False), ("3.2.0", False), ("4.0.0", True), ("4.0.10", True), ("5.1.0", True)],
+    [("2.14.7", False), ("3.4.11", False), ("4.0.0", True), ("4.2.3", True), ("5.1.0", True)],
 )
 def test_which_fastmcp_versions_are_hosted(version: str, supported: bool) -> None:
     """Before 4 (built on mcp 1.x) is refused with the version and the range; later is tried."""
@@ -270,9 +275,10 @@ else:
 
 
 def _stand_in(site: Path, version: str) -> None:
-    """A stand-in (a fake, here because the index has no fastmcp < 4) for an old fastmcp on
-    mcp 2: its import reaches for the mcp 1.x module ``mcp.server.fastmcp``, as the fastmcp
-    3.x it stands for does, and mcp 2 raises there."""
+    """A stand-in (a fake: the suite installs nothing) for an old fastmcp forced beside mcp 2:
+    its import reaches for an mcp 1.x module and fails inside fastmcp, as the real 3.4.11 does
+    (by hand, `pip install --no-deps fastmcp==3.4.11`: ImportError "FastMCP server support is
+    not installed", raised in fastmcp's own import)."""
     package = site / "fastmcp"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("from mcp.server.fastmcp import FastMCP\n")
@@ -297,12 +303,12 @@ def _load_in_child(folder: Path, site: Path | None = None) -> str:
 
 
 def test_an_unsupported_fastmcp_is_named_with_the_supported_range(tmp_path: Path) -> None:
-    """fastmcp 3.2.0 installed beside mcp 2: the folder's error names 3.2.0 and >=4,<5."""
+    """fastmcp 3.4.11 installed beside mcp 2: the folder's error names 3.4.11 and >=4,<5."""
     site = tmp_path / "site"
-    _stand_in(site, "3.2.0")
+    _stand_in(site, "3.4.11")
     folder = _folder(tmp_path, "old", SAME_SERVER.format(**KINDS["fastmcp"]))
     said = _load_in_child(folder, site)
-    assert "fastmcp 3.2.0 is installed" in said
+    assert "fastmcp 3.4.11 is installed" in said
     assert f"pip install 'fastmcp{FASTMCP_SUPPORTED}'" in said
     assert "No module named 'mcp.server.fastmcp'" in said  # what actually failed, kept
 
@@ -319,3 +325,11 @@ def test_a_missing_fastmcp_says_how_to_install_it(tmp_path: Path) -> None:
     said = _load_in_child(folder, site)
     assert "imports fastmcp, which is not installed here" in said
     assert "pip install 'edge-runner[fastmcp]'" in said
+
+
+def test_an_mcp_moved_back_to_1x_by_an_old_fastmcp_is_named() -> None:
+    """`pip install fastmcp==3.4.11` moves mcp to 1.30.0 (by hand): the error names both."""
+    said = sdk_missing(Path("tools"), ("1.30.0", "3.4.11"))
+    assert "mcp 1.30.0 is installed (fastmcp 3.4.11, installed here, needs mcp<2)" in said
+    assert f"pip install 'mcp>=2.3' 'fastmcp{FASTMCP_SUPPORTED}'" in said
+    assert sdk_missing(Path("tools"), (None, None)).endswith("pip install 'edge-runner[mcp]'")
