@@ -61,12 +61,13 @@ test-engines: $(VENV)/.installed-engines
 # The Clarifai corpus (tests/clarifai_corpus/) with the real clarifai package installed, in a
 # venv of its own (the package brings ~55 dependencies that the main venv should not carry):
 # the same folders, served unchanged, their classes adapted instead of answered by our layer.
+# fastmcp (and mcp) for the MCP folder: clarifai 12.5.0 does not pull fastmcp itself.
 CLARIFAI      ?= clarifai==12.5.0
 CLARIFAI_VENV := .venv-clarifai
 
 $(CLARIFAI_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(CLARIFAI_VENV)
-	$(CLARIFAI_VENV)/bin/python -m pip install -q -e . '$(CLARIFAI)' pytest pytest-timeout hypothesis
+	$(CLARIFAI_VENV)/bin/python -m pip install -q -e '.[fastmcp]' '$(CLARIFAI)' pytest pytest-timeout hypothesis
 	touch $@
 
 test-clarifai: $(CLARIFAI_VENV)/.installed

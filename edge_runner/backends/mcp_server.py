@@ -1,7 +1,8 @@
 """The MCP backend: host a model folder's MCP server, reachable through the tunnel.
 
 A folder with ``model_type_id: mcp`` has an :class:`~edge_runner.MCPModelClass` whose
-``get_server()`` returns an MCP server (``mcp.server.mcpserver.MCPServer``). The runner builds
+``get_server()`` returns an MCP server: the MCP SDK's ``mcp.server.mcpserver.MCPServer`` or a
+``fastmcp.FastMCP`` (fastmcp 4.x; see :mod:`~edge_runner.backends.mcp_apps`). The runner builds
 the server's streamable-HTTP ASGI app **stateless, with JSON answers** and drives it in-process
 on an event loop of its own: each HTTP exchange a client has with the control plane's
 ``/v2/mcp/{model_id}`` arrives as one task (``mcp.http``: method, MCP headers, body) and is
@@ -34,8 +35,9 @@ from edge_runner.backends.base import (
     json_arguments,
     no_input_stream,
 )
+from edge_runner.backends.mcp_apps import build_app, fastmcp_problem, sdk_missing
 from edge_runner.errors import BackendError, ErrorCode, ModelFolderError
-from edge_runner.models.loader import ModelFolder, load_model_folder
+from edge_runner.models.loader import MODEL_FILE, ModelFolder, load_model_folder
 from edge_runner.models.wire import model_spec
 from edge_runner.proto import tunnel_pb2 as pb
 
@@ -61,11 +63,14 @@ class MCPBackend(Backend):
         try:
             import mcp.server.mcpserver  # noqa: F401 - checked before the folder imports it
         except ImportError as exc:
-            raise ModelFolderError(
-                f"{path} is an MCP model folder, which needs the MCP SDK: "
-                "pip install 'edge-runner[mcp]'"
-            ) from exc
-        self.folder: ModelFolder = load_model_folder(path)
+            raise ModelFolderError(sdk_missing(Path(path))) from exc
+        try:
+            self.folder: ModelFolder = load_model_folder(path)
+        except ModelFolderError as exc:
+            message = fastmcp_problem(exc, Path(path).expanduser().resolve() / MODEL_FILE)
+            if message is None:
+                raise
+            raise ModelFolderError(message) from exc
         self.model_id = self.folder.config.model_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -75,7 +80,8 @@ class MCPBackend(Backend):
         """Instantiate the class, get its server, start the app on a loop of its own.
 
         Raises:
-            ModelFolderError: ``get_server()`` failed or returned no MCP server.
+            ModelFolderError: ``get_server()`` failed or returned no MCP server (or a fastmcp
+                edge-runner cannot host).
         """
         instance = self.folder.instantiate()
         try:
@@ -84,18 +90,8 @@ class MCPBackend(Backend):
             raise ModelFolderError(
                 f"get_server() of {self.folder.model_file} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        build = getattr(server, "streamable_http_app", None)
-        if not callable(build):
-            raise ModelFolderError(
-                f"get_server() of {self.folder.model_file} returned a "
-                f"{type(server).__name__}, not an MCP server; return an "
-                "mcp.server.mcpserver.MCPServer"
-            )
-        app = build(
-            streamable_http_path=MCP_PATH,
-            json_response=True,
-            stateless_http=True,
-            max_request_body_size=_MAX_BODY,
+        app = build_app(
+            server, path=MCP_PATH, max_body=_MAX_BODY, model_file=self.folder.model_file
         )
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name=f"mcp {self.model_id}", daemon=True)

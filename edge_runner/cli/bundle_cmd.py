@@ -28,7 +28,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bundle.add_argument(
         "--extras",
         metavar="LIST",
-        help="optional parts to include, comma-separated: tui, gpu, mcp, torch (default: none)",
+        help=(
+            "optional parts to include, comma-separated: tui, gpu, mcp, fastmcp, torch "
+            "(default: none)"
+        ),
     )
     bundle.add_argument(
         "--platform",

@@ -78,7 +78,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("nvml", "NVIDIA driver and GPUs through NVML", check_nvml),
     CheckSpec("ollama", "Ollama's address and version", check_ollama),
     CheckSpec("python", "the Python interpreter", check_python),
-    CheckSpec("extras", "installed optional extras (tui, gpu, mcp, torch)", check_extras),
+    CheckSpec("extras", "installed optional extras (tui, gpu, mcp, fastmcp, torch)", check_extras),
 )
 
 

@@ -290,6 +290,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tui": ("textual", "textual"),
     "gpu": ("pynvml", "nvidia-ml-py"),
     "mcp": ("mcp", "mcp"),
+    # fastmcp 4 ships its code as fastmcp-slim; the fastmcp meta-package has the same version
+    "fastmcp": ("fastmcp", "fastmcp"),
     "torch": ("torch", "torch"),
 }
 

@@ -180,7 +180,7 @@ def test_find_links_without_the_wheels_says_what_is_needed(bundle: Path, tmp_pat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--extras", "tui,bogus"], "unknown extra 'bogus'; edge-runner has: dev, gpu, mcp"),
+        (["--extras", "tui,bogus"], "unknown extra 'bogus'; edge-runner has: dev, fastmcp, gpu"),
         (["--source", "{tmp}/nowhere"], "nowhere: no such file or folder"),
         (["--source", "{tmp}/empty"], "not a project checkout (no pyproject.toml), a .whl"),
         (["--source", "{tmp}/other"], "is the project 'other', not edge-runner"),

@@ -55,6 +55,13 @@ def post(stack: Stack, model_id: str, method: str, **args: object) -> object:
     return r.json()["output"]
 
 
+#: the base classes Clarifai folders import, one of which each folder's model.py names
+BASES = (
+    "from clarifai.runners.models.model_class import ModelClass",
+    "from clarifai.runners.models.mcp_class import MCPModelClass",
+)
+
+
 def test_corpus_has_ten_folders_as_clarifai_writes_them() -> None:
     """At least ten folders, each with config.yaml, requirements.txt and 1/model.py."""
     folders = sorted(p for p in CORPUS.iterdir() if p.is_dir())
@@ -62,7 +69,7 @@ def test_corpus_has_ten_folders_as_clarifai_writes_them() -> None:
     for folder in folders:
         assert {"config.yaml", "requirements.txt"} <= {p.name for p in folder.iterdir()}
         source = (folder / "1" / "model.py").read_text()
-        assert "from clarifai.runners.models.model_class import ModelClass" in source
+        assert any(base in source for base in BASES), folder
         assert "edge_runner" not in source
 
 
@@ -310,3 +317,98 @@ def test_param_rules_in_the_mcp_tool_schema(stack: Stack, monkeypatch: pytest.Mo
         "enum": ["plain", "upper", "title"],
     }
     assert schemas["repeat"]["minimum"] == 1 and schemas["repeat"]["maximum"] == 5
+
+
+def test_fastmcp_server_at_v2_mcp(stack: Stack) -> None:
+    """Clarifai's MCP folder (a fastmcp.FastMCP returned by an MCPModelClass), unchanged, with
+    the official MCP client at /v2/mcp/{id}: tools listed and called (one raises), a resource
+    and a resource template read, a prompt got."""
+    import asyncio
+
+    pytest.importorskip("fastmcp")
+    httpx2 = pytest.importorskip("httpx2")
+    from mcp import Client as McpClient
+    from mcp.client.streamable_http import streamable_http_client
+
+    from edge_runner.backends.factory import backend_for_folder
+
+    stack.start_runner(backend=backend_for_folder(CORPUS / "mcp-server"))
+    url = f"{stack.api_base}/v2/mcp/my-first-mcp-server"
+
+    async def session() -> dict[str, Any]:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {stack.token}"}) as http,
+            McpClient(streamable_http_client(url, http_client=http)) as client,
+        ):
+            return {
+                "tools": await client.list_tools(),
+                "sum": await client.call_tool("calculate_sum", {"a": 2, "b": "3.5"}),
+                "weather": await client.call_tool("weather", {"city": "Paris"}),
+                "zero": await client.call_tool("divide", {"a": 1, "b": 0}),
+                "half": await client.call_tool("divide", {"a": 1, "b": 2}),
+                "resources": await client.list_resources(),
+                "templates": await client.list_resource_templates(),
+                "version": await client.read_resource("config://version"),
+                "paris": await client.read_resource("weather://paris/current"),
+                "prompts": await client.list_prompts(),
+                "prompt": await client.get_prompt("summarize_request", {"text": "edge runners"}),
+            }
+
+    out = asyncio.run(asyncio.wait_for(session(), 30))
+
+    def text(result: Any) -> str:
+        return "".join(getattr(c, "text", "") for c in result.content)
+
+    tools = {t.name: t for t in out["tools"].tools}
+    assert sorted(tools) == ["calculate_sum", "divide", "weather"]
+    assert tools["weather"].description == "Get the current weather of a city"
+    city = tools["weather"].input_schema["properties"]["city"]
+    assert city["description"] == "The city to get the weather for"
+    assert text(out["sum"]) == "5.5" and not out["sum"].is_error
+    assert text(out["weather"]) == "The weather in Paris is sunny, 22°C."
+    assert out["zero"].is_error and "cannot divide by zero" in text(out["zero"])
+    assert not out["half"].is_error and out["half"].structured_content == {"result": 0.5}
+    assert [str(r.uri) for r in out["resources"].resources] == ["config://version"]
+    (template,) = out["templates"].resource_templates
+    assert template.uri_template == "weather://{city}/current"
+    assert out["version"].contents[0].text == "2.0.1"
+    assert json.loads(out["paris"].contents[0].text) == {
+        "city": "Paris",
+        "temperature": 22,
+        "condition": "sunny",
+    }
+    assert [p.name for p in out["prompts"].prompts] == ["summarize_request"]
+    (message,) = out["prompt"].messages
+    assert message.role == "user"
+    assert message.content.text == "Please summarize the following text:\n\nedge runners"
+
+
+def test_an_mcp_folders_load_model_runs_and_no_bridge_starts(tmp_path: Path) -> None:
+    """A load_model() calling super().load_model() runs; with the clarifai package its
+    MCPModelClass starts no bridge of its own (the runner hosts the server)."""
+    import shutil
+    import threading
+
+    pytest.importorskip("fastmcp")
+    from edge_runner.backends.mcp_server import MCPBackend
+
+    folder = tmp_path / "mcp-server"
+    shutil.copytree(CORPUS / "mcp-server", folder)
+    model = folder / "1" / "model.py"
+    model.write_text(
+        model.read_text().replace(
+            "class MyModelClass(MCPModelClass):\n",
+            "class MyModelClass(MCPModelClass):\n\n"
+            "  def load_model(self):\n"
+            "    super().load_model()\n"
+            "    open(__file__ + '.loaded', 'w').close()\n",
+        )
+    )
+    backend = MCPBackend(folder)
+    backend.load()
+    try:
+        assert (folder / "1" / "model.py.loaded").exists()
+        names = [t.name for t in threading.enumerate()]
+        assert "MCP-background-loop" not in names  # clarifai's bridge thread
+    finally:
+        backend.close()

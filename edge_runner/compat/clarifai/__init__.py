@@ -3,10 +3,11 @@
 Without the package, :func:`install` puts :class:`~.finder.ClarifaiShimFinder` at the end of
 :data:`sys.meta_path` for the life of the process: ``from clarifai.runners.models.model_class
 import ModelClass`` then gives edge-runner's own ``ModelClass`` (imports inside methods work
-too), ``Param`` comes from :mod:`.params`, the data types are ``edge_runner.models.data_types``.
-With the package installed nothing is shadowed: a class derived from its ``ModelClass`` is
-adapted (:func:`adapt_model_class`). Either way the loader calls :func:`prepare_methods` so a
-``Param(...)`` default becomes a plain default plus :class:`~.params.ParamInfo` metadata.
+too), ``Param`` comes from :mod:`.params`, the data types are ``edge_runner.models.data_types``,
+``MCPModelClass`` is edge-runner's. With the package installed nothing is shadowed: a class
+derived from its ``ModelClass`` (or ``MCPModelClass``) is adapted (:func:`adapt_model_class`).
+Either way the loader calls :func:`prepare_methods` so a ``Param(...)`` default becomes a plain
+default plus :class:`~.params.ParamInfo` metadata.
 
 Only the model-folder loader uses this package; it imports no transport.
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 from edge_runner.compat.clarifai.finder import PROVIDED, ClarifaiShimFinder, is_shim
 from edge_runner.compat.clarifai.params import Param
-from edge_runner.models.model_class import METHOD_MARKER, ModelClass
+from edge_runner.models.model_class import METHOD_MARKER, MCPModelClass, ModelClass
 from edge_runner.models.param_rules import PARAM_INFO_ATTR, ParamInfo
 
 __all__ = [
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 #: The attribute the real ``ModelClass.method`` sets on a function it marks.
 _REAL_METHOD_ATTR = "_cf_method_info"
 _REAL_BASE = ("clarifai.runners.models.model_class", "ModelClass")
+_REAL_MCP_BASE = ("clarifai.runners.models.mcp_class", "MCPModelClass")
 _REAL_PARAM = ("clarifai.runners.utils.data_utils", "Param")
 _REQUIREMENT = re.compile(r"^\s*clarifai(?![\w.-])", re.IGNORECASE)
 _noticed: set[Path] = set()
@@ -150,8 +152,12 @@ def adapt_model_class(cls: type) -> type[ModelClass]:
 
     Its methods marked with the real ``@ModelClass.method`` are served, their results (the
     package's data types) converted to ours; the result derives from both the user's class
-    and ours (so ``cancelled()`` works), under the same name and module.
+    and ours (so ``cancelled()`` works), under the same name and module. A class derived from
+    the package's ``MCPModelClass`` becomes one of ours too (:func:`_adapt_mcp_model_class`).
     """
+    real_mcp = next((c for c in cls.__mro__ if (c.__module__, c.__name__) == _REAL_MCP_BASE), None)
+    if real_mcp is not None:
+        return _adapt_mcp_model_class(cls, real_mcp)
     from edge_runner.compat.clarifai.convert import adapted_method
 
     namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
@@ -170,6 +176,35 @@ def adapt_model_class(cls: type) -> type[ModelClass]:
     adapted: type[ModelClass] = type(cls.__name__, (cls, ModelClass), namespace)
     adapted.__doc__ = cls.__doc__
     return adapted
+
+
+def _adapt_mcp_model_class(cls: type, real_mcp: type) -> type[ModelClass]:
+    """``cls`` (derived from the package's ``MCPModelClass``) as an MCPModelClass of ours.
+
+    The package's ``load_model()`` starts Clarifai's own bridge to the server (a fastmcp
+    client on a background loop, answering its ``mcp_transport`` method); here the runner
+    hosts the server itself, so a base placed between the user's class and the package's
+    (C3 allows it: it derives from the package's class) answers ``load_model()`` with nothing.
+    A ``load_model()`` the folder defines still runs, and its ``super().load_model()`` lands
+    on that base. ``get_server()`` is the folder's.
+    """
+    hosted = type(
+        "HostedMCPModelClass",
+        (real_mcp, MCPModelClass),
+        {
+            "__module__": __name__,
+            "__doc__": "Clarifai's MCPModelClass, hosted by edge-runner (no bridge of its own).",
+            "load_model": _no_bridge,
+        },
+    )
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    adapted: type[ModelClass] = type(cls.__name__, (cls, hosted), namespace)
+    adapted.__doc__ = cls.__doc__
+    return adapted
+
+
+def _no_bridge(self: object) -> None:
+    """Clarifai's bridge is not started: the runner hosts the server returned by get_server()."""
 
 
 def prepare_methods(cls: type[ModelClass]) -> None:

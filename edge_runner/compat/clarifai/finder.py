@@ -6,6 +6,8 @@ that is not its own. The modules it answers are built from edge-runner's own cla
 
 ============================================  ==============================================
 ``clarifai.runners.models.model_class``       ``ModelClass`` (edge-runner's; ``@ModelClass.method``)
+``clarifai.runners.models.mcp_class``         ``MCPModelClass`` (edge-runner's; ``get_server()``
+                                              returns an MCPServer or a fastmcp.FastMCP)
 ``clarifai.runners.utils.data_types``         ``edge_runner.models.data_types``, re-exported
 ``clarifai.runners.utils.data_utils``         ``Param`` (default, description, choices, min/max)
 ``clarifai.utils.logging``                    ``logger`` (the ``edge_runner.model`` logger)
@@ -55,6 +57,12 @@ def _model_class(module: ModuleType) -> None:
     module.ModelClass = ModelClass  # type: ignore[attr-defined]  # a module built at run time
 
 
+def _mcp_class(module: ModuleType) -> None:
+    from edge_runner.models.model_class import MCPModelClass
+
+    module.MCPModelClass = MCPModelClass  # type: ignore[attr-defined]  # a module built at run time
+
+
 def _data_types(module: ModuleType) -> None:
     try:
         source = importlib.import_module("edge_runner.models.data_types")
@@ -90,6 +98,7 @@ def _logging(module: ModuleType) -> None:
 #: The modules we provide: name -> (what it holds, for messages; how to fill it).
 PROVIDED: dict[str, tuple[str, Callable[[ModuleType], None]]] = {
     "clarifai.runners.models.model_class": ("ModelClass", _model_class),
+    "clarifai.runners.models.mcp_class": ("MCPModelClass", _mcp_class),
     "clarifai.runners.models.model_builder": (
         "ModelBuilder, for download_checkpoints()",
         _model_builder,
