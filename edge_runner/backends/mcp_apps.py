@@ -16,10 +16,16 @@ fastmcp before 4 is built on ``mcp<2`` (2.14.x and 3.x pin ``mcp>=1.24,<2``; 4.0
 ``mcp>=2,<3`` and 4.1 on ``mcp>=2.3,<3``), which cannot be installed beside edge-runner's
 ``mcp>=2.3``; :func:`fastmcp_problem` turns the failures that
 leads to into one message naming the installed version and the supported range.
+
+Clarifai's MCP template (``clarifai model init --model-type-id mcp``) writes
+``FastMCP(..., stateless_http=True)``, which fastmcp 4 refuses: the transport options moved to
+``http_app()``, where the runner sets them anyway. :func:`accept_transport_options` lets such a
+folder run unchanged by dropping them from ``FastMCP()`` before the folder is imported.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import inspect
@@ -33,6 +39,7 @@ from edge_runner.errors import ModelFolderError
 __all__ = [
     "FASTMCP_INSTALL",
     "FASTMCP_SUPPORTED",
+    "accept_transport_options",
     "build_app",
     "fastmcp_problem",
     "fastmcp_version",
@@ -54,6 +61,47 @@ _ACCEPTED = (
 _warned_newer: set[str] = set()
 #: FastMCP() options of fastmcp < 4 that the runner's http_app() call now decides
 _TRANSPORT_KWARGS = ("stateless_http", "json_response", "streamable_http_path")
+
+
+def accept_transport_options(model_file: Path) -> None:
+    """Let ``FastMCP(stateless_http=..., json_response=..., streamable_http_path=...)`` (fastmcp
+    before 4, and Clarifai's MCP template) run on fastmcp 4, which refuses those options.
+
+    Only when ``model_file`` mentions fastmcp and a fastmcp 4 or later is installed (importing
+    fastmcp sets up logging of its own, which other folders should not get): ``FastMCP()``
+    then drops those options, logging once what it dropped, since the runner's ``http_app()``
+    call decides them (stateless, JSON answers, its own path). Idempotent.
+    """
+    try:
+        if "fastmcp" not in model_file.read_text(encoding="utf-8", errors="replace"):
+            return
+    except OSError:
+        return  # the loader reports a missing or unreadable file
+    version = fastmcp_version()
+    if version is None or _major(version) < _FIRST_MAJOR:
+        return  # not installed, or too old: the loader's error says so
+    try:
+        from fastmcp import FastMCP
+    except Exception:  # a broken fastmcp: importing the folder fails, and fastmcp_problem says why
+        return
+    original = FastMCP.__init__
+    if getattr(original, "_edge_runner_drops", False):
+        return
+
+    @functools.wraps(original)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        dropped = sorted(k for k in _TRANSPORT_KWARGS if kwargs.pop(k, None) is not None)
+        if dropped:
+            logger.info(
+                "FastMCP(%s) ignored: fastmcp %s moved them to http_app(), where edge-runner "
+                "serves every MCP server stateless with JSON answers",
+                ", ".join(f"{k}=" for k in dropped),
+                version,
+            )
+        original(self, *args, **kwargs)
+
+    init._edge_runner_drops = True  # type: ignore[attr-defined]
+    FastMCP.__init__ = init  # type: ignore[method-assign]
 
 
 def build_app(server: object, *, path: str, max_body: int, model_file: Path) -> Any:

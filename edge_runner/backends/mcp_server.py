@@ -35,7 +35,12 @@ from edge_runner.backends.base import (
     json_arguments,
     no_input_stream,
 )
-from edge_runner.backends.mcp_apps import build_app, fastmcp_problem, sdk_missing
+from edge_runner.backends.mcp_apps import (
+    accept_transport_options,
+    build_app,
+    fastmcp_problem,
+    sdk_missing,
+)
 from edge_runner.errors import BackendError, ErrorCode, ModelFolderError
 from edge_runner.models.loader import MODEL_FILE, ModelFolder, load_model_folder
 from edge_runner.models.wire import model_spec
@@ -64,6 +69,7 @@ class MCPBackend(Backend):
             import mcp.server.mcpserver  # noqa: F401 - checked before the folder imports it
         except ImportError as exc:
             raise ModelFolderError(sdk_missing(Path(path))) from exc
+        accept_transport_options(Path(path).expanduser() / MODEL_FILE)
         try:
             self.folder: ModelFolder = load_model_folder(path)
         except ModelFolderError as exc:

@@ -4,7 +4,7 @@ from clarifai.runners.models.mcp_class import MCPModelClass
 from fastmcp import FastMCP
 from pydantic import Field
 
-server = FastMCP("my-first-mcp-server", instructions="A simple MCP server with a few tools, a resource and a prompt.")
+server = FastMCP("my-first-mcp-server", instructions="A simple MCP server with a few tools, a resource and a prompt.", stateless_http=True)
 
 
 @server.tool("calculate_sum", description="Add two numbers together")
