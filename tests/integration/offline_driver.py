@@ -181,6 +181,7 @@ class QuickStart:
         """Ctrl-C stops `up`, its control plane and its runner (exit 0)."""
         assert self.up is not None
         code = self.up.stop()
+        self.up.close()
         self.up = None
         check(code == 0, f"up exited with {code}")
 
@@ -200,9 +201,8 @@ class QuickStart:
 
     def cleanup(self) -> None:
         """After a failure: nothing left running."""
-        if self.up is not None and self.up.proc.poll() is None:
-            self.up.proc.kill()
-            self.up.proc.wait()
+        if self.up is not None:
+            self.up.close()
 
 
 # -- docs/air-gapped.md on a LAN address -------------------------------------------------------

@@ -72,18 +72,25 @@ class UpProcess:
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(10_000 * MS)
 
+    def close(self) -> None:
+        """Stop it if it still runs (Ctrl-C, then kill) and close its pipes (idempotent)."""
+        if self.proc.poll() is None:
+            try:
+                self.stop()
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
 
 @pytest.fixture
 def up() -> Iterator[UpProcess]:
     """`edge-runner up examples/hello` on free ports."""
     process = UpProcess(str(HELLO))
     yield process
-    if process.proc.poll() is None:
-        try:
-            process.stop()
-        except subprocess.TimeoutExpired:
-            process.proc.kill()
-            process.proc.wait()
+    process.close()
 
 
 def test_up_prints_banner_and_serves_the_cli(up: UpProcess, er_home: Path) -> None:
@@ -190,6 +197,7 @@ def test_runner_before_control_connects_when_control_starts(tmp_path: Path, er_h
     port = int(re.search(r"http://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
     first.send_signal(signal.SIGTERM)
     assert first.wait(10_000 * MS) == 0
+    first.stdout.close()
     env = dict(os.environ)
     env["EDGE_RUNNER_API_BASE"] = f"http://127.0.0.1:{port}"
     env["EDGE_RUNNER_PAT"] = (data_dir / "admin-token").read_text().strip()
@@ -215,7 +223,9 @@ def test_runner_before_control_connects_when_control_starts(tmp_path: Path, er_h
         assert result.stdout == "Hello, late!\n", result.stderr
     finally:
         runner.send_signal(signal.SIGTERM)
-        assert runner.wait(10_000 * MS) == 0
+        code = runner.wait(10_000 * MS)
+        runner.stderr.close()  # type: ignore[union-attr]
+        assert code == 0
         if control is not None:
             control.send_signal(signal.SIGTERM)
             assert control.wait(10_000 * MS) == 0

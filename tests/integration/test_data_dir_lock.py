@@ -129,7 +129,10 @@ def test_up_joins_a_running_control_plane_instead_of_starting_another(
             ]
         finally:
             second.send_signal(signal.SIGINT)
-            assert second.wait(10_000 * MS) == 0
+            code = second.wait(10_000 * MS)
+            for pipe in (second.stdout, second.stderr):
+                pipe.close()  # type: ignore[union-attr]
+        assert code == 0
         assert ContextsFile.load().get("local").api_base == first.api_base
         wait_for(
             lambda: run_cli("predict", "hello", "--text", "still").stdout == "Hello, still!\n",
@@ -137,3 +140,4 @@ def test_up_joins_a_running_control_plane_instead_of_starting_another(
         )
     finally:
         first.stop()
+        first.close()

@@ -68,8 +68,21 @@ def control_process(tmp_path: Path) -> Iterator[tuple[psutil.Process, str]]:
         stop_process(proc)
 
 
+#: raw sockets a test opened, closed after it (most are left for the server to close)
+_opened: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_raw_sockets() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def _connect(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=10_000 * MS)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10_000 * MS)
+    _opened.append(sock)
+    return sock
 
 
 def _port(stack: Stack) -> int:

@@ -155,6 +155,7 @@ def test_up_with_ollama_prints_progress_and_serves(
     finally:
         assert up.stop() == 0
     reader.join(5)
+    up.close()
     assert not any("--pool-size" in line for line in lines)  # the default pool fits Ollama
 
 

@@ -96,9 +96,7 @@ def test_up_with_an_openai_upstream_serves_every_path(
         assert _chat_cli(up.api_base, token, model) == answer + "\n"
     finally:
         code = up.stop()
-        for pipe in (up.proc.stdout, up.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        up.close()
     assert code == 0
 
 

@@ -156,9 +156,7 @@ def test_up_notifies_once_both_serve_and_children_stay_quiet(
         assert _senders(notify) == {up.proc.pid}
         assert sum("READY" in d.fields for d in notify.received) == 1
     finally:
-        if up.proc.poll() is None:
-            up.proc.kill()
-            up.proc.wait()
+        up.close()
 
 
 # -- edge-runner service ----------------------------------------------------------------------

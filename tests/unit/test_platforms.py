@@ -225,6 +225,7 @@ def test_real_sigterm_and_sigint_call_on_stop() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+        child.stdout.close()  # type: ignore[union-attr]
 
 
 # -- child processes ------------------------------------------------------------------------------
@@ -276,6 +277,7 @@ def test_posix_child_stop_drains_a_real_child() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+        child.stdout.close()  # type: ignore[union-attr]
 
 
 # -- locks ----------------------------------------------------------------------------------------
