@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,8 @@ def parse_toolkit(where: Path, config: ModelConfig) -> Toolkit:
     names = ", ".join(PROVIDERS)
     if not isinstance(section, dict):
         raise ModelFolderError(f"{where}: `toolkit` must be a mapping (provider: {names})")
-    provider = PROVIDERS.get(section.get("provider"))  # type: ignore[arg-type]  # any YAML value
+    named = section.get("provider")
+    provider = PROVIDERS.get(named) if isinstance(named, str) else None
     if provider is None:
         raise ModelFolderError(
             f"{where}: toolkit.provider must be one of {names}, got {section.get('provider')!r}"
@@ -185,6 +187,7 @@ def parse_toolkit(where: Path, config: ModelConfig) -> Toolkit:
 def start_commands(provider: Provider, model: str, port: int, context: int | None) -> list[str]:
     """How a person starts ``provider`` serving ``model`` on ``port`` (shell lines)."""
     ctx = f" {provider.context_flag} {context}" if context and provider.context_flag else ""
+    model = shlex.quote(model)
     if provider.name == "vllm":
         return [f"vllm serve {model} --port {port}{ctx}"]
     if provider.name == "sglang":

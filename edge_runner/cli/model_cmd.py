@@ -13,9 +13,11 @@ Existing files are never overwritten without ``--force``.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from edge_runner.backends.toolkit import PROVIDERS, Provider, start_commands
 from edge_runner.errors import ConfigError
@@ -241,6 +243,13 @@ def _missing_action(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _scalar(value: str) -> str:
+    """``value`` as a YAML scalar: plain when that reads back the same, else JSON-quoted."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*", value) and not value.endswith(":"):
+        return value
+    return json.dumps(value)
+
+
 def _model_id(name: str) -> str:
     model_id = re.sub(r"[^A-Za-z0-9._:-]", "-", name.replace("/", "--")).strip("-._:")
     return model_id[:128] or "my-model"
@@ -272,7 +281,7 @@ def _init(args: argparse.Namespace) -> int:
         port = f"  port: {args.port}\n" if args.port else ""
         files = {
             "config.yaml": _OLLAMA_CONFIG.format(
-                name=name,
+                name=_scalar(name or ""),
                 model_id=model_id,
                 path=shown,
                 port=port,
@@ -348,6 +357,13 @@ def _check_options(args: argparse.Namespace, provider: Provider | None) -> None:
         raise ConfigError("--base-url is for OpenAI-compatible servers; Ollama takes --port")
     if args.base_url is not None and args.port is not None:
         raise ConfigError("--port and --base-url both say where the server is; give one")
+    if args.base_url is not None:
+        try:
+            _ = urlsplit(args.base_url).port  # parsed here: a bad port raises ValueError
+        except ValueError as exc:
+            raise ConfigError(
+                f"--base-url {args.base_url!r} is not a URL with a valid port (http://HOST:PORT/v1)"
+            ) from exc
 
 
 def _upstream_files(
@@ -357,13 +373,15 @@ def _upstream_files(
     port = args.port or provider.port
     if args.base_url:
         base_url = args.base_url
-        address = f"  base_url: {base_url}\n"
+        address = f"  base_url: {_scalar(base_url)}\n"
     elif port:
         base_url = f"http://127.0.0.1:{port}/v1"
         address = f"  port: {port}   # {base_url}\n"
     else:  # openai: no port of its own
         base_url = "http://127.0.0.1:8000/v1"
         address = f"  base_url: {base_url}\n"
+    if args.base_url:  # the start command shows the port the URL names
+        port = urlsplit(args.base_url).port or port
     start = start_commands(provider, name, port or 8000, args.context_length)
     context = ""
     if args.context_length:
@@ -372,7 +390,7 @@ def _upstream_files(
             f"({provider.context_flag})\n"
         )
     text = _UPSTREAM_CONFIG.format(
-        name=name,
+        name=_scalar(name),
         label=provider.label,
         base_url=base_url,
         path=shown,

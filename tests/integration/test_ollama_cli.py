@@ -216,6 +216,7 @@ def test_model_init_openai_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             "huggingface, openai, got 'tgi'",
         ),
         ("toolkit: {model: x}", "toolkit.provider must be one of"),
+        ("toolkit: {provider: [vllm]}", "toolkit.provider must be one of"),
         ("toolkit: {provider: ollama, base_url: x}", "unknown toolkit key(s) base_url"),
         ("toolkit: {provider: vllm, keep_alive: 5m}", "unknown toolkit key(s) keep_alive"),
         ("toolkit: {provider: huggingface, context_length: 9}", "unknown toolkit key(s) context"),

@@ -89,6 +89,17 @@ def test_port_and_context_length_land_in_the_folder(
     assert backend.base_url == "http://127.0.0.1:9001/v1"
 
 
+def test_odd_model_names_stay_one_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model name YAML or the shell would split is quoted in config.yaml and the command."""
+    folder = tmp_path / "odd"
+    name = "org/m #2: x"
+    assert main(["model", "init", str(folder), "--toolkit", "vllm", "--model-name", name]) == 0
+    assert "vllm serve 'org/m #2: x' --port 8000" in capsys.readouterr().out
+    assert load_config(folder).raw["toolkit"]["model"] == name
+    backend = backend_for_folder(folder)
+    assert isinstance(backend, OpenAIUpstreamBackend)
+
+
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
@@ -98,6 +109,7 @@ def test_port_and_context_length_land_in_the_folder(
         (["--toolkit", "vllm", "--port", "0"], "--port must be 1-65535"),
         (["--toolkit", "vllm", "--port", "8000", "--base-url", "http://h:1/v1"], "give one"),
         (["--toolkit", "ollama", "--base-url", "http://h:1/v1"], "Ollama takes --port"),
+        (["--toolkit", "vllm", "--base-url", "http://h:99999/v1"], "not a URL with a valid"),
         (["--toolkit", "sglang", "--context-length", "0"], "must be positive"),
         (["--toolkit", "llamacpp"], "needs --model-name"),
         (["--port", "8000"], "go(es) with --toolkit"),
