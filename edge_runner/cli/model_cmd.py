@@ -3,19 +3,23 @@
 Without ``--toolkit`` it is a Python model folder (``config.yaml``, ``1/model.py`` with a
 ModelClass that has unary, streaming and chat methods, ``requirements.txt``); with
 ``--model-type-id mcp`` its ``1/model.py`` is an MCP server with three tools instead. With
-``--toolkit ollama`` or ``--toolkit openai`` it is a ``config.yaml`` whose ``toolkit`` section
-makes the runner serve an Ollama model or a model of a local OpenAI-compatible server (see
-:mod:`edge_runner.backends.factory`), so that setup can be versioned like any model folder.
+``--toolkit PROVIDER`` (ollama, vllm, sglang, lmstudio, llamacpp, huggingface, openai) it is a
+``config.yaml`` whose ``toolkit`` section makes the runner serve an Ollama model or a model of
+a local OpenAI-compatible server (see :mod:`edge_runner.backends.toolkit`), so that setup can
+be versioned like any model folder; it prints how to start that server.
 Existing files are never overwritten without ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from edge_runner.backends.toolkit import PROVIDERS, Provider, start_commands
 from edge_runner.errors import ConfigError
 
 __all__ = ["register"]
@@ -136,8 +140,9 @@ _REQUIREMENTS = "# The Python packages this model needs, one per line (not edge-
 
 _OLLAMA_CONFIG = """\
 # Serves the Ollama model {name} through edge-runner: `edge-runner up {path}`.
-# The runner uses the Ollama at `host` (or $OLLAMA_HOST, or 127.0.0.1:11434), starts
-# `ollama serve` when none answers on this machine, and pulls {name} when it is missing.
+# The runner uses the Ollama at 127.0.0.1:`port` (without one: $OLLAMA_HOST, else
+# 127.0.0.1:11434), starts `ollama serve` when none answers on this machine, and pulls
+# {name} when it is missing.
 model:
   id: {model_id}
   user_id: local
@@ -147,24 +152,23 @@ model:
 toolkit:
   provider: ollama
   model: {name}
-{host}  context_length: {context_length}   # num_ctx
+{port}  context_length: {context_length}   # num_ctx
   keep_alive: 5m          # how long Ollama keeps the model in memory after a request
 """
 
-_OPENAI_CONFIG = """\
-# Serves {name} of the OpenAI-compatible server at {base_url} (vLLM, llama.cpp's
-# llama-server, LM Studio, SGLang, ...) through edge-runner: `edge-runner up {path}`.
-model:
+_UPSTREAM_CONFIG = """\
+# Serves {name} from {label} at {base_url} through edge-runner.
+# Start the server, then `edge-runner up {path}`:
+{start}model:
   id: {model_id}
   user_id: local
   app_id: local
   model_type_id: text-to-text
 
 toolkit:
-  provider: openai
-  base_url: {base_url}
-  model: {name}
-  # api_key_env: UPSTREAM_API_KEY   # the environment variable holding its key, if it needs one
+  provider: {provider}
+  model: {name}   # the name the server lists at /v1/models
+{address}{context}  # api_key_env: UPSTREAM_API_KEY   # the variable holding its key, if any
 """
 
 
@@ -180,12 +184,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init.add_argument("model_path", nargs="?", default=".", help="folder to write (default .)")
     init.add_argument(
         "--toolkit",
-        choices=("ollama", "openai"),
-        help="serve a model of a local Ollama, or of a local OpenAI-compatible server",
+        choices=tuple(PROVIDERS),
+        help="serve a model of a local server: Ollama, vLLM, SGLang, LM Studio, llama.cpp's "
+        "llama-server, Hugging Face's `transformers serve`, or any OpenAI-compatible one",
     )
     init.add_argument(
         "--model-name",
-        help="the toolkit's model (default for ollama: llama3.2; required for openai)",
+        help="the toolkit's model: "
+        + ", ".join(f"{p.name} {p.default_model}" for p in PROVIDERS.values() if p.default_model)
+        + " by default; llamacpp (its --alias) and openai need one",
     )
     init.add_argument("--model-id", help="the id clients call it by (default: from the name)")
     init.add_argument(
@@ -193,12 +200,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="text-to-text",
         help="model.model_type_id (default text-to-text; mcp writes an MCP server)",
     )
-    init.add_argument("--port", type=int, help="ollama: the port Ollama listens on")
     init.add_argument(
-        "--context-length", type=int, default=8192, help="ollama: num_ctx (default 8192)"
+        "--port",
+        type=int,
+        help="the server's port on 127.0.0.1 (default: its own: "
+        + ", ".join(f"{p.name} {p.port}" for p in PROVIDERS.values() if p.port)
+        + ")",
     )
     init.add_argument(
-        "--base-url", help="openai: the server's address (default http://127.0.0.1:8000/v1)"
+        "--context-length",
+        type=int,
+        help="context window in tokens: ollama's num_ctx (default 8192); for vllm, sglang, "
+        "lmstudio and llamacpp what the printed start command gives the server",
+    )
+    init.add_argument(
+        "--base-url",
+        help="an OpenAI-compatible server elsewhere than 127.0.0.1 (http://HOST:PORT/v1; "
+        "instead of --port; openai's default http://127.0.0.1:8000/v1)",
     )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.set_defaults(func=_init)
@@ -225,6 +243,13 @@ def _missing_action(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _scalar(value: str) -> str:
+    """``value`` as a YAML scalar: plain when that reads back the same, else JSON-quoted."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*", value) and not value.endswith(":"):
+        return value
+    return json.dumps(value)
+
+
 def _model_id(name: str) -> str:
     model_id = re.sub(r"[^A-Za-z0-9._:-]", "-", name.replace("/", "--")).strip("-._:")
     return model_id[:128] or "my-model"
@@ -234,17 +259,14 @@ def _init(args: argparse.Namespace) -> int:
     from edge_runner.models.config import MODEL_ID_PATTERN
 
     folder = Path(args.model_path).expanduser()
-    if args.model_type_id == "mcp" and args.toolkit:
-        raise ConfigError("--model-type-id mcp writes its own server; leave out --toolkit")
-    if args.toolkit is None and (args.port or args.base_url or args.model_name):
-        raise ConfigError("--model-name, --port and --base-url go with --toolkit ollama|openai")
-    if args.port is not None and not 0 < args.port < 65536:
-        raise ConfigError(f"--port must be 1-65535, got {args.port}")
-    if args.context_length < 1:
-        raise ConfigError(f"--context-length must be positive, got {args.context_length}")
-    name = args.model_name or ("llama3.2" if args.toolkit == "ollama" else None)
-    if args.toolkit == "openai" and not name:
-        raise ConfigError("--toolkit openai needs --model-name (a model the server lists)")
+    provider = PROVIDERS[args.toolkit] if args.toolkit else None
+    _check_options(args, provider)
+    name = args.model_name or (provider.default_model if provider else None)
+    if provider is not None and not name:
+        raise ConfigError(
+            f"--toolkit {provider.name} needs --model-name (the name the server lists at "
+            "/v1/models)"
+        )
     default_id = name or folder.resolve().name
     model_id = args.model_id or _model_id(default_id)
     if not MODEL_ID_PATTERN.fullmatch(model_id):
@@ -254,24 +276,21 @@ def _init(args: argparse.Namespace) -> int:
         )
     shown = shlex.quote(str(folder))
     files: dict[str, str]
-    if args.toolkit == "ollama":
-        host = f"  host: 127.0.0.1:{args.port}\n" if args.port else ""
+    start: list[str] = []
+    if provider is not None and provider.ollama:
+        port = f"  port: {args.port}\n" if args.port else ""
         files = {
             "config.yaml": _OLLAMA_CONFIG.format(
-                name=name,
+                name=_scalar(name or ""),
                 model_id=model_id,
                 path=shown,
-                host=host,
-                context_length=args.context_length,
+                port=port,
+                context_length=args.context_length or 8192,
             )
         }
-    elif args.toolkit == "openai":
-        base_url = args.base_url or "http://127.0.0.1:8000/v1"
-        files = {
-            "config.yaml": _OPENAI_CONFIG.format(
-                name=name, model_id=model_id, path=shown, base_url=base_url
-            )
-        }
+    elif provider is not None:
+        assert name is not None  # checked above
+        files, start = _upstream_files(args, provider, name, model_id, shown)
     else:
         mcp = args.model_type_id == "mcp"
         files = {
@@ -292,6 +311,93 @@ def _init(args: argparse.Namespace) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         print(f"wrote {target}")
+    if start:
+        assert provider is not None
+        print(f"\nStart {provider.label} (it must list {name}):")
+        for line in start:
+            print(f"  {line}")
+    elif provider is not None and provider.ollama:
+        print(f"\nThe runner starts `ollama serve` if none answers, and pulls {name} if missing.")
     print(f"\nServe it on this machine:  edge-runner up {shown}")
     print(f"or with a control plane:   edge-runner runner {shown}")
     return 0
+
+
+def _check_options(args: argparse.Namespace, provider: Provider | None) -> None:
+    """Refuse options that do not go together (ConfigError: exit 2)."""
+    if args.model_type_id == "mcp" and provider:
+        raise ConfigError("--model-type-id mcp writes its own server; leave out --toolkit")
+    given = [
+        flag
+        for flag, value in (
+            ("--model-name", args.model_name),
+            ("--port", args.port),
+            ("--context-length", args.context_length),
+            ("--base-url", args.base_url),
+        )
+        if value is not None
+    ]
+    if provider is None and given:
+        raise ConfigError(
+            f"{', '.join(given)} go(es) with --toolkit ({', '.join(PROVIDERS)}); "
+            "a Python model folder takes none"
+        )
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be 1-65535, got {args.port}")
+    if args.context_length is not None and args.context_length < 1:
+        raise ConfigError(f"--context-length must be positive, got {args.context_length}")
+    if provider is None:
+        return
+    if args.context_length is not None and not provider.context_flag:
+        raise ConfigError(
+            f"--context-length does not go with --toolkit {provider.name}: "
+            f"{provider.label} takes the model's own"
+        )
+    if args.base_url is not None and provider.ollama:
+        raise ConfigError("--base-url is for OpenAI-compatible servers; Ollama takes --port")
+    if args.base_url is not None and args.port is not None:
+        raise ConfigError("--port and --base-url both say where the server is; give one")
+    if args.base_url is not None:
+        try:
+            _ = urlsplit(args.base_url).port  # parsed here: a bad port raises ValueError
+        except ValueError as exc:
+            raise ConfigError(
+                f"--base-url {args.base_url!r} is not a URL with a valid port (http://HOST:PORT/v1)"
+            ) from exc
+
+
+def _upstream_files(
+    args: argparse.Namespace, provider: Provider, name: str, model_id: str, shown: str
+) -> tuple[dict[str, str], list[str]]:
+    """An OpenAI-compatible toolkit's config.yaml, and how to start its server."""
+    port = args.port or provider.port
+    if args.base_url:
+        base_url = args.base_url
+        address = f"  base_url: {_scalar(base_url)}\n"
+    elif port:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        address = f"  port: {port}   # {base_url}\n"
+    else:  # openai: no port of its own
+        base_url = "http://127.0.0.1:8000/v1"
+        address = f"  base_url: {base_url}\n"
+    if args.base_url:  # the start command shows the port the URL names
+        port = urlsplit(args.base_url).port or port
+    start = start_commands(provider, name, port or 8000, args.context_length)
+    context = ""
+    if args.context_length:
+        context = (
+            f"  context_length: {args.context_length}   # given to the server when it starts "
+            f"({provider.context_flag})\n"
+        )
+    text = _UPSTREAM_CONFIG.format(
+        name=_scalar(name),
+        label=provider.label,
+        base_url=base_url,
+        path=shown,
+        start="".join(f"#   {line}\n" for line in start),
+        model_id=model_id,
+        provider=provider.name,
+        address=address,
+        context=context,
+    )
+    return {"config.yaml": text}, start if provider.name != "openai" else []

@@ -53,11 +53,13 @@ class RunnerTelemetry:
         report = self.sampler.sample_now().gpu
         compute = None
         if source.serves_folder:
+            from edge_runner.backends.toolkit import runs_model_py
             from edge_runner.models.config import load_config
             from edge_runner.models.loader import existing_folder
 
-            config = load_config(existing_folder(source.folder))
-            if "toolkit" not in config.raw:
+            folder = existing_folder(source.folder)
+            config = load_config(folder)
+            if runs_model_py(folder, config):  # its code (a toolkit's server places itself)
                 compute = config.compute
         if compute is None and override is None:
             # Ollama and upstream servers place their own models: the runner uses no GPU.

@@ -211,11 +211,34 @@ def test_model_init_openai_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     ("toolkit", "fragment"),
     [
         ("toolkit: ollama", "`toolkit` must be a mapping"),
-        ("toolkit: {provider: tgi}", "toolkit.provider must be one of ollama, openai"),
-        ("toolkit: {provider: ollama, port: 1}", "unknown toolkit key(s) port"),
+        (
+            "toolkit: {provider: tgi}",
+            "toolkit.provider must be one of ollama, vllm, sglang, lmstudio, llamacpp, "
+            "huggingface, openai, got 'tgi'",
+        ),
+        ("toolkit: {model: x}", "toolkit.provider must be one of"),
+        ("toolkit: {provider: [vllm]}", "toolkit.provider must be one of"),
+        ("toolkit: {provider: ollama, base_url: x}", "unknown toolkit key(s) base_url"),
+        ("toolkit: {provider: vllm, keep_alive: 5m}", "unknown toolkit key(s) keep_alive"),
+        ("toolkit: {provider: huggingface, context_length: 9}", "unknown toolkit key(s) context"),
         ("toolkit: {provider: ollama, context_length: lots}", "context_length must be a positive"),
+        ("toolkit: {provider: vllm, context_length: 0}", "context_length must be a positive"),
+        ("toolkit: {provider: sglang, context_length: true}", "context_length must be a positive"),
         ("toolkit: {provider: ollama, model: 3}", "toolkit.model must be a string"),
-        ("toolkit: {provider: openai}", "toolkit.base_url is required"),
+        ("toolkit: {provider: openai}", "toolkit.base_url (http://HOST:PORT/v1) or toolkit.port"),
+        ("toolkit: {provider: ollama, port: '8000'}", "toolkit.port must be an integer 1-65535"),
+        ("toolkit: {provider: vllm, port: 70000}", "toolkit.port must be an integer 1-65535"),
+        ("toolkit: {provider: lmstudio, port: 0}", "toolkit.port must be an integer 1-65535"),
+        ("toolkit: {provider: llamacpp, port: true}", "toolkit.port must be an integer"),
+        (
+            "toolkit: {provider: ollama, port: 1, host: 'h:2'}",
+            "toolkit.port and toolkit.host both say where the server is",
+        ),
+        (
+            "toolkit: {provider: vllm, port: 1, base_url: 'http://h:2/v1'}",
+            "toolkit.port and toolkit.base_url both say where the server is",
+        ),
+        ("toolkit: {provider: vllm, api_key_env: NOPE_UNSET}", "$NOPE_UNSET, which is not set"),
     ],
 )
 def test_bad_toolkit_sections_name_the_field(tmp_path: Path, toolkit: str, fragment: str) -> None:
