@@ -19,6 +19,7 @@ parse, an unknown ``openai_endpoint``) is ``INVALID_ARGUMENT``. No traceback cro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -48,7 +49,10 @@ __all__ = [
     "checked_text",
     "serve_openai",
     "serves_transport",
+    "translated_items",
     "transport_error",
+    "upstream_error",
+    "upstream_errors",
     "usage_of",
 ]
 
@@ -215,6 +219,17 @@ def transport_error(error: dict[str, Any], record: CallRecord, where: str) -> Ba
         # Clarifai's class notes nothing before the request reaches _route_request: it was
         # the request that failed (JSON that does not parse, an endpoint it does not stream)
         return BackendError(ErrorCode.INVALID_ARGUMENT, f"{where}: {details}")
+    known = upstream_error(exc, where, details)
+    if known is not None:
+        return known
+    if isinstance(exc, ValueError | TypeError | KeyError):
+        return BackendError(ErrorCode.INVALID_ARGUMENT, f"{where}: {details}")
+    return BackendError(ErrorCode.MODEL_ERROR, f"{where}: {type(exc).__name__}: {details}")
+
+
+def upstream_error(exc: BaseException, where: str, details: str) -> BackendError | None:
+    """The task error for an OpenAI client's exception (the server's status, or it not
+    answering), or None for any other exception."""
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and not isinstance(status, bool):
         code = _STATUS_CODES.get(status)
@@ -230,9 +245,31 @@ def transport_error(error: dict[str, Any], record: CallRecord, where: str) -> Ba
             f"{where}: the OpenAI-compatible server{at} is not answering ({details}); "
             "retry once it is up",
         )
-    if isinstance(exc, ValueError | TypeError | KeyError):
-        return BackendError(ErrorCode.INVALID_ARGUMENT, f"{where}: {details}")
-    return BackendError(ErrorCode.MODEL_ERROR, f"{where}: {type(exc).__name__}: {details}")
+    return None
+
+
+@contextlib.contextmanager
+def upstream_errors(where: str) -> Iterator[None]:
+    """Translate an OpenAI client's exception escaping the block (a folder's own method
+    calling its server) as :func:`upstream_error` does; others pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        translated = upstream_error(exc, where, _clean(str(exc)))
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def translated_items(items: Iterator[object], where: str) -> Iterator[object]:
+    """``items`` with :func:`upstream_errors` around each ``next()``."""
+    while True:
+        with upstream_errors(where):
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+        yield item
 
 
 def usage_of(record: CallRecord, usage: object) -> pb.Usage | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -20,6 +21,8 @@ from edge_runner.backends.openai_transport import (
     checked_text,
     serve_openai,
     serves_transport,
+    translated_items,
+    upstream_errors,
     usage_of,
 )
 from edge_runner.backends.url_fetch import UrlFetcher
@@ -214,7 +217,9 @@ class PythonModelBackend(Backend):
         returns = None if sig.returns == "None" else parse_spec(sig.returns)
         # what the method reports (set_output_context) becomes the task's usage
         record = CallRecord()
-        with recording_call(record):
+        # an OpenAIModelClass's own method calls its server: that client's errors, translated
+        translate = upstream_errors(where) if self.openai else contextlib.nullcontext()
+        with recording_call(record), translate:
             result = run_with_cancel_event(cancel, fn, **args)
         if sig.kind is MethodKind.UNARY:
             if self.openai and method == TRANSPORT:
@@ -226,6 +231,8 @@ class PythonModelBackend(Backend):
             items = checked_stream(items, record, where)
         else:
             items = _recorded(items, record)
+            if self.openai:
+                items = translated_items(items, where)
         reply = StreamReply(iter(()))
 
         def chunks() -> Iterator[bytes]:

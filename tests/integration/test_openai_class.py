@@ -212,6 +212,13 @@ class Tagged(OpenAIModelClass):
         yield from super().openai_stream_transport(msg)
         yield json.dumps({"object": "chat.completion.chunk", "choices": [
             {"index": 0, "delta": {"content": " [tagged]"}, "finish_reason": None}]})
+
+    @OpenAIModelClass.method
+    def predict(self, prompt: str = "") -> str:
+        answer = self.client.chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": prompt}]
+        )
+        return answer.choices[0].message.content
 """
 
 
@@ -325,6 +332,9 @@ def test_upstream_4xx_is_a_4xx_with_its_message(stack: Stack, stub: _Stub) -> No
     )
     assert r.status_code == 400, r.text
     assert "max_tokens is too large" in r.text
+    r = _v2(stack, "predict", prompt="x")  # the folder's own method, its client's error
+    assert r.status_code == 400, r.text
+    assert "upstream (400): max_tokens is too large" in r.json()["error"]["message"]
 
 
 def test_unreachable_upstream_is_a_retryable_503(stack: Stack, stub: _Stub, tmp_path: Path) -> None:
@@ -340,6 +350,9 @@ def test_unreachable_upstream_is_a_retryable_503(stack: Stack, stub: _Stub, tmp_
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "BACKEND_UNAVAILABLE"
     assert "Traceback" not in r.text
+    r = _v2(stack, "predict", prompt="x")
+    assert r.status_code == 503, r.text
+    assert stub.base_url in r.json()["error"]["message"]
 
 
 def test_transport_bad_json_and_unknown_endpoint_are_400(stack: Stack, stub: _Stub) -> None:
