@@ -26,13 +26,7 @@ from edge_runner.backends.openai_transport import (
     usage_of,
 )
 from edge_runner.backends.url_fetch import UrlFetcher
-from edge_runner.errors import (
-    BackendError,
-    ErrorCode,
-    InvalidArgument,
-    ModelFolderError,
-    TypeMismatch,
-)
+from edge_runner.errors import BackendError, ErrorCode, InvalidArgument, TypeMismatch
 from edge_runner.models.codec import (
     DEFAULT_MAX_MEDIA_BYTES,
     decode_value,
@@ -113,12 +107,15 @@ class PythonModelBackend(Backend):
         #: an OpenAIModelClass folder: /v1 goes through its openai_transport methods
         self.openai = serves_transport(self.folder.signatures)
         if self.folder.config.model_type_id == "openai" and not self.openai:
-            name = self.folder.model_class.__qualname__
-            raise ModelFolderError(
-                f"{self.folder.model_file}: model_type_id is openai, so {name} must subclass "
-                "OpenAIModelClass and set its client (`from edge_runner import "
+            # Clarifai serves such a folder as a plain model too; say what /v1 needs
+            logger.warning(
+                "%s: model_type_id is openai, but %s is not an OpenAIModelClass, so /v1 "
+                "serves %s; subclass OpenAIModelClass (`from edge_runner import "
                 "OpenAIModelClass`, or Clarifai's `from clarifai.runners.models.openai_class "
-                "import OpenAIModelClass`)"
+                "import OpenAIModelClass`) and set its client to serve /v1 through its server",
+                self.folder.model_file,
+                self.folder.model_class.__qualname__,
+                "its chat method only" if self.chat_signature is not None else "nothing",
             )
         self._instance: ModelClass | None = None
 

@@ -390,13 +390,18 @@ def test_model_the_server_does_not_list(
         stack.start_runner(FOLDER)
 
 
-def test_model_type_openai_needs_the_class(stack: Stack, tmp_path: Path) -> None:
-    """model_type_id: openai on a plain ModelClass is refused, saying what to subclass."""
+def test_model_type_openai_on_a_plain_class_is_served_with_a_warning(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """model_type_id: openai on a plain ModelClass serves it as Clarifai does, and says what
+    serving /v1 through a server needs."""
     source = (
         "from clarifai.runners.models.model_class import ModelClass\n\n\n"
         "class Plain(ModelClass):\n"
         "    @ModelClass.method\n"
         "    def predict(self, text: str) -> str:\n        return text\n"
     )
-    with pytest.raises(ModelFolderError, match="subclass OpenAIModelClass"):
-        stack.start_runner(_folder(tmp_path, source))
+    stack.start_runner(_folder(tmp_path, source))
+    assert "subclass OpenAIModelClass" in caplog.text
+    r = _v2(stack, "predict", text="as is")
+    assert r.status_code == 200 and r.json()["output"] == "as is"
