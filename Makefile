@@ -71,7 +71,8 @@ $(CLARIFAI_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-clarifai: $(CLARIFAI_VENV)/.installed
-	$(CLARIFAI_VENV)/bin/python -m pytest -p no:cacheprovider tests/integration/test_clarifai_corpus.py
+	$(CLARIFAI_VENV)/bin/python -m pytest -p no:cacheprovider tests/integration/test_clarifai_corpus.py \
+		tests/integration/test_openai_class.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -10,6 +11,20 @@ from pathlib import Path
 
 from edge_runner.backends.base import Backend, Reply, StreamReply, no_input_stream
 from edge_runner.backends.openai_adapter import CHAT_METHOD, chat_completion
+from edge_runner.backends.openai_format import EMBEDDINGS_METHOD
+from edge_runner.backends.openai_transport import (
+    STREAM_TRANSPORT,
+    TRANSPORT,
+    TRANSPORT_OPS,
+    check_upstream,
+    checked_stream,
+    checked_text,
+    serve_openai,
+    serves_transport,
+    translated_items,
+    upstream_errors,
+    usage_of,
+)
 from edge_runner.backends.url_fetch import UrlFetcher
 from edge_runner.errors import BackendError, ErrorCode, InvalidArgument, TypeMismatch
 from edge_runner.models.codec import (
@@ -23,8 +38,10 @@ from edge_runner.models.data_types import Text
 from edge_runner.models.json_types import TypeSpec, check_value, mismatch_message, parse_spec
 from edge_runner.models.loader import ModelFolder, load_model_folder
 from edge_runner.models.model_class import (
+    CallRecord,
     ModelClass,
     iterate_with_cancel_event,
+    recording_call,
     run_with_cancel_event,
 )
 from edge_runner.models.signatures import (
@@ -87,6 +104,19 @@ class PythonModelBackend(Backend):
         self.folder: ModelFolder = load_model_folder(path)
         self.model_id = self.folder.config.model_id
         self.methods: dict[str, MethodSignature] = {s.name: s for s in self.folder.signatures}
+        #: an OpenAIModelClass folder: /v1 goes through its openai_transport methods
+        self.openai = serves_transport(self.folder.signatures)
+        if self.folder.config.model_type_id == "openai" and not self.openai:
+            # Clarifai serves such a folder as a plain model too; say what /v1 needs
+            logger.warning(
+                "%s: model_type_id is openai, but %s is not an OpenAIModelClass, so /v1 "
+                "serves %s; subclass OpenAIModelClass (`from edge_runner import "
+                "OpenAIModelClass`, or Clarifai's `from clarifai.runners.models.openai_class "
+                "import OpenAIModelClass`) and set its client to serve /v1 through its server",
+                self.folder.model_file,
+                self.folder.model_class.__qualname__,
+                "its chat method only" if self.chat_signature is not None else "nothing",
+            )
         self._instance: ModelClass | None = None
 
     @property
@@ -101,7 +131,10 @@ class PythonModelBackend(Backend):
 
     def load(self) -> None:
         """Instantiate the model class and run its ``load_model()``."""
-        self._instance = self.folder.instantiate()
+        instance = self.folder.instantiate()
+        if self.openai:
+            check_upstream(instance, self.folder.model_class.__qualname__)
+        self._instance = instance
         logger.info("model %s loaded from %s", self.model_id, self.folder.path)
 
     def specs(self) -> list[pb.ModelSpec]:
@@ -111,8 +144,9 @@ class PythonModelBackend(Backend):
                 self.model_id,
                 self.folder.signatures,
                 backend=self.name,
-                chat=self.chat_signature is not None,
+                chat=self.openai or self.chat_signature is not None,
                 model_type_id=self.folder.config.model_type_id,
+                openai=TRANSPORT_OPS if self.openai else (),
             )
         ]
 
@@ -143,6 +177,9 @@ class PythonModelBackend(Backend):
             raise BackendError(
                 ErrorCode.INVALID_ARGUMENT, f"task payload is not JSON: {exc}"
             ) from exc
+        if self.openai and method in (CHAT_METHOD, EMBEDDINGS_METHOD):
+            no_input_stream(inputs, model_id, method)
+            return serve_openai(instance, method, args, cancel, model_id=self.model_id)
         if method == CHAT_METHOD:
             chat = self.chat_signature
             if chat is None:
@@ -175,13 +212,32 @@ class PythonModelBackend(Backend):
         fn = getattr(instance, method)
         where = f"{self.model_id}.{method}()"
         returns = None if sig.returns == "None" else parse_spec(sig.returns)
+        # what the method reports (set_output_context) becomes the task's usage
+        record = CallRecord()
+        # an OpenAIModelClass's own method calls its server: that client's errors, translated
+        translate = upstream_errors(where) if self.openai else contextlib.nullcontext()
+        with recording_call(record), translate:
+            result = run_with_cancel_event(cancel, fn, **args)
         if sig.kind is MethodKind.UNARY:
-            return Reply(dump_output(run_with_cancel_event(cancel, fn, **args), where, returns))
-        iterator = run_with_cancel_event(cancel, fn, **args)
+            if self.openai and method == TRANSPORT:
+                result = checked_text(result, record, where)  # its in-band error, a task error
+            return Reply(dump_output(result, where, returns), usage_of(record, None))
         element = returns.args[0] if returns is not None and returns.args else None
-        return StreamReply(
-            _json_chunks(iterate_with_cancel_event(cancel, iterator), where, element)
-        )
+        items: Iterator[object] = iterate_with_cancel_event(cancel, result)
+        if self.openai and method == STREAM_TRANSPORT:
+            items = checked_stream(items, record, where)
+        else:
+            items = _recorded(items, record)
+            if self.openai:
+                items = translated_items(items, where)
+        reply = StreamReply(iter(()))
+
+        def chunks() -> Iterator[bytes]:
+            yield from _json_chunks(items, where, element)
+            reply.usage = usage_of(record, None)
+
+        reply.chunks = chunks()
+        return reply
 
     def _decoded(self, sig: MethodSignature, args: JSONObject) -> dict[str, object]:
         """The checked JSON arguments as the method's hints promise them (Image, bytes, ...)."""
@@ -251,6 +307,17 @@ class PythonModelBackend(Backend):
                         ) from exc
                 else:
                     item.bytes = data  # type: ignore[attr-defined]  # Image, Audio or Video
+
+
+def _recorded(items: Iterator[object], record: CallRecord) -> Iterator[object]:
+    """``items`` with ``record`` installed around each ``next()`` (generators report there)."""
+    while True:
+        with recording_call(record):
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+        yield item
 
 
 def _json_chunks(items: Iterator[object], where: str, spec: TypeSpec | None) -> Iterator[bytes]:

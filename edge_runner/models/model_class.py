@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar, overload
 
 __all__ = [
     "METHOD_MARKER",
+    "CallRecord",
     "MCPModelClass",
     "ModelClass",
     "current_cancel_event",
+    "current_call",
+    "recording_call",
     "is_model_method",
     "iterate_with_cancel_event",
     "run_with_cancel_event",
@@ -44,6 +49,38 @@ METHOD_MARKER = "_edge_runner_method"
 current_cancel_event: ContextVar[threading.Event | None] = ContextVar(
     "edge_runner_current_cancel_event", default=None
 )
+
+
+@dataclass
+class CallRecord:
+    """What a model reported during one call, for the runner to pass on.
+
+    Attributes:
+        prompt_tokens: from :meth:`ModelClass.set_output_context` (None: not reported).
+        completion_tokens: likewise.
+        errors: exceptions a base class caught and answered in-band (an OpenAIModelClass's
+            transport answers an error object, as Clarifai's does); the runner turns them
+            into task errors of the right kind.
+    """
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    errors: list[BaseException] = field(default_factory=list)
+
+
+#: The record of the call running in this thread (``None`` outside a runner's call).
+current_call: ContextVar[CallRecord | None] = ContextVar("edge_runner_current_call", default=None)
+
+
+@contextmanager
+def recording_call(record: CallRecord) -> Iterator[CallRecord]:
+    """Install ``record`` as :data:`current_call` for the block (one call, or one ``next()``)."""
+    token = current_call.set(record)
+    try:
+        yield record
+    finally:
+        current_call.reset(token)
+
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _P = ParamSpec("_P")
@@ -96,6 +133,24 @@ class ModelClass:
         """
         event = current_cancel_event.get()
         return event is not None and event.is_set()
+
+    def set_output_context(
+        self,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        cached_tokens: int | None = None,
+    ) -> None:
+        """Report the token counts of the answer being produced (as Clarifai's ModelClass).
+
+        The runner passes them on as the task's usage (``usage`` of an OpenAI answer, the
+        token metrics); the last report of a call wins. ``cached_tokens`` is accepted and not
+        used. Outside a runner's call it does nothing.
+        """
+        record = current_call.get()
+        if record is None:
+            return
+        record.prompt_tokens = prompt_tokens
+        record.completion_tokens = completion_tokens
 
 
 class MCPModelClass(ModelClass):

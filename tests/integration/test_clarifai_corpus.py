@@ -20,6 +20,7 @@ import pytest
 from edge_runner.compat import clarifai as compat
 from edge_runner.models.checkpoints import CHECKPOINTS_ENV
 from tests.conftest import ROOT, Stack
+from tests.fakes.openai_server import FakeOpenAIServer
 
 CORPUS = ROOT / "tests" / "clarifai_corpus"
 
@@ -59,6 +60,7 @@ def post(stack: Stack, model_id: str, method: str, **args: object) -> object:
 BASES = (
     "from clarifai.runners.models.model_class import ModelClass",
     "from clarifai.runners.models.mcp_class import MCPModelClass",
+    "from clarifai.runners.models.openai_class import OpenAIModelClass",
 )
 
 
@@ -412,3 +414,37 @@ def test_an_mcp_folders_load_model_runs_and_no_bridge_starts(tmp_path: Path) -> 
         assert "MCP-background-loop" not in names  # clarifai's bridge thread
     finally:
         backend.close()
+
+
+def test_openai_wrapper_serves_v1_and_its_methods(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clarifai's OpenAIModelClass folder (its vllm/lmstudio template, pointed at a running
+    server), unchanged: /v1 chat whole and streamed through its transports, its own predict
+    and generate on /v2. The server is the labelled fake OpenAI engine (it echoes the last
+    message); tests/integration/test_openai_class.py runs the folder against llama.cpp too."""
+    with FakeOpenAIServer(["served-model"]) as fake:
+        fake.start().loaded.set()
+        monkeypatch.setenv("LOCAL_LLM_BASE_URL", fake.url)
+        monkeypatch.delenv("LOCAL_LLM_MODEL", raising=False)  # the first one it lists
+        serve(stack, "openai-wrapper")
+        chat = {"model": "local-llm", "messages": [{"role": "user", "content": "hi"}]}
+        url = f"{stack.api_base}/v1/chat/completions"
+        r = httpx.post(url, headers=stack.headers, json=chat)
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] == "local-llm"
+        assert r.json()["choices"][0]["message"]["content"] == "echo: hi"
+        with httpx.stream(
+            "POST", url, headers=stack.headers, json={**chat, "stream": True}
+        ) as streamed:
+            lines = [line for line in streamed.iter_lines() if line.startswith("data: {")]
+        pieces = [json.loads(line[6:])["choices"][0]["delta"].get("content") for line in lines]
+        assert "".join(p or "" for p in pieces) == "echo: hi"
+        answer = post(stack, "local-llm", "predict", prompt="ping")
+        assert isinstance(answer, str) and "ping" in answer
+        with stack.client() as client:
+            generated = "".join(
+                str(p) for p in client.generate("local-llm", "generate", prompt="pong")
+            )
+        assert "pong" in generated
+        assert fake.requests.count("/v1/chat/completions") == 4

@@ -4,8 +4,10 @@ Without the package, :func:`install` puts :class:`~.finder.ClarifaiShimFinder` a
 :data:`sys.meta_path` for the life of the process: ``from clarifai.runners.models.model_class
 import ModelClass`` then gives edge-runner's own ``ModelClass`` (imports inside methods work
 too), ``Param`` comes from :mod:`.params`, the data types are ``edge_runner.models.data_types``,
-``MCPModelClass`` is edge-runner's. With the package installed nothing is shadowed: a class
-derived from its ``ModelClass`` (or ``MCPModelClass``) is adapted (:func:`adapt_model_class`).
+``MCPModelClass`` and ``OpenAIModelClass`` are edge-runner's, and ``openai_convertor``'s helpers
+are :mod:`.openai_convertor`. With the package installed nothing is shadowed: a class derived
+from its ``ModelClass`` (or ``MCPModelClass``, ``OpenAIModelClass``) is adapted
+(:func:`adapt_model_class`).
 Either way the loader calls :func:`prepare_methods` so a ``Param(...)`` default becomes a plain
 default plus :class:`~.params.ParamInfo` metadata.
 
@@ -19,6 +21,7 @@ import linecache
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,6 +29,7 @@ from typing import Any
 from edge_runner.compat.clarifai.finder import PROVIDED, ClarifaiShimFinder, is_shim
 from edge_runner.compat.clarifai.params import Param
 from edge_runner.models.model_class import METHOD_MARKER, MCPModelClass, ModelClass
+from edge_runner.models.openai_class import client_not_set, note_transport_error
 from edge_runner.models.param_rules import PARAM_INFO_ATTR, ParamInfo
 
 __all__ = [
@@ -48,6 +52,7 @@ logger = logging.getLogger(__name__)
 _REAL_METHOD_ATTR = "_cf_method_info"
 _REAL_BASE = ("clarifai.runners.models.model_class", "ModelClass")
 _REAL_MCP_BASE = ("clarifai.runners.models.mcp_class", "MCPModelClass")
+_REAL_OPENAI_BASE = ("clarifai.runners.models.openai_class", "OpenAIModelClass")
 _REAL_PARAM = ("clarifai.runners.utils.data_utils", "Param")
 _REQUIREMENT = re.compile(r"^\s*clarifai(?![\w.-])", re.IGNORECASE)
 _noticed: set[Path] = set()
@@ -155,11 +160,15 @@ def adapt_model_class(cls: type) -> type[ModelClass]:
     and ours (so ``cancelled()`` works), under the same name and module. A class derived from
     the package's ``MCPModelClass`` becomes one of ours too (:func:`_adapt_mcp_model_class`).
     """
-    real_mcp = next((c for c in cls.__mro__ if (c.__module__, c.__name__) == _REAL_MCP_BASE), None)
+    real_mcp = _real_base(cls, _REAL_MCP_BASE)
     if real_mcp is not None:
         return _adapt_mcp_model_class(cls, real_mcp)
     from edge_runner.compat.clarifai.convert import adapted_method
 
+    bases: tuple[type, ...] = (cls, ModelClass)
+    real_openai = _real_base(cls, _REAL_OPENAI_BASE)
+    if real_openai is not None:
+        bases = (cls, _reporting_openai_base(real_openai), ModelClass)
     namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
     for name in dir(cls):
         attr = inspect.getattr_static(cls, name, None)
@@ -173,9 +182,58 @@ def adapt_model_class(cls: type) -> type[ModelClass]:
         wrapper = adapted_method(func)
         setattr(wrapper, METHOD_MARKER, True)
         namespace[name] = wrapper
-    adapted: type[ModelClass] = type(cls.__name__, (cls, ModelClass), namespace)
+    adapted: type[ModelClass] = type(cls.__name__, bases, namespace)
     adapted.__doc__ = cls.__doc__
     return adapted
+
+
+def _real_base(cls: type, where: tuple[str, str]) -> type | None:
+    return next((c for c in cls.__mro__ if (c.__module__, c.__name__) == where), None)
+
+
+def _reporting_openai_base(real_openai: Any) -> type:
+    """A base between the user's class and the package's ``OpenAIModelClass`` (C3 allows it)
+    that tells the runner what the package's class keeps to itself.
+
+    Its transports catch every exception and answer an error object, so the exception is
+    noted on the call's record on its way out of ``_route_request`` and ``_raw_sse_stream``
+    (an exception before those is the request's fault); ``set_output_context`` reports to
+    the runner instead of the package's thread-local list, which nothing here would empty.
+    A missing ``client`` is named with the class, as ours does. Nothing is started: the
+    package's class starts nothing either.
+    """
+
+    def __init__(self: Any) -> None:
+        if self.client is None:  # the package says only "Subclasses must set ..."
+            raise NotImplementedError(client_not_set(type(self).__name__))
+        real_openai.__init__(self)
+
+    def _route_request(self: Any, endpoint: str, request_data: dict[str, Any]) -> Any:
+        try:
+            return real_openai._route_request(self, endpoint, request_data)
+        except Exception as exc:
+            note_transport_error(exc)
+            raise
+
+    def _raw_sse_stream(self: Any, completion_args: dict[str, Any]) -> Iterator[str]:
+        try:
+            yield from real_openai._raw_sse_stream(self, completion_args)
+        except Exception as exc:
+            note_transport_error(exc)
+            raise
+
+    return type(
+        "ReportingOpenAIModelClass",
+        (real_openai,),
+        {
+            "__module__": __name__,
+            "__doc__": "Clarifai's OpenAIModelClass, reporting errors and usage to the runner.",
+            "__init__": __init__,
+            "_route_request": _route_request,
+            "_raw_sse_stream": _raw_sse_stream,
+            "set_output_context": ModelClass.set_output_context,
+        },
+    )
 
 
 def _adapt_mcp_model_class(cls: type, real_mcp: type) -> type[ModelClass]:

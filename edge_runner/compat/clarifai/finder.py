@@ -8,8 +8,13 @@ that is not its own. The modules it answers are built from edge-runner's own cla
 ``clarifai.runners.models.model_class``       ``ModelClass`` (edge-runner's; ``@ModelClass.method``)
 ``clarifai.runners.models.mcp_class``         ``MCPModelClass`` (edge-runner's; ``get_server()``
                                               returns an MCPServer or a fastmcp.FastMCP)
+``clarifai.runners.models.openai_class``     ``OpenAIModelClass`` (edge-runner's; wraps a local
+                                              OpenAI-compatible server)
 ``clarifai.runners.utils.data_types``         ``edge_runner.models.data_types``, re-exported
-``clarifai.runners.utils.data_utils``         ``Param`` (default, description, choices, min/max)
+``clarifai.runners.utils.data_utils``         ``Param`` (default, description, choices, min/max),
+                                              ``process_image``/``_audio``/``_video``
+``clarifai.runners.utils.openai_convertor``   ``build_openai_messages``, ``openai_response``, ...
+                                              (:mod:`.openai_convertor`)
 ``clarifai.utils.logging``                    ``logger`` (the ``edge_runner.model`` logger)
 ``clarifai.runners.models.model_builder``     ``ModelBuilder`` (``download_checkpoints()`` finds
                                               the checkpoints on this machine)
@@ -63,6 +68,20 @@ def _mcp_class(module: ModuleType) -> None:
     module.MCPModelClass = MCPModelClass  # type: ignore[attr-defined]  # a module built at run time
 
 
+def _openai_class(module: ModuleType) -> None:
+    from edge_runner.models.openai_class import OpenAIModelClass
+
+    module.OpenAIModelClass = OpenAIModelClass  # type: ignore[attr-defined]  # built at run time
+
+
+def _openai_convertor(module: ModuleType) -> None:
+    from edge_runner.compat.clarifai import openai_convertor
+
+    for name in openai_convertor.__all__:
+        setattr(module, name, getattr(openai_convertor, name))
+    module.__all__ = list(openai_convertor.__all__)  # type: ignore[attr-defined]
+
+
 def _data_types(module: ModuleType) -> None:
     try:
         source = importlib.import_module("edge_runner.models.data_types")
@@ -82,7 +101,11 @@ def _data_types(module: ModuleType) -> None:
 
 
 def _data_utils(module: ModuleType) -> None:
+    from edge_runner.compat.clarifai import openai_convertor
+
     module.Param = Param  # type: ignore[attr-defined]  # a module built at run time
+    for name in ("process_image", "process_audio", "process_video"):
+        setattr(module, name, getattr(openai_convertor, name))
 
 
 def _model_builder(module: ModuleType) -> None:
@@ -99,6 +122,7 @@ def _logging(module: ModuleType) -> None:
 PROVIDED: dict[str, tuple[str, Callable[[ModuleType], None]]] = {
     "clarifai.runners.models.model_class": ("ModelClass", _model_class),
     "clarifai.runners.models.mcp_class": ("MCPModelClass", _mcp_class),
+    "clarifai.runners.models.openai_class": ("OpenAIModelClass", _openai_class),
     "clarifai.runners.models.model_builder": (
         "ModelBuilder, for download_checkpoints()",
         _model_builder,
@@ -107,7 +131,11 @@ PROVIDED: dict[str, tuple[str, Callable[[ModuleType], None]]] = {
         "Text, Image, Audio, Video, Frame, Concept, Region, NamedFields, ...",
         _data_types,
     ),
-    "clarifai.runners.utils.data_utils": ("Param", _data_utils),
+    "clarifai.runners.utils.data_utils": ("Param, process_image, ...", _data_utils),
+    "clarifai.runners.utils.openai_convertor": (
+        "build_openai_messages, openai_response, ...",
+        _openai_convertor,
+    ),
     "clarifai.utils.logging": ("logger", _logging),
 }
 
