@@ -2,7 +2,8 @@
 
 Without ``--toolkit`` it is a Python model folder (``config.yaml``, ``1/model.py`` with a
 ModelClass that has unary, streaming and chat methods, ``requirements.txt``); with
-``--model-type-id mcp`` its ``1/model.py`` is an MCP server with three tools instead. With
+``--model-type-id mcp`` its ``1/model.py`` is an MCP server with three tools instead, with
+``--model-type-id openai`` an ``OpenAIModelClass`` wrapping a running OpenAI-compatible server. With
 ``--toolkit PROVIDER`` (ollama, vllm, sglang, lmstudio, llamacpp, huggingface, openai) it is a
 ``config.yaml`` whose ``toolkit`` section makes the runner serve an Ollama model or a model of
 a local OpenAI-compatible server (see :mod:`edge_runner.backends.toolkit`), so that setup can
@@ -136,7 +137,66 @@ class Model(MCPModelClass):
         return server
 '''
 
+_OPENAI_MODEL = '''\
+"""{model_id}: wraps an OpenAI-compatible server that is already running (vLLM, llama.cpp's
+server, LM Studio, SGLang, Ollama's /v1). Served on /v1/chat/completions and /v1/embeddings
+(through openai_transport / openai_stream_transport) and on /v2 with the methods below."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from openai import OpenAI
+
+from edge_runner import OpenAIModelClass
+
+
+class Model(OpenAIModelClass):
+    """Set LLM_BASE_URL (LLM_API_KEY if the server wants one, LLM_MODEL to pick one of its
+    models) before `edge-runner up`."""
+
+    client = OpenAI(
+        base_url=os.environ.get("LLM_BASE_URL", "http://127.0.0.1:8000/v1"),
+        api_key=os.environ.get("LLM_API_KEY", "notset"),
+    )
+    model = os.environ.get("LLM_MODEL")  # the server's model name; None: the first it lists
+
+    @OpenAIModelClass.method
+    def predict(self, prompt: str, max_tokens: int = 256, temperature: float = 0.7) -> str:
+        """One whole answer to a prompt."""
+        reply = self.client.chat.completions.create(
+            model=self.model,
+            messages=[{{"role": "user", "content": prompt}}],
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        return reply.choices[0].message.content or ""
+
+    @OpenAIModelClass.method
+    def generate(
+        self, prompt: str, max_tokens: int = 256, temperature: float = 0.7
+    ) -> Iterator[str]:
+        """The answer to a prompt, streamed as it is generated."""
+        stream = self.client.chat.completions.create(
+            model=self.model,
+            messages=[{{"role": "user", "content": prompt}}],
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
+        )
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content
+'''
+
 _REQUIREMENTS = "# The Python packages this model needs, one per line (not edge-runner itself).\n"
+
+#: model_type_id -> (1/model.py, requirements) for the kinds with a template of their own
+_KIND_FILES = {
+    "mcp": (_MCP_MODEL, "mcp>=2.3\n"),
+    "openai": (_OPENAI_MODEL, "openai>=1.40\n"),
+}
 
 _OLLAMA_CONFIG = """\
 # Serves the Ollama model {name} through edge-runner: `edge-runner up {path}`.
@@ -198,7 +258,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init.add_argument(
         "--model-type-id",
         default="text-to-text",
-        help="model.model_type_id (default text-to-text; mcp writes an MCP server)",
+        help=(
+            "model.model_type_id (default text-to-text; mcp writes an MCP server, openai an "
+            "OpenAIModelClass wrapping a running server)"
+        ),
     )
     init.add_argument(
         "--port",
@@ -292,13 +355,13 @@ def _init(args: argparse.Namespace) -> int:
         assert name is not None  # checked above
         files, start = _upstream_files(args, provider, name, model_id, shown)
     else:
-        mcp = args.model_type_id == "mcp"
+        model_py, needs = _KIND_FILES.get(args.model_type_id, (_PYTHON_MODEL, ""))
         files = {
             "config.yaml": _PYTHON_CONFIG.format(
                 model_id=model_id, model_type_id=args.model_type_id, path=shown
             ),
-            "1/model.py": (_MCP_MODEL if mcp else _PYTHON_MODEL).format(model_id=model_id),
-            "requirements.txt": _REQUIREMENTS + ("mcp>=2.3\n" if mcp else ""),
+            "1/model.py": model_py.format(model_id=model_id),
+            "requirements.txt": _REQUIREMENTS + needs,
         }
     existing = [rel for rel in files if (folder / rel).exists()]
     if existing and not args.force:

@@ -29,6 +29,7 @@ import httpx
 import openai
 import pytest
 
+from edge_runner.cli.main import main
 from edge_runner.compat import clarifai as compat
 from edge_runner.errors import ModelFolderError
 from tests.conftest import ROOT, Stack
@@ -169,6 +170,32 @@ def test_folder_predict_and_generate(wrapped: Stack) -> None:
     assert isinstance(text, str) and text
     assert r.json()["usage"]["prompt_tokens"] > 0
     assert "".join(str(p) for p in _events(wrapped, "generate", **args)) == text
+
+
+def test_model_init_writes_a_folder_that_wraps_the_server(
+    stack: Stack, upstream: Upstream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`model init --model-type-id openai` writes an OpenAIModelClass folder: pointed at the
+    server by its variables, it serves /v1 chat and its own predict and generate."""
+    folder = tmp_path / "wrapper"
+    assert main(["model", "init", str(folder), "--model-type-id", "openai"]) == 0
+    assert "openai" in (folder / "requirements.txt").read_text()
+    monkeypatch.setenv("LLM_BASE_URL", upstream.base_url)
+    monkeypatch.setenv("LLM_API_KEY", upstream.api_key or "notset")
+    monkeypatch.setenv("LLM_MODEL", upstream.chat_model)
+    stack.start_runner(folder)
+    reply = _openai(stack).chat.completions.create(
+        model="wrapper",
+        messages=[{"role": "user", "content": "hi there"}],
+        max_tokens=8,
+        temperature=0,
+    )
+    whole = reply.choices[0].message.content
+    assert isinstance(whole, str) and reply.model == "wrapper"
+    sampling = {"max_tokens": 8, "temperature": 0}
+    with stack.client() as client:
+        assert client.predict("wrapper", prompt="hi there", **sampling) == whole
+        assert "".join(client.generate("wrapper", prompt="hi there", **sampling)) == whole
 
 
 def test_fake_texts_are_the_upstreams(
