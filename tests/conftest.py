@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from edge_runner.client import Client
 from edge_runner.testing import (
     MS,
     LoopThread,
@@ -33,6 +36,9 @@ __all__ = [
     "LoopThread",
     "RunningRunner",
     "Stack",
+    "model_record",
+    "model_status",
+    "post_predict",
     "spawn_ready",
     "stop_process",
     "wait_for",
@@ -41,6 +47,30 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello"
+
+
+def model_record(stack: Stack, model_id: str) -> dict[str, Any] | None:
+    """The control plane's record of ``model_id`` (``GET /v2/models``), or None."""
+    with Client(stack.api_base, stack.token) as client:
+        return next((m for m in client.models() if m["id"] == model_id), None)
+
+
+def model_status(stack: Stack, model_id: str) -> str:
+    """The model's status as the control plane shows it ("online", "loading", ...), or
+    "absent" when it has no record of it."""
+    model = model_record(stack, model_id)
+    return "absent" if model is None else str(model["status"])
+
+
+def post_predict(stack: Stack, model_id: str) -> httpx.Response:
+    """``POST /v2/models/{model_id}/predict`` with a short prompt, whatever it answers."""
+    return httpx.post(
+        f"{stack.api_base}/v2/models/{model_id}/predict",
+        headers=stack.headers,
+        json={"prompt": "hi"},
+        timeout=10,
+    )
+
 
 register_profiles()  # Hypothesis: derandomized in the suite, open-ended under `make fuzz`
 

@@ -15,16 +15,10 @@ import pytest
 from edge_runner.backends.openai_upstream import OpenAIUpstreamBackend
 from edge_runner.client import Client
 from edge_runner.testing.processes import free_port
-from tests.conftest import MS, Stack, wait_for
+from tests.conftest import MS, Stack, model_status, wait_for
 from tests.engines.conftest import need, start_llama, stop_engine
 
 pytestmark = pytest.mark.engine
-
-
-def _status(stack: Stack, model_id: str) -> str:
-    with Client(stack.api_base, stack.token) as client:
-        model = next((m for m in client.models() if m["id"] == model_id), None)
-    return "absent" if model is None else str(model["status"])
 
 
 def test_a_runner_started_before_the_engine_loads_then_serves(
@@ -39,7 +33,7 @@ def test_a_runner_started_before_the_engine_loads_then_serves(
         base_url, ["tiny"], api_key="", probe_interval=50 * MS, start_timeout=600.0
     )
     stack.start_runner(backend=backend)
-    wait_for(lambda: _status(stack, "tiny") == "loading", "the model to show as loading")
+    wait_for(lambda: model_status(stack, "tiny") == "loading", "the model to show as loading")
     response = httpx.post(
         f"{stack.api_base}/v2/models/tiny/predict",
         headers=stack.headers,
@@ -52,7 +46,9 @@ def test_a_runner_started_before_the_engine_loads_then_serves(
     engine = start_llama(tiny_gguf, "--port", str(port))
     try:
         assert engine.base_url == base_url
-        wait_for(lambda: _status(stack, "tiny") == "online", "the model to be online", 30_000 * MS)
+        wait_for(
+            lambda: model_status(stack, "tiny") == "online", "the model to be online", 30_000 * MS
+        )
         with Client(stack.api_base, stack.token) as client:
             answer = client.predict("tiny", prompt="hi", max_tokens=4)
         assert isinstance(answer, str)

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from edge_runner.backends.ollama import OllamaBackend
+from edge_runner.backends.openai_upstream import OpenAIUpstreamBackend
 from edge_runner.client import Client
-from tests.conftest import HELLO, LoopThread, Stack, wait_for
+from tests.conftest import HELLO, MS, LoopThread, Stack, wait_for
 from tests.engines.conftest import Engine, need, start_llama, stop_engine
 from tests.fakes.ollama import FakeModel, FakeOllama
 
@@ -108,3 +109,13 @@ def upstream(
             other,
         )
         other.close()
+
+
+@pytest.fixture
+def proxied(stack: Stack, upstream: Upstream) -> Stack:
+    """The test's control plane, with a runner proxying to the upstream's /v1."""
+    backend = OpenAIUpstreamBackend(
+        upstream.base_url, api_key=upstream.api_key, probe_interval=50 * MS
+    )
+    stack.start_runner(backend=backend)
+    return stack

@@ -16,9 +16,9 @@ import openai
 import pytest
 
 from edge_runner.backends.ollama import OllamaBackend
-from edge_runner.client import Client, parse_sse
+from edge_runner.client import parse_sse
 from edge_runner.errors import ConfigError
-from tests.conftest import MS, Stack, wait_for
+from tests.conftest import MS, Stack, model_record, model_status, post_predict, wait_for
 from tests.fakes.ollama import FakeModel, FakeOllama
 
 
@@ -33,35 +33,16 @@ def _backend(fake: FakeOllama, *models: str, **options: Any) -> OllamaBackend:
     return OllamaBackend(fake.url, list(models), probe_interval=50 * MS, **options)
 
 
-def _model(stack: Stack, model_id: str) -> dict[str, Any] | None:
-    with Client(stack.api_base, stack.token) as client:
-        return next((m for m in client.models() if m["id"] == model_id), None)
-
-
-def _status(stack: Stack, model_id: str) -> str:
-    model = _model(stack, model_id)
-    return "absent" if model is None else str(model["status"])
-
-
-def _predict(stack: Stack, model_id: str) -> httpx.Response:
-    return httpx.post(
-        f"{stack.api_base}/v2/models/{model_id}/predict",
-        headers=stack.headers,
-        json={"prompt": "hi"},
-        timeout=10,
-    )
-
-
 def test_a_pull_in_progress_answers_503_with_progress(stack: Stack, fake: FakeOllama) -> None:
     """While a model downloads, calls get 503 + Retry-After + the percentage, then it serves."""
     fake.hold_pull.set()
     stack.start_runner(backend=_backend(fake, "qwen2.5"))
     wait_for(fake.pull_paused.is_set, "the pull to be under way")
-    wait_for(lambda: "%" in str((_model(stack, "qwen2.5") or {}).get("message")), "progress")
-    model = _model(stack, "qwen2.5")
+    wait_for(lambda: "%" in str((model_record(stack, "qwen2.5") or {}).get("message")), "progress")
+    model = model_record(stack, "qwen2.5")
     assert model is not None and model["status"] == "loading"
     assert 0 < model["progress"] < 1 and model["message"].startswith("qwen2.5 is downloading: ")
-    response = _predict(stack, "qwen2.5")
+    response = post_predict(stack, "qwen2.5")
     assert response.status_code == 503
     assert 1 <= int(response.headers["retry-after"]) <= 30
     error = response.json()["error"]
@@ -72,8 +53,8 @@ def test_a_pull_in_progress_answers_503_with_progress(stack: Stack, fake: FakeOl
         client.chat.completions.create(model="qwen2.5", messages=[{"role": "user", "content": "x"}])
     assert caught.value.status_code == 503
     fake.hold_pull.clear()
-    wait_for(lambda: _status(stack, "qwen2.5") == "online", "the model to be ready")
-    assert _predict(stack, "qwen2.5").json()["output"] == "echo: hi"
+    wait_for(lambda: model_status(stack, "qwen2.5") == "online", "the model to be ready")
+    assert post_predict(stack, "qwen2.5").json()["output"] == "echo: hi"
 
 
 def test_a_cold_model_is_loading_until_ollama_has_loaded_it(stack: Stack, fake: FakeOllama) -> None:
@@ -81,23 +62,23 @@ def test_a_cold_model_is_loading_until_ollama_has_loaded_it(stack: Stack, fake: 
     fake.hold_load.set()
     stack.start_runner(backend=_backend(fake, "llama3.2", keep_alive="10m", num_ctx=4096))
     wait_for(fake.load_paused.is_set, "Ollama to be loading the model")
-    response = _predict(stack, "llama3.2")
+    response = post_predict(stack, "llama3.2")
     assert response.status_code == 503
     assert "llama3.2 is loading into memory" in response.json()["error"]["message"]
     fake.hold_load.clear()
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the model to be ready")
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the model to be ready")
     assert "llama3.2:latest" in fake.loaded
     load = next(body for path, body in fake.requests if path == "/api/generate")
     assert "prompt" not in load  # an empty request loads the model (Ollama's docs)
     assert load["keep_alive"] == "10m" and load["options"] == {"num_ctx": 4096}
-    assert _predict(stack, "llama3.2").status_code == 200
+    assert post_predict(stack, "llama3.2").status_code == 200
 
 
 def test_a_loaded_model_is_ready_at_once(stack: Stack, fake: FakeOllama) -> None:
     """A model /api/ps already lists is not loaded again."""
     fake.loaded.add("llama3.2:latest")
     stack.start_runner(backend=_backend(fake, "llama3.2"))
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the model to be ready")
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the model to be ready")
     assert [p for p, _ in fake.requests if p == "/api/generate"] == []
 
 
@@ -107,14 +88,14 @@ def test_an_unknown_model_is_withdrawn_with_the_local_models_named(
     """A name Ollama's registry lacks is not registered; the error lists what exists and how."""
     caplog.set_level(logging.ERROR, logger="edge_runner.backends.ollama")
     stack.start_runner(backend=_backend(fake, "llama3.2", "no-such-model"))
-    wait_for(lambda: _status(stack, "no-such-model") == "absent", "the model to be withdrawn")
-    assert _status(stack, "llama3.2") in ("loading", "online")
+    wait_for(lambda: model_status(stack, "no-such-model") == "absent", "the model to be withdrawn")
+    assert model_status(stack, "llama3.2") in ("loading", "online")
     message = next(r.getMessage() for r in caplog.records if "no-such-model" in r.getMessage())
     assert "registry has no model 'no-such-model'" in message
     assert "llama3.2:latest" in message and "ollama pull" in message
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "llama3.2 to be ready")
-    assert _predict(stack, "llama3.2").status_code == 200
-    assert _predict(stack, "no-such-model").status_code == 404
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "llama3.2 to be ready")
+    assert post_predict(stack, "llama3.2").status_code == 200
+    assert post_predict(stack, "no-such-model").status_code == 404
 
 
 def test_a_failed_pull_registers_nothing_and_a_runner_left_empty_stops(
@@ -127,7 +108,7 @@ def test_a_failed_pull_registers_nothing_and_a_runner_left_empty_stops(
     with pytest.raises(ConfigError, match="no space left on device") as caught:
         running.task.result()
     assert "nothing was registered" in str(caught.value)
-    assert _model(stack, "qwen2.5") is None
+    assert model_record(stack, "qwen2.5") is None
     assert fake.present == ["llama3.2:latest"]
 
 
@@ -136,7 +117,7 @@ def test_ollama_dying_mid_stream_fails_that_task_and_the_runner_recovers(
 ) -> None:
     """BACKEND_UNAVAILABLE for the stream, 503 while Ollama is down, serving once it is back."""
     running = stack.start_runner(backend=_backend(fake, "llama3.2"))
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the model to be ready")
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the model to be ready")
     fake.hold.set()
     with (
         httpx.Client(headers=stack.headers, timeout=30) as client,
@@ -153,20 +134,22 @@ def test_ollama_dying_mid_stream_fails_that_task_and_the_runner_recovers(
         kind, data = next(events)
     assert kind == "error" and json.loads(data)["code"] == "BACKEND_UNAVAILABLE"
     fake.hold.clear()
-    wait_for(lambda: _status(stack, "llama3.2") == "unavailable", "the model to be unavailable")
-    response = _predict(stack, "llama3.2")
+    wait_for(
+        lambda: model_status(stack, "llama3.2") == "unavailable", "the model to be unavailable"
+    )
+    response = post_predict(stack, "llama3.2")
     assert response.status_code == 503 and response.json()["error"]["code"] == "MODEL_UNAVAILABLE"
     assert "not answering" in response.json()["error"]["message"]
     assert not running.task.done()
     fake.revive()
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the runner to recover")
-    assert _predict(stack, "llama3.2").json()["output"] == "echo: hi"
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the runner to recover")
+    assert post_predict(stack, "llama3.2").json()["output"] == "echo: hi"
 
 
 def test_an_error_inside_a_stream_reaches_the_client(stack: Stack, fake: FakeOllama) -> None:
     """Ollama's {"error"} mid-stream is an error event (native) and an error (OpenAI client)."""
     stack.start_runner(backend=_backend(fake, "llama3.2"))
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the model to be ready")
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the model to be ready")
     fake.stream_error = "llama runner process has terminated: signal: killed"
     with httpx.Client(headers=stack.headers, timeout=30) as client:
         r = client.post(f"{stack.api_base}/v2/models/llama3.2/generate", json={"prompt": "a b"})
@@ -180,7 +163,7 @@ def test_an_error_inside_a_stream_reaches_the_client(stack: Stack, fake: FakeOll
     )
     with pytest.raises(openai.APIError, match="signal: killed"):
         list(stream)
-    assert _status(stack, "llama3.2") == "online"  # a model error is not an outage
+    assert model_status(stack, "llama3.2") == "online"  # a model error is not an outage
 
 
 def test_ollama_parallelism_caps_the_credit(
@@ -189,7 +172,7 @@ def test_ollama_parallelism_caps_the_credit(
     """With OLLAMA_NUM_PARALLEL=1 a second request waits at the control plane, not in Ollama."""
     monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "1")
     stack.start_runner(backend=_backend(fake, "llama3.2"), pool_size=8)
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the model to be ready")
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the model to be ready")
     fake.hold.set()
     with (
         httpx.Client(headers=stack.headers, timeout=30) as first,
@@ -200,7 +183,9 @@ def test_ollama_parallelism_caps_the_credit(
         lines = r.iter_lines()  # held: dropping the iterator would close the stream
         assert next(lines) == "event: chunk"
         second = stack.loop.submit(_async_predict(stack))
-        wait_for(lambda: (_model(stack, "llama3.2") or {}).get("queued") == 1, "a queued task")
+        wait_for(
+            lambda: (model_record(stack, "llama3.2") or {}).get("queued") == 1, "a queued task"
+        )
         prompts = [b["prompt"] for p, b in fake.requests if p == "/api/generate" and "prompt" in b]
         assert prompts == ["a b"]  # the second request is not in Ollama
         fake.hold.clear()
@@ -217,7 +202,7 @@ async def _async_predict(stack: Stack) -> httpx.Response:
 def test_openai_tools_and_tool_calls(stack: Stack, fake: FakeOllama) -> None:
     """Tools reach Ollama; its tool calls come back in OpenAI's shape, whole and streamed."""
     stack.start_runner(backend=_backend(fake, "llama3.2"))
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the model to be ready")
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the model to be ready")
     client = openai.OpenAI(base_url=f"{stack.api_base}/v1", api_key=stack.token, max_retries=0)
     tools: Any = [
         {
@@ -263,7 +248,7 @@ def test_openai_tools_and_tool_calls(stack: Stack, fake: FakeOllama) -> None:
 def test_images_must_be_inline_data(stack: Stack, fake: FakeOllama) -> None:
     """data: images reach Ollama; a path or a remote URL is refused before Ollama sees it."""
     stack.start_runner(backend=_backend(fake, "llama3.2"))
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the model to be ready")
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the model to be ready")
     png = "iVBORw0KGgo="
     client = openai.OpenAI(base_url=f"{stack.api_base}/v1", api_key=stack.token, max_retries=0)
     content: Any = [
@@ -326,10 +311,10 @@ def test_malformed_openai_requests_are_400(
 ) -> None:
     """Bad OpenAI fields get a 400 naming the field; the runner keeps serving."""
     stack.start_runner(backend=_backend(fake, "llama3.2"))
-    wait_for(lambda: _status(stack, "llama3.2") == "online", "the model to be ready")
+    wait_for(lambda: model_status(stack, "llama3.2") == "online", "the model to be ready")
     response = httpx.post(
         f"{stack.api_base}{path}", headers=stack.headers, json={"model": "llama3.2", **body}
     )
     assert response.status_code == 400, response.text
     assert fragment in response.json()["error"]["message"]
-    assert _predict(stack, "llama3.2").status_code == 200
+    assert post_predict(stack, "llama3.2").status_code == 200

@@ -27,26 +27,20 @@ from edge_runner.backends.base import StreamReply
 from edge_runner.backends.openai_upstream import OpenAIUpstreamBackend, normalize_base_url
 from edge_runner.client import Client
 from edge_runner.errors import BackendError, ConfigError, ErrorCode
-from tests.conftest import MS, Stack, wait_for
-from tests.integration.openai_upstreams import Upstream, llama_engine, upstream
+from tests.conftest import Stack, wait_for
+from tests.integration.openai_upstreams import Upstream, llama_engine, proxied, upstream
 
-__all__ = ["llama_engine", "upstream"]  # the fixtures, imported so pytest finds them here
+__all__ = [
+    "llama_engine",
+    "proxied",
+    "upstream",
+]  # the fixtures, imported so pytest finds them here
 
 #: the fake-only tests: the shared fixture, with its fake param alone
 FAKE_ONLY = pytest.mark.parametrize("upstream", ["fake"], indirect=True)
 USER = [{"role": "user", "content": "hi there"}]
 #: short, reproducible answers (greedy sampling: the same text whole and streamed)
 SAMPLING = {"max_tokens": 8, "temperature": 0}
-
-
-@pytest.fixture
-def proxied(stack: Stack, upstream: Upstream) -> Stack:
-    """The first control plane with a runner proxying to the upstream's /v1."""
-    backend = OpenAIUpstreamBackend(
-        upstream.base_url, api_key=upstream.api_key, probe_interval=50 * MS
-    )
-    stack.start_runner(backend=backend)
-    return stack
 
 
 def _openai(stack: Stack) -> openai.OpenAI:

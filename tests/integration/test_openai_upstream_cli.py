@@ -22,13 +22,16 @@ import pytest
 from mcp import Client as MCPClient
 from mcp.client.stdio import StdioServerParameters
 
-from edge_runner.backends.openai_upstream import OpenAIUpstreamBackend
 from edge_runner.client import Client
 from tests.conftest import MS, ROOT, Stack
-from tests.integration.openai_upstreams import Upstream, llama_engine, upstream
+from tests.integration.openai_upstreams import Upstream, llama_engine, proxied, upstream
 from tests.integration.test_cli import CLI, UpProcess
 
-__all__ = ["llama_engine", "upstream"]  # the fixtures, imported so pytest finds them here
+__all__ = [
+    "llama_engine",
+    "proxied",
+    "upstream",
+]  # the fixtures, imported so pytest finds them here
 
 pytestmark = pytest.mark.slow
 
@@ -98,16 +101,6 @@ def test_up_with_an_openai_upstream_serves_every_path(
         code = up.stop()
         up.close()
     assert code == 0
-
-
-@pytest.fixture
-def proxied(stack: Stack, upstream: Upstream) -> Stack:
-    """A control plane with a runner proxying to the upstream."""
-    backend = OpenAIUpstreamBackend(
-        upstream.base_url, api_key=upstream.api_key, probe_interval=50 * MS
-    )
-    stack.start_runner(backend=backend)
-    return stack
 
 
 def _mcp_server(stack: Stack) -> StdioServerParameters:

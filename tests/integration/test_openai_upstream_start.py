@@ -15,14 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from edge_runner.backends.openai_upstream import START_HINT, OpenAIUpstreamBackend
 from edge_runner.backends.source import ModelSource, build_backend
-from edge_runner.client import Client
 from edge_runner.errors import ConfigError
-from tests.conftest import MS, Stack, wait_for
+from tests.conftest import MS, Stack, model_record, model_status, post_predict, wait_for
 from tests.fakes.openai_server import FakeOpenAIServer
 
 #: a start timeout no test reaches (the tests that wait for it set their own)
@@ -43,25 +41,6 @@ def _backend(
     return OpenAIUpstreamBackend(engine.url, models, probe_interval=20 * MS, **options)
 
 
-def _model(stack: Stack, model_id: str) -> dict[str, Any] | None:
-    with Client(stack.api_base, stack.token) as client:
-        return next((m for m in client.models() if m["id"] == model_id), None)
-
-
-def _status(stack: Stack, model_id: str) -> str:
-    model = _model(stack, model_id)
-    return "absent" if model is None else str(model["status"])
-
-
-def _predict(stack: Stack, model_id: str) -> httpx.Response:
-    return httpx.post(
-        f"{stack.api_base}/v2/models/{model_id}/predict",
-        headers=stack.headers,
-        json={"prompt": "hi"},
-        timeout=10,
-    )
-
-
 @pytest.mark.parametrize("listening", [False, True], ids=["refused", "503-loading"])
 def test_named_models_are_loading_while_it_starts_then_serve(
     stack: Stack, engine: FakeOpenAIServer, listening: bool
@@ -72,13 +51,13 @@ def test_named_models_are_loading_while_it_starts_then_serve(
         engine.start()  # llama-server: listening, 503 "Loading model"
     stack.start_runner(backend=_backend(engine, ["m"]))
     # (the statuses follow the Hello on the tunnel: the first look may precede them)
-    wait_for(lambda: _status(stack, "m") == "loading", "the model to show as loading")
-    model = _model(stack, "m")
+    wait_for(lambda: model_status(stack, "m") == "loading", "the model to show as loading")
+    model = model_record(stack, "m")
     assert model is not None
     assert f"waiting for the OpenAI-compatible server at {engine.url} to answer" in model["message"]
     reason = "Loading model" if listening else "onnect"  # ConnectError: ... refused
-    wait_for(lambda: reason in str((_model(stack, "m") or {}).get("message")), "the reason")
-    response = _predict(stack, "m")
+    wait_for(lambda: reason in str((model_record(stack, "m") or {}).get("message")), "the reason")
+    response = post_predict(stack, "m")
     assert response.status_code == 503
     assert 1 <= int(response.headers["retry-after"]) <= 30
     error = response.json()["error"]
@@ -88,8 +67,8 @@ def test_named_models_are_loading_while_it_starts_then_serve(
     if not listening:
         engine.start()
     engine.loaded.set()
-    wait_for(lambda: _status(stack, "m") == "online", "the model to be online")
-    assert _predict(stack, "m").json()["output"] == "echo: hi"
+    wait_for(lambda: model_status(stack, "m") == "online", "the model to be online")
+    assert post_predict(stack, "m").json()["output"] == "echo: hi"
 
 
 def test_unknown_names_wait_for_the_listing_then_register(
@@ -102,14 +81,14 @@ def test_unknown_names_wait_for_the_listing_then_register(
     wait_for(lambda: "waiting up to 600 s" in caplog.text, "the wait to be logged")
     waiting = [r.getMessage() for r in caplog.records if "waiting up to" in r.getMessage()]
     assert len(waiting) == 1 and engine.url in waiting[0] and START_HINT in waiting[0]
-    assert not running.task.done() and _model(stack, "m") is None
+    assert not running.task.done() and model_record(stack, "m") is None
     engine.start()  # listening, still loading: not yet
     wait_for(lambda: "/v1/models" in engine.requests, "a probe of the loading server")
-    assert _model(stack, "m") is None
+    assert model_record(stack, "m") is None
     engine.loaded.set()
-    wait_for(lambda: _status(stack, "m") == "online", "the listed models to register")
-    assert _status(stack, "other") == "online"
-    assert _predict(stack, "other").json()["output"] == "echo: hi"
+    wait_for(lambda: model_status(stack, "m") == "online", "the listed models to register")
+    assert model_status(stack, "other") == "online"
+    assert post_predict(stack, "other").json()["output"] == "echo: hi"
 
 
 def test_a_wanted_model_the_server_does_not_list_is_withdrawn(
@@ -118,15 +97,15 @@ def test_a_wanted_model_the_server_does_not_list_is_withdrawn(
     """Once it answers, a named model it lacks is withdrawn with what it lists; the rest serve."""
     backend = _backend(engine, ["m", "gone"])
     stack.start_runner(backend=backend)
-    wait_for(lambda: _status(stack, "gone") == "loading", "the model to show as loading")
+    wait_for(lambda: model_status(stack, "gone") == "loading", "the model to show as loading")
     engine.start()
     engine.loaded.set()
-    wait_for(lambda: _status(stack, "gone") == "absent", "the missing model to be withdrawn")
+    wait_for(lambda: model_status(stack, "gone") == "absent", "the missing model to be withdrawn")
     status = backend.status("gone")
     assert status is not None
     assert status.message == f"{engine.url} does not serve 'gone'; it lists: m, other"
-    wait_for(lambda: _status(stack, "m") == "online", "the listed model to be online")
-    assert _predict(stack, "m").status_code == 200
+    wait_for(lambda: model_status(stack, "m") == "online", "the listed model to be online")
+    assert post_predict(stack, "m").status_code == 200
 
 
 def test_a_runner_whose_only_model_is_not_listed_stops_saying_why(
@@ -147,15 +126,15 @@ def test_after_the_start_timeout_the_models_are_unavailable_then_heal(
     """No answer within start_timeout: unavailable, with how to start the server; it keeps
     checking, and the models come online when the server finally answers."""
     stack.start_runner(backend=_backend(engine, ["m"], start_timeout=150 * MS))
-    wait_for(lambda: _status(stack, "m") == "unavailable", "the wait to give up")
-    model = _model(stack, "m")
+    wait_for(lambda: model_status(stack, "m") == "unavailable", "the wait to give up")
+    model = model_record(stack, "m")
     assert model is not None and START_HINT in model["message"]
-    response = _predict(stack, "m")
+    response = post_predict(stack, "m")
     assert response.status_code == 503 and response.json()["error"]["code"] == "MODEL_UNAVAILABLE"
     engine.start()
     engine.loaded.set()
-    wait_for(lambda: _status(stack, "m") == "online", "the model to heal")
-    assert _predict(stack, "m").status_code == 200
+    wait_for(lambda: model_status(stack, "m") == "online", "the model to heal")
+    assert post_predict(stack, "m").status_code == 200
 
 
 def test_unknown_names_and_no_answer_within_the_timeout_fail_saying_how_long(
@@ -200,7 +179,7 @@ def test_a_stop_while_it_waits_for_the_server_is_prompt(
     stack.stop_runner(running, timeout=5_000 * MS)  # raises if the runner is still waiting
     assert time.monotonic() - started < 5_000 * MS
     assert running.task.result() is None  # a clean stop, not an error
-    assert _model(stack, "m") is None
+    assert model_record(stack, "m") is None
 
 
 def test_a_comeback_is_checked_against_the_listing(stack: Stack, engine: FakeOpenAIServer) -> None:
@@ -209,13 +188,13 @@ def test_a_comeback_is_checked_against_the_listing(stack: Stack, engine: FakeOpe
     engine.start()
     engine.loaded.set()
     stack.start_runner(backend=_backend(engine, ["m", "other"]))
-    wait_for(lambda: _status(stack, "other") == "online", "the models to be online")
+    wait_for(lambda: model_status(stack, "other") == "online", "the models to be online")
     engine.close()
-    wait_for(lambda: _status(stack, "other") == "unavailable", "the outage to be seen")
+    wait_for(lambda: model_status(stack, "other") == "unavailable", "the outage to be seen")
     engine.models = ["m"]  # restarted with one model fewer
     engine.start()
-    wait_for(lambda: _status(stack, "other") == "absent", "the unlisted model to be withdrawn")
-    wait_for(lambda: _status(stack, "m") == "online", "the listed one to be back")
+    wait_for(lambda: model_status(stack, "other") == "absent", "the unlisted model to be withdrawn")
+    wait_for(lambda: model_status(stack, "m") == "online", "the listed one to be back")
 
 
 def test_a_model_folder_s_openai_toolkit_waits_as_long_as_the_source_says(
@@ -231,8 +210,8 @@ def test_a_model_folder_s_openai_toolkit_waits_as_long_as_the_source_says(
     backend = build_backend(source, probe_interval=20 * MS, log_progress=False)
     assert isinstance(backend, OpenAIUpstreamBackend) and backend.start_timeout == LONG
     stack.start_runner(backend=backend)
-    wait_for(lambda: _status(stack, "mine") == "loading", "the folder's model to be loading")
+    wait_for(lambda: model_status(stack, "mine") == "loading", "the folder's model to be loading")
     engine.start()
     engine.loaded.set()
-    wait_for(lambda: _status(stack, "mine") == "online", "the folder's model to be online")
-    assert _predict(stack, "mine").json()["output"] == "echo: hi"
+    wait_for(lambda: model_status(stack, "mine") == "online", "the folder's model to be online")
+    assert post_predict(stack, "mine").json()["output"] == "echo: hi"
