@@ -198,12 +198,11 @@ def test_model_init_writes_a_folder_that_wraps_the_server(
         assert "".join(client.generate("wrapper", prompt="hi there", **sampling)) == whole
 
 
+@pytest.mark.parametrize("upstream", ["fake"], indirect=True)  # exact texts: the fake echoes
 def test_fake_texts_are_the_upstreams(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, upstream: Upstream
 ) -> None:
     """Against the fake (it echoes): the prompt the folder built is what reached the server."""
-    if upstream.name != "fake":
-        pytest.skip("exact texts: the fake echoes, the engine does not")
     _point_at(monkeypatch, upstream.base_url, upstream.api_key, upstream.chat_model)
     stack.start_runner(FOLDER)
     r = _v2(stack, "predict", prompt="ping pong")
