@@ -19,9 +19,12 @@ refused connection are exact.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
+import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,6 +173,50 @@ def test_folder_predict_and_generate(wrapped: Stack) -> None:
     assert isinstance(text, str) and text
     assert r.json()["usage"]["prompt_tokens"] > 0
     assert "".join(str(p) for p in _events(wrapped, "generate", **args)) == text
+
+
+@pytest.mark.parametrize("upstream", ["fake"], indirect=True)  # the tiny engine has no vision
+def test_folder_predict_with_an_image_and_tools(wrapped: Stack) -> None:
+    """predict(prompt, image, tools, ...) as the reference's template takes them: an Image and
+    a tool list pass the signature, build_openai_messages makes the multimodal message, the
+    server accepts it, and the answer to the prompt comes back (the fake echoes the text part;
+    what it did with the image is not checked here)."""
+    png = base64.b64encode(_tiny_png()).decode()
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "description": "The weather in a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    r = _v2(
+        wrapped,
+        "predict",
+        prompt="what is this",
+        image={"base64": png},
+        tools=tools,
+        max_tokens=8,
+        temperature=0,
+    )
+    assert r.status_code == 200, r.text
+    assert "what is this" in r.json()["output"]
+
+
+def _tiny_png() -> bytes:
+    """A 1x1 PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
 
 
 def test_model_init_writes_a_folder_that_wraps_the_server(
