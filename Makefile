@@ -60,7 +60,8 @@ test-engines: $(VENV)/.installed-engines
 
 # The Clarifai corpus (tests/clarifai_corpus/) with the real clarifai package installed, in a
 # venv of its own (the package brings ~55 dependencies that the main venv should not carry):
-# the same folders, served unchanged, their classes adapted instead of answered by our layer.
+# the same folders (the corpus, and the OpenAIModelClass and toolkit folders' tests), served
+# unchanged, their classes adapted instead of answered by our layer.
 # fastmcp (and mcp) for the MCP folder: clarifai 12.5.0 does not pull fastmcp itself.
 CLARIFAI      ?= clarifai==12.5.0
 CLARIFAI_VENV := .venv-clarifai
@@ -72,7 +73,7 @@ $(CLARIFAI_VENV)/.installed: pyproject.toml
 
 test-clarifai: $(CLARIFAI_VENV)/.installed
 	$(CLARIFAI_VENV)/bin/python -m pytest -p no:cacheprovider tests/integration/test_clarifai_corpus.py \
-		tests/integration/test_openai_class.py
+		tests/integration/test_openai_class.py tests/integration/test_toolkits.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
