@@ -27,9 +27,11 @@ __all__ = [
     "CompletionWriter",
     "TextCompletionWriter",
     "embeddings_reply",
+    "error_message",
     "include_usage",
     "stop_list",
     "usage_doc",
+    "without_traceback",
 ]
 
 CHAT_METHOD = "openai.chat.completions"
@@ -210,3 +212,19 @@ def embeddings_reply(
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
     return Reply(json.dumps(doc).encode(), usage)
+
+
+def error_message(error: object) -> str:
+    """The message of an OpenAI error object (``{"message": ...}``), else the object as text."""
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)
+
+
+def without_traceback(message: str, limit: int = 2000) -> str:
+    """An upstream's error message up to ``limit`` characters, cut before any Python traceback:
+    llama-cpp-python puts its own in a 500's message, and the server's file paths are not the
+    client's business."""
+    for marker in ("Traceback (most recent call last)", '\n  File "'):
+        message = message.split(marker, 1)[0]
+    return message.strip()[:limit]

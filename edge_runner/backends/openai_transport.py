@@ -27,7 +27,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from edge_runner.backends.base import Reply, StreamReply
-from edge_runner.backends.openai_format import CHAT_METHOD, EMBEDDINGS_METHOD, include_usage
+from edge_runner.backends.openai_format import (
+    CHAT_METHOD,
+    EMBEDDINGS_METHOD,
+    error_message,
+    include_usage,
+    without_traceback,
+)
 from edge_runner.errors import BackendError, ErrorCode, ModelFolderError
 from edge_runner.models.model_class import (
     CallRecord,
@@ -112,16 +118,17 @@ def check_upstream(instance: ModelClass, name: str) -> None:
         listed = [str(card.id) for card in client.models.list().data]
     except Exception as exc:
         status = getattr(exc, "status_code", None)
+        said = without_traceback(str(exc), 300)
         if isinstance(status, int) and 400 <= status < 500:
             raise ModelFolderError(
-                f"{where} refused to list its models ({status}: {_clean(str(exc), 300)}); "
+                f"{where} refused to list its models ({status}: {said}); "
                 f"check the api_key of {name}.client"
             ) from exc
         logger.warning(
             "%s: %s does not list its models (%s); its requests fail until it answers",
             name,
             where,
-            _clean(str(exc), 300),
+            said,
         )
         return
     if model not in listed and f"{model}:latest" not in listed:
@@ -165,7 +172,9 @@ def serve_openai(
         for text in checked_stream(iterate_with_cancel_event(cancel, pieces), record, where):
             doc = _answer(text, where)
             if "error" in doc:
-                raise BackendError(ErrorCode.MODEL_ERROR, f"upstream: {_message(doc['error'])}")
+                raise BackendError(
+                    ErrorCode.MODEL_ERROR, f"upstream: {error_message(doc['error'])}"
+                )
             usage = doc.get("usage")
             if usage:
                 reply.usage = usage_of(record, usage)
@@ -213,7 +222,9 @@ def checked_stream(pieces: Iterator[object], record: CallRecord, where: str) -> 
 
 def transport_error(error: dict[str, Any], record: CallRecord, where: str) -> BackendError:
     """The task error for a transport's in-band error object, by the exception it noted."""
-    details = _clean(str(error.get("details") or error.get("description") or "no details"))
+    details = without_traceback(
+        str(error.get("details") or error.get("description") or "no details")
+    )
     exc = record.errors[-1] if record.errors else None
     if exc is None:
         # Clarifai's class notes nothing before the request reaches _route_request: it was
@@ -255,7 +266,7 @@ def upstream_errors(where: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        translated = upstream_error(exc, where, _clean(str(exc)))
+        translated = upstream_error(exc, where, without_traceback(str(exc)))
         if translated is None:
             raise
         raise translated from exc
@@ -313,18 +324,5 @@ def _answer(text: str, where: str) -> dict[str, Any]:
 def _upstream_message(exc: BaseException, details: str) -> str:
     body = getattr(exc, "body", None)  # openai.APIStatusError: the error object's body
     if isinstance(body, dict):
-        return _clean(_message(body.get("error", body)))
+        return without_traceback(error_message(body.get("error", body)))
     return details
-
-
-def _message(error: object) -> str:
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    return str(error)
-
-
-def _clean(message: str, limit: int = 2000) -> str:
-    """Without a traceback (llama-cpp-python puts its own in a 500's message)."""
-    for marker in ("Traceback (most recent call last)", '\n  File "'):
-        message = message.split(marker, 1)[0]
-    return message.strip()[:limit]

@@ -60,6 +60,8 @@ from edge_runner.backends.openai_format import (
     COMPLETIONS_METHOD,
     EMBEDDINGS_METHOD,
     OPENAI_METHODS,
+    error_message,
+    without_traceback,
 )
 from edge_runner.backends.watch import StartWait, Watcher
 from edge_runner.errors import BackendError, BackendUnreachable, ConfigError, ErrorCode
@@ -617,23 +619,19 @@ def _has_finish_reason(doc: dict[str, Any]) -> bool:
 
 
 def _message(doc: object) -> str:
+    """The message of an answer carrying ``{"error": ...}``, else the answer as text."""
     error = doc.get("error") if isinstance(doc, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    return str(error if error is not None else doc)
+    return error_message(error if error is not None else doc)
 
 
 def _error_text(body: bytes, limit: int = 300) -> str:
     """The message of an error answer's body (OpenAI's ``{"error": {"message": ...}}``), up
-    to ``limit`` characters and without a traceback: llama-cpp-python puts its own in the
-    message of a 500, and the server's file paths are not the client's business."""
+    to ``limit`` characters, without a traceback."""
     try:
         message = _message(json.loads(body))
     except ValueError:
         message = body.decode(errors="replace")
-    for marker in ("Traceback (most recent call last)", '\n  File "'):
-        message = message.split(marker, 1)[0]
-    return message.strip()[:limit]
+    return without_traceback(message, limit)
 
 
 def _upstream_error(status: int, body: bytes) -> BackendError:
