@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up dashboard test test-torch test-clarifai test-engines lint unit integration fuzz bench proto screenshots clean
+.PHONY: up dashboard lab test test-scale test-torch test-clarifai test-engines lint unit integration fuzz bench proto screenshots clean
 
 # The CPU build of torch: on these machines this exact version is a wheel already on disk.
 # Elsewhere pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (the default torch on PyPI is
@@ -36,7 +36,15 @@ dashboard: $(VENV)/.installed
 	$(BIN)/edge-runner dashboard
 
 test: $(VENV)/.installed-dev lint
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m 'not scale'
+	$(MAKE) --no-print-directory test-scale
+
+# The scale-out suite (tests/scale/): real PostgreSQL (Debian's postgresql package; .ci/run
+# installs it when missing), nats-server (from the dev extra) and several control-plane
+# replicas. Serially, on its own: each test starts several processes and times recoveries.
+# Skipped where a service is missing, except under CI=1 (.ci/run sets it): there it fails.
+test-scale: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -p no:cacheprovider -m scale tests/scale
 
 test-torch: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install -q '$(TORCH)' numpy $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
