@@ -123,6 +123,18 @@ class ControlConfig:
         insecure: allow plain text on an address that is not loopback (logged at each start).
         time_scale: multiplies every duration above (``EDGE_RUNNER_TIME_SCALE``: tests and
             chaos drills run the reliability machinery fast; production leaves it at 1).
+        registry: where users, tokens, models and runners live: None for the SQLite file in
+            ``data_dir`` (the default), or a ``postgresql://`` URL (no password in it: libpq
+            reads ``PGPASSFILE``/``PGPASSWORD``) shared by replicas.
+        bus: None for the in-process dispatcher (the default), or ``nats://`` URLs (comma
+            separated) of a NATS JetStream cluster: task queues, leases and result streams
+            shared by replicas. Needs a ``postgresql://`` registry.
+        replica_id: this replica's name, unique among live replicas (with ``bus``; defaults to
+            the host name).
+        advertise_tunnel: the ``HOST:PORT`` runners dial for the gRPC tunnel, as ``/v2/info``
+            tells them (with replicas: the load balancer's), instead of this process' own.
+        bus_replicas: JetStream stream replicas (1, or 3 on a 3-node NATS cluster).
+        nats_creds: a NATS credentials file (never a secret on the command line).
     """
 
     host: str = "127.0.0.1"
@@ -153,6 +165,12 @@ class ControlConfig:
     tls_ca: Path | None = None
     insecure: bool = False
     time_scale: float = 1.0
+    registry: str | None = None
+    bus: str | None = None
+    replica_id: str | None = None
+    advertise_tunnel: str | None = None
+    bus_replicas: int = 1
+    nats_creds: Path | None = None
 
     def __post_init__(self) -> None:
         check_port("port", self.port)
@@ -169,6 +187,19 @@ class ControlConfig:
                 f"refusing to serve plain text on {self.host}: give --tls-cert/--tls-key or "
                 "--tls-self-signed, or --insecure for a trusted network"
             )
+        if self.bus is not None and not (self.registry or "").startswith("postgresql://"):
+            raise ConfigError(
+                "--bus needs a shared registry: replicas on one NATS cluster must share users, "
+                "tokens and models, so give --registry postgresql://... too (a SQLite registry "
+                "is one process' own)"
+            )
+        if self.bus_replicas not in (1, 3, 5):
+            raise ConfigError("--bus-replicas is 1, 3 or 5 (JetStream stream replicas)")
+
+    @property
+    def scaled(self) -> bool:
+        """Whether this is one replica of several (a NATS bus)."""
+        return self.bus is not None
 
     @property
     def tls(self) -> bool:
