@@ -28,6 +28,7 @@ __all__ = [
     "add_control_options",
     "add_listen_options",
     "add_runner_options",
+    "add_scale_options",
     "add_supervision_options",
     "control_config",
     "insecure_option",
@@ -74,6 +75,42 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=_CONTROL["grpc_port"],
         help=f"gRPC tunnel port (default {_CONTROL['grpc_port']}; 0 = any free)",
+    )
+
+
+def add_scale_options(parser: argparse.ArgumentParser) -> None:
+    """``control``'s options for running as one replica of several (docs/scale.md)."""
+    group = parser.add_argument_group(
+        "replicas", "run as one of several replicas on PostgreSQL and NATS JetStream"
+    )
+    group.add_argument(
+        "--registry",
+        metavar="URL",
+        help="postgresql://USER@HOST[:PORT]/DB shared by replicas (default: SQLite in "
+        "--data-dir; env EDGE_RUNNER_REGISTRY). No password in it: PGPASSFILE or PGPASSWORD",
+    )
+    group.add_argument(
+        "--bus",
+        metavar="URLS",
+        help="nats://HOST:PORT[,nats://...] of a NATS JetStream cluster for task queues, leases "
+        "and result streams (default: in-process; env EDGE_RUNNER_BUS); needs --registry",
+    )
+    group.add_argument(
+        "--replica-id", help="this replica's name, unique among live ones (default: host name)"
+    )
+    group.add_argument(
+        "--advertise-tunnel",
+        metavar="HOST:PORT",
+        help="the gRPC tunnel address runners are told to dial (the load balancer's)",
+    )
+    group.add_argument(
+        "--bus-replicas",
+        type=int,
+        default=1,
+        help="JetStream stream replicas: 1, or 3 on a 3-node NATS cluster (default 1)",
+    )
+    group.add_argument(
+        "--nats-creds", type=Path, metavar="FILE", help="NATS credentials file (never argv)"
     )
 
 
@@ -417,6 +454,12 @@ def control_config(args: argparse.Namespace) -> ControlConfig:
         tls_self_signed=getattr(args, "tls_self_signed", False),
         insecure=getattr(args, "insecure", False),
         time_scale=time_scale_from_env(),
+        registry=getattr(args, "registry", None) or os.environ.get("EDGE_RUNNER_REGISTRY") or None,
+        bus=getattr(args, "bus", None) or os.environ.get("EDGE_RUNNER_BUS") or None,
+        replica_id=getattr(args, "replica_id", None),
+        advertise_tunnel=getattr(args, "advertise_tunnel", None),
+        bus_replicas=getattr(args, "bus_replicas", 1),
+        nats_creds=getattr(args, "nats_creds", None),
         **values,
     )
 

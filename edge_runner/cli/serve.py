@@ -19,6 +19,7 @@ from edge_runner.cli.daemon_args import (
     add_control_options,
     add_listen_options,
     add_runner_options,
+    add_scale_options,
     add_supervision_options,
     control_config,
     export_checkpoints,
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_listen_options(control)
     add_control_options(control)
     insecure_option(control)
+    add_scale_options(control)
     add_supervision_options(control)
     control.set_defaults(func=_control)
 

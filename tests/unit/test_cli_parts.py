@@ -104,13 +104,14 @@ def test_up_hands_every_control_limit_to_its_control_plane() -> None:
     argv = control_argv(control_config(args))
     for flag, value in limits.items():
         assert argv[argv.index(flag) + 1] == value
-    # Every tuning option of `control` that `up` also takes is passed on.
+    # Every tuning option of `control` that `up` also takes is passed on (not the replica
+    # options: `up` is one process on SQLite).
     control = build_parser().parse_args(["control"])
     tuning = {
         name
         for name, value in vars(control).items()
         if isinstance(value, int | float) and not isinstance(value, bool)
-    } - {"port", "grpc_port"}
+    } - {"port", "grpc_port", "bus_replicas"}
     assert tuning <= set(CONTROL_SETTINGS)
 
 
