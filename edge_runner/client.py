@@ -48,6 +48,7 @@ from edge_runner.views import (
     JSONValue,
     LogRecordView,
     ModelView,
+    ReplicaView,
     RevokedTokenView,
     RunnerView,
     TaskView,
@@ -280,6 +281,10 @@ class Client(_Base):
     def runners(self) -> list[RunnerView]:
         """This user's runners and their state."""
         return list(self._request("GET", "/v2/runners")["runners"])
+
+    def replicas(self) -> list[ReplicaView]:
+        """The live control-plane replicas (one for an embedded control plane)."""
+        return list(self._request("GET", "/v2/replicas")["replicas"])
 
     def predict(self, model_id: str, method: str = "predict", /, **kwargs: object) -> JSONValue:
         """Call a unary method and return its output."""

@@ -48,7 +48,9 @@ __all__ = [
     "OpenAIModelList",
     "OpenAIModelView",
     "ParamView",
+    "ReadinessView",
     "ReadyView",
+    "ReplicaView",
     "RevokedTokenView",
     "RunnerEvent",
     "RunnerGpuView",
@@ -244,6 +246,32 @@ class RunnerView(RunnerInfoView):
     free: int
     last_seen: float
     gpu_note: NotRequired[str]
+
+
+class ReplicaView(TypedDict):
+    """One of ``GET /v2/replicas``: a control-plane process serving this API.
+
+    ``registry`` and ``bus`` are ``ok`` or why they do not answer; ``self`` marks the replica
+    that answered the request. Times are Unix seconds.
+    """
+
+    id: str
+    api_base: str
+    tunnel: str
+    runners: int
+    tasks: int
+    registry: str
+    bus: str
+    started_at: float
+    last_seen: float
+    self: bool
+
+
+class ReadinessView(TypedDict):
+    """``GET /readyz`` when ready: each check is ``ok``."""
+
+    status: str
+    checks: dict[str, str]
 
 
 class TaskView(TypedDict):

@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from edge_runner.errors import EdgeRunnerError
+from edge_runner.errors import EdgeRunnerError, NotFound
 from edge_runner.views import (
     ContextView,
     GpuInfoView,
     HostView,
     LogRecordView,
     ModelView,
+    ReplicaView,
     RunnerSnapshot,
     RunnerView,
     TaskView,
@@ -50,6 +51,9 @@ class ControlView:
     models: list[ModelView] = field(default_factory=list)
     runners: list[RunnerView] = field(default_factory=list)
     tasks: list[TaskView] = field(default_factory=list)
+    #: the control plane's live replicas (one for an embedded control plane; empty from a
+    #: control plane older than ``GET /v2/replicas``)
+    replicas: list[ReplicaView] = field(default_factory=list)
 
     @property
     def reachable(self) -> bool:
@@ -171,6 +175,7 @@ class LiveSource:
                 models=client.models(),
                 runners=client.runners(),
                 tasks=client.tasks(limit=200),
+                replicas=_replicas(client),
             )
         except EdgeRunnerError as exc:
             return ControlView(name, client.api_base, error=str(exc))
@@ -296,3 +301,11 @@ class LiveSource:
             if stop.is_set():
                 return
             yield record
+
+
+def _replicas(client: Client) -> list[ReplicaView]:
+    """The replicas, or none from a control plane that predates ``GET /v2/replicas``."""
+    try:
+        return client.replicas()
+    except NotFound:
+        return []

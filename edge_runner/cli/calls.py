@@ -1,4 +1,4 @@
-"""Client commands: ``predict``, ``generate``, ``models``, ``runners``.
+"""Client commands: ``predict``, ``generate``, ``models``, ``runners``, ``replicas``.
 
 Method arguments come as ``--NAME VALUE`` pairs parsed by the method's signature types (int,
 float, bool, str; lists and dicts as JSON), or all at once with ``--json '{...}'``;
@@ -73,6 +73,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_output_option(runners)
     _client_options(runners)
     runners.set_defaults(func=_runners)
+
+    replicas = sub.add_parser(
+        "replicas",
+        help="list the control plane's live replicas",
+        description="List the live control-plane replicas behind this context's address (one "
+        "for an embedded control plane): runners each holds, tasks each fronts, and whether "
+        "its registry and task bus answer.",
+    )
+    add_output_option(replicas)
+    _client_options(replicas)
+    replicas.set_defaults(func=_replicas)
 
 
 def parse_method_args(
@@ -304,6 +315,24 @@ def _status_text(model: ModelView) -> str:
     if status == "loading" and model.get("progress"):
         return f"loading {int(float(model['progress']) * 100)} %"
     return status
+
+
+def _replicas(args: argparse.Namespace) -> int:
+    return _list(
+        args,
+        Client.replicas,
+        ("REPLICA", "API", "TUNNEL", "RUNNERS", "TASKS", "REGISTRY", "BUS", "UP"),
+        lambda r: (
+            r["id"] + (" *" if r.get("self") else ""),
+            r.get("api_base", ""),
+            r.get("tunnel", ""),
+            r.get("runners", 0),
+            r.get("tasks", 0),
+            r.get("registry", "?"),
+            r.get("bus", "?"),
+            ago(float(r.get("started_at", 0))),
+        ),
+    )
 
 
 def _runners(args: argparse.Namespace) -> int:

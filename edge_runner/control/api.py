@@ -46,6 +46,7 @@ from edge_runner.control.openai_api import add_openai_routes
 from edge_runner.control.openapi import add_openapi_route
 from edge_runner.control.ops_api import add_ops_routes
 from edge_runner.control.registry import TokenInfo
+from edge_runner.control.replicas_api import add_replica_routes
 from edge_runner.control.state import ControlState
 from edge_runner.control.stream_in_ws import add_stream_in_ws_route
 from edge_runner.control.tasks import Task, TaskDone, TaskEvent, TaskOutput
@@ -195,6 +196,7 @@ def create_app(state: ControlState) -> FastAPI:
     add_openai_routes(app, state, principal)
     add_mcp_routes(app, state, principal)
     add_ops_routes(app, state, principal)
+    add_replica_routes(app, state, principal)
     add_tunnel_route(app, state)
     add_stream_in_ws_route(app, state)
     add_token_routes(app, state, principal)

@@ -8,11 +8,11 @@ show) and, when a body was announced, ``Connection: close``, so the body is neve
 verified :class:`~edge_runner.control.registry.TokenInfo` travels in the ASGI scope under
 :data:`TOKEN_KEY` to the routes' ``principal()``, which checks scopes.
 
-Exempt: ``/healthz``, and the WebSocket tunnel ``/v2/tunnel``, which checks its runner token at
-the upgrade (:mod:`.tunnel_ws`). A WebSocket to a stream-in method (:mod:`.stream_in_ws`) without
-an ``Authorization`` header passes too, with no token in the scope: a browser cannot set that
-header, so the route takes the token from the first message (an invalid header is still refused
-here, before the upgrade).
+Exempt: ``/healthz`` and ``/readyz`` (probes), and the WebSocket tunnel ``/v2/tunnel``, which
+checks its runner token at the upgrade (:mod:`.tunnel_ws`). A WebSocket to a stream-in method
+(:mod:`.stream_in_ws`) without an ``Authorization`` header passes too, with no token in the
+scope: a browser cannot set that header, so the route takes the token from the first message
+(an invalid header is still refused here, before the upgrade).
 
 The gate is also where an exception no route handled becomes our JSON ``500``, logged once
 with its traceback: that is a bug, as failures caused by input are answered with a 4xx.
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 #: the ASGI scope key holding the request's verified TokenInfo
 TOKEN_KEY = "edge_runner.token"
 #: paths that need no token here
-EXEMPT_PATHS = frozenset({"/healthz", TUNNEL_PATH})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", TUNNEL_PATH})
 #: WebSocket paths whose route takes the token from the first message when there is no header
 #: (``/v2/models/{model_id}/{method}/ws``, :mod:`.stream_in_ws`)
 TOKEN_IN_MESSAGE = re.compile(r"/v2/models/[^/]+/[^/]+/ws")

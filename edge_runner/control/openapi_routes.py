@@ -276,6 +276,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/healthz", "health", "Liveness", "meta", {_JSON: ref("Health")}, public=True),
     Operation(
         "GET",
+        "/readyz",
+        "ready",
+        "Readiness: 503 while stopping, or while the registry or the task bus does not answer",
+        "meta",
+        {_JSON: ref("Readiness")},
+        public=True,
+        errors=(ErrorCode.UNAVAILABLE,),
+    ),
+    Operation(
+        "GET",
         "/openapi.json",
         "openapi",
         "This document",
@@ -384,6 +394,15 @@ OPERATIONS: tuple[Operation, ...] = (
         {_JSON: ref("RunnerList")},
         scope="read",
         links={"logs": ("runnerLogs", {"runner_id": "$response.body#/runners/0/id"})},
+    ),
+    Operation(
+        "GET",
+        "/v2/replicas",
+        "listReplicas",
+        "The live control-plane replicas (one for an embedded control plane)",
+        "meta",
+        {_JSON: ref("ReplicaList")},
+        scope="read",
     ),
     Operation(
         "POST",

@@ -259,6 +259,27 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Health": obj({"status": {"const": "ok"}}),
+    "Readiness": obj(
+        {
+            "status": {"const": "ready"},
+            "checks": {"type": "object", "additionalProperties": {"const": "ok"}},
+        }
+    ),
+    "Replica": obj(
+        {
+            "id": _STR,
+            "api_base": _STR,
+            "tunnel": _STR,
+            "runners": {"type": "integer", "minimum": 0},
+            "tasks": {"type": "integer", "minimum": 0},
+            "registry": _STR,
+            "bus": _STR,
+            "started_at": _TIME,
+            "last_seen": _TIME,
+            "self": _BOOL,
+        }
+    ),
+    "ReplicaList": obj({"replicas": {"type": "array", "items": ref("Replica")}}),
     "TokenRequest": obj(
         {"name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:@ -]{0,63}$"}},
         {

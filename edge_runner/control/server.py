@@ -144,6 +144,7 @@ class ControlPlane:
             raise
         self.port = sock.getsockname()[1]
         state.grpc_address = f"{_format_host(settings.host)}:{self.grpc_port}"
+        state.api_base = self.api_base
         _ensure_fd_limit(settings.max_connections)
         limits = HttpLimits(
             max_connections=settings.max_connections,

@@ -20,7 +20,7 @@ from edge_runner.models.wire import signatures_from_spec
 from edge_runner.proto import tunnel_pb2 as pb
 from edge_runner.protocol import ControlSession, SessionState
 from edge_runner.protocol.session import InflightTask
-from edge_runner.views import RunnerGpuView, RunnerInfoView, RunnerView
+from edge_runner.views import ReplicaView, RunnerGpuView, RunnerInfoView, RunnerView
 
 __all__ = ["ControlState", "runner_id_taken"]
 
@@ -53,6 +53,8 @@ class ControlState:
         )
         registry.mark_all_disconnected(time.time())
         self.grpc_address = ""
+        #: the HTTP base URL this process serves (set once it listens)
+        self.api_base = ""
         self.started = time.time()
         #: runners whose tunnel dropped, with the timer that declares them lost
         self.suspects: dict[str, tuple[RunnerLink, asyncio.TimerHandle]] = {}
@@ -317,6 +319,18 @@ class ControlState:
         for _, timer in self.suspects.values():
             timer.cancel()
         self.suspects.clear()
+
+    async def registry_health(self) -> str:
+        """``ok``, or why the registry does not answer (a SQLite file always does)."""
+        return "ok"
+
+    async def bus_health(self) -> str:
+        """``ok``, or why the task bus does not answer (the in-process one always does)."""
+        return "ok"
+
+    async def replicas_view(self, this: ReplicaView) -> list[ReplicaView]:
+        """The live replicas, this one (``this``) first: an embedded plane is the only one."""
+        return [this]
 
     def runners_view(self, user_id: str) -> list[RunnerView]:
         """The user's runners: registry records merged with live tunnel state."""

@@ -118,6 +118,22 @@ def _log(i: int) -> dict[str, Any]:
     }
 
 
+def _replica(i: int, runners: int) -> dict[str, Any]:
+    """Replica ``i`` of a scaled control plane; the second one's bus does not answer."""
+    return {
+        "id": f"cp-{i}",
+        "api_base": f"http://127.0.0.1:{7060 + 10 * i}",
+        "tunnel": f"127.0.0.1:{7061 + 10 * i}",
+        "runners": runners if i == 1 else 0,
+        "tasks": 2 * i,
+        "registry": "ok",
+        "bus": "ok" if i == 1 else "nats: no servers available",
+        "started_at": NOW - 7200,
+        "last_seen": NOW,
+        "self": i == 1,
+    }
+
+
 @dataclass
 class FakeSource:
     """Pinned answers; ``control_error``/``local_error`` simulate outages, ``gpu_count`` the GPUs.
@@ -127,6 +143,7 @@ class FakeSource:
 
     gpu_count: int = 1
     runners: int = 3
+    replicas: int = 2
     tasks: int = 6
     control_error: str = ""
     local_error: str = ""
@@ -160,6 +177,7 @@ class FakeSource:
             else [],
             runners=[_runner(i + 1) for i in range(self.runners)],
             tasks=[_task(i + 1, statuses[i % len(statuses)]) for i in range(self.tasks)],
+            replicas=[_replica(i + 1, self.runners) for i in range(self.replicas)],
         )
 
     def local(self) -> LocalView:

@@ -1,4 +1,5 @@
-"""Overview: the context, control plane, the local runner, rates, and a GPU summary."""
+"""Overview: the context, control plane (its replicas), the local runner, rates, and a GPU
+summary."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class OverviewView(Widget):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("", id="ov-context")
+            yield Static("", id="ov-replicas")
             yield Static("", id="ov-runner")
             yield Static("", id="ov-models")
             with Horizontal(classes="ov-rate"):
@@ -50,6 +52,7 @@ class OverviewView(Widget):
             f"[b]context[/b]  {escape(control.context)}  "
             f"{escape(control.api_base or '-')}  {reach}",
         )
+        set_text(self.query_one("#ov-replicas", Static), _replicas_line(control))
         set_text(self.query_one("#ov-runner", Static), self._runner_line(local, now))
         models = escape(", ".join(_model_text(m) for m in control.models) or "none")
         set_text(self.query_one("#ov-models", Static), f"[b]models[/b]   {models}")
@@ -102,6 +105,25 @@ class OverviewView(Widget):
             total = sum(g["memory_total"] for g in view.gpus)
             text = f"{len(view.gpus)} GPU(s), {util}, {gib(used)}/{gib(total)} GiB"
         set_text(self.query_one("#ov-gpus", Static), f"[b]GPUs[/b]     {text}")
+
+
+def _replicas_line(control: ControlView) -> str:
+    """``control`` and its replicas: id, runners held, tasks fronted, and what is unwell."""
+    replicas = control.replicas
+    if not replicas:
+        return "[b]control[/b]  -"
+    parts = []
+    for replica in replicas:
+        unwell = [
+            f"{name} {replica[name]}" for name in ("registry", "bus") if replica[name] != "ok"
+        ]
+        health = f", {escape(', '.join(unwell))}" if unwell else ""
+        parts.append(
+            f"{escape(replica['id'])} ({replica['runners']} runners, "
+            f"{replica['tasks']} tasks{health})"
+        )
+    count = f"{len(replicas)} replica{'s' if len(replicas) > 1 else ''}"
+    return f"[b]control[/b]  {count}: " + "; ".join(parts)
 
 
 def _model_text(model: ModelView) -> str:
